@@ -1,0 +1,193 @@
+/**
+ * Composition root: createGateway(config, deps?) wires every component. No module-level
+ * singletons, every seam injectable, so tests run several gateways in one process.
+ */
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { Config } from './config/schema.ts';
+import { parseHostPort } from './config/load.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import { ConfigErrors } from './core/errors.ts';
+import { cidrSet } from './core/ip.ts';
+import { checkSpf } from './auth/spf.ts';
+import { authenticateMessage } from './auth/message.ts';
+import { createResolver } from './dns/resolver.ts';
+import type { DnsResolver } from './dns/types.ts';
+import { messageFingerprint } from './message/fingerprint.ts';
+import { parseMessage, prependHeaders, removeForged } from './message/headers.ts';
+import { LineEndingNormaliser } from './message/line-endings.ts';
+import { buildReceived } from './message/received.ts';
+import { createLogger } from './observability/logger.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { startHttp, type HttpEndpoint } from './observability/http.ts';
+import type { PipelineDeps } from './pipeline/deps.ts';
+import { createFirstSeen } from './pipeline/first-seen.ts';
+import { domainSet } from './pipeline/recipient.ts';
+import { decide } from './policy/decide.ts';
+import { loadPolicies } from './policy/load.ts';
+import type { RuleSet } from './policy/types.ts';
+import { createBackend } from './relay/backend.ts';
+import type { Backend } from './relay/backend.ts';
+import { createListener, type Listener } from './smtp/listener.ts';
+import { createSmtpServers } from './smtp/server.ts';
+
+export interface Deps {
+  clock: Clock;
+  logger: Logger;
+  registry: Registry;
+  resolver: DnsResolver;
+  backend: Backend;
+}
+
+export interface Gateway {
+  /** Binds SMTP and HTTP listeners; resolves with the bound ports (port 0 → ephemeral). */
+  start(): Promise<{ smtp: Array<{ host: string; port: number }>; http: number | null }>;
+  /** Reloads the policy folder: all or nothing, the old set stays on any error (thrown). */
+  reloadPolicies(): Promise<void>;
+  /** Stops accepting (new connections get 421), waits for in-flight transactions up to drainTimeoutMs, closes. */
+  stop(): Promise<void>;
+  readonly metrics: Metrics;
+  readonly registry: Registry;
+  readonly logger: Logger;
+}
+
+export async function createGateway(config: Config, overrides: Partial<Deps> = {}): Promise<Gateway> {
+  const clock = overrides.clock ?? systemClock;
+  const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
+  const registry = overrides.registry ?? new Registry();
+  const metrics = createMetrics(registry);
+  const resolver = overrides.resolver ?? createResolver({
+    servers: config.dns.servers.map((s) => parseHostPort(s, 53)),
+    timeoutMs: config.dns.timeoutMs,
+    attempts: config.dns.attempts,
+    cacheSize: config.dns.cacheSize,
+    maxTtlSeconds: config.dns.maxTtlSeconds,
+    maxNegativeTtlSeconds: config.dns.maxNegativeTtlSeconds,
+    clock,
+    observer: {
+      lookup: (type, outcome, seconds) => {
+        metrics.dnsLookups.inc({ type, outcome });
+        metrics.dnsLatency.observe({ type }, seconds);
+      },
+      cacheHit: (type) => metrics.dnsCacheHits.inc({ type }),
+    },
+  });
+  const backend = overrides.backend ?? createBackend({
+    host: config.backend.host,
+    port: config.backend.port,
+    hostname: config.hostname,
+    tls: config.backend.tls,
+    rejectUnauthorized: config.backend.rejectUnauthorized,
+    xclient: config.backend.xclient,
+    poolSize: config.backend.poolSize,
+    idleTimeoutMs: config.backend.idleTimeoutMs,
+    maxMessagesPerConnection: config.backend.maxMessagesPerConnection,
+    maxRcptErrorsPerConnection: config.backend.maxRcptErrorsPerConnection,
+    connectTimeoutMs: config.backend.connectTimeoutMs,
+    commandTimeoutMs: config.backend.commandTimeoutMs,
+    dataTimeoutMs: config.backend.dataTimeoutMs,
+    observer: { relayLatency: () => undefined, relayError: (kind) => metrics.relayErrors.inc({ kind }) },
+  });
+
+  let ruleSet: RuleSet = await loadPolicies(config.policies).catch((err: unknown) => {
+    metrics.policyReloads.inc({ outcome: 'failed' });
+    throw err;
+  });
+  metrics.policyReloads.inc({ outcome: 'ok' });
+  metrics.policyRules.set(ruleSet.rules.length);
+
+  const strict = config.auth.strict;
+  const deps: PipelineDeps = {
+    config,
+    domains: domainSet(config.domains),
+    clock,
+    logger,
+    metrics,
+    decide: (facts, stage) => decide(facts, ruleSet, stage),
+    checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: resolver.resolve, strict }),
+    authenticate: ({ message, ip, helo, sender, spf }) => authenticateMessage({
+      message, ip, helo, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
+      hostname: config.hostname, resolver: resolver.resolve, strict, minBitLength: config.auth.minKeyBits,
+    }),
+    openBackend: (client) => backend.open(client),
+    firstSeen: createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds }),
+    message: {
+      normaliser: () => new LineEndingNormaliser(),
+      fingerprint: messageFingerprint,
+      received: buildReceived,
+      rewrite: (message, authservId, fields) => {
+        const parsed = parseMessage(message);
+        const { kept } = removeForged(parsed.fields, authservId);
+        return prependHeaders({ ...parsed, fields: kept }, fields);
+      },
+    },
+  };
+
+  let draining = false;
+  const servers = createSmtpServers({ deps: () => deps, logger, reverse: resolver.reverseCallback, isDraining: () => draining,
+    onSessionCount: (n) => metrics.sessionsInFlight.set(n) });
+  const listener: Listener = createListener({
+    listen: config.listen,
+    proxyTrusted: cidrSet(config.proxyProtocol.trusted),
+    xclientTrusted: cidrSet(config.xclient.trusted),
+    maxConnections: config.limits.maxConnections,
+    maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+    proxyHeaderTimeoutMs: 10_000,
+    servers,
+    logger,
+    onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
+  });
+  for (const s of [servers.plain, servers.xclient]) {
+    s.on('connect', () => metrics.connections.inc({ outcome: 'accepted', reason: 'ok' }));
+  }
+  let http: HttpEndpoint | null = null;
+
+  return {
+    metrics,
+    registry,
+    logger,
+    async start() {
+      const smtp = await listener.start();
+      if (config.metrics.listen) {
+        http = await startHttp(config.metrics.listen, registry, () => [
+          { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
+          { name: 'backend', check: () => backend.probe() },
+        ]);
+      }
+      logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
+      return { smtp, http: http?.port ?? null };
+    },
+    async reloadPolicies() {
+      try {
+        const next = await loadPolicies(config.policies);
+        ruleSet = next;
+        metrics.policyReloads.inc({ outcome: 'ok' });
+        metrics.policyRules.set(next.rules.length);
+        logger.info({ rules: next.rules.length }, 'policies reloaded');
+      } catch (err) {
+        metrics.policyReloads.inc({ outcome: 'failed' });
+        logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'policy reload failed, keeping the previous policy');
+        throw err;
+      }
+    },
+    async stop() {
+      draining = true;
+      listener.drain();
+      const deadline = clock.now() + config.shutdown.drainTimeoutMs;
+      // Idle sessions are told to go now; busy ones may finish their transaction.
+      const closeIdle = (): void => {
+        for (const s of [servers.plain, servers.xclient]) for (const c of s.sessions()) if (!c.busy()) c.closeWith(421, '4.3.2 Service shutting down, please try again later');
+      };
+      closeIdle();
+      while (servers.sessions.size > 0 && clock.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        closeIdle();
+      }
+      for (const s of [servers.plain, servers.xclient]) for (const c of s.sessions()) c.closeWith(421, '4.3.2 Service shutting down, please try again later');
+      await listener.stop();
+      await backend.close();
+      resolver.close();
+      await http?.close();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * The one configuration schema: keys, types, defaults and a doc string per key. Validated
+ * once at load, then frozen. Key names are a contract with outside tools (DESIGN.md): keep them.
+ * Every leaf can be overridden by an environment variable derived from its path
+ * (backend.port → POSTERN_BACKEND_PORT, see envName()).
+ */
+import os from 'node:os';
+import { z } from 'zod';
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
+const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
+const cidr = z.string().min(1);
+const port = z.number().int().min(0).max(65535);
+const ms = (def: number, doc: string) => z.number().int().min(1).default(def).describe(doc);
+
+const backend = z.strictObject({
+  host: z.string().min(1).default('127.0.0.1').describe('Backend mail store host that receives accepted mail'),
+  port: port.default(10025).describe('Backend SMTP port'),
+  tls: z.enum(['none', 'starttls']).default('none').describe('STARTTLS towards the backend'),
+  rejectUnauthorized: z.boolean().default(true).describe('Verify the backend certificate when tls is starttls'),
+  xclient: z.boolean().default(false).describe('Pass the original client address/name/HELO with XCLIENT when the backend offers it'),
+  poolSize: z.number().int().min(0).default(10).describe('Idle backend connections kept for reuse'),
+  idleTimeoutMs: ms(60_000, 'Idle backend connections are closed after this (keep below Postfix\'s 300 s)'),
+  maxMessagesPerConnection: z.number().int().min(1).default(100).describe('Messages sent over one backend connection before it is replaced'),
+  maxRcptErrorsPerConnection: z.number().int().min(1).default(5).describe('Refused RCPTs on one backend connection before it is replaced (Postfix slows down from the 10th)'),
+  connectTimeoutMs: ms(10_000, 'Backend connect + greeting timeout'),
+  commandTimeoutMs: ms(30_000, 'Backend timeout for MAIL/RCPT/RSET'),
+  dataTimeoutMs: ms(300_000, 'Backend timeout for the final reply after the message (RFC 5321 §4.5.3.2.6)'),
+}).prefault({});
+
+const dns = z.strictObject({
+  servers: z.array(hostPortOptional).default([]).describe('Resolvers as host:port ([v6]:port); empty = the system resolvers of /etc/resolv.conf'),
+  timeoutMs: ms(2_000, 'Timeout of one DNS query attempt'),
+  attempts: z.number().int().min(1).max(5).default(2).describe('Attempts per query, rotating over servers'),
+  cacheSize: z.number().int().min(0).default(10_000).describe('DNS answers kept in the in-process cache'),
+  maxTtlSeconds: z.number().int().min(0).default(3_600).describe('Cap on the TTL of cached answers'),
+  maxNegativeTtlSeconds: z.number().int().min(0).default(300).describe('Cap on caching NXDOMAIN/NODATA (RFC 2308)'),
+}).prefault({});
+
+const limits = z.strictObject({
+  maxMessageSize: z.number().int().min(1024).default(10_000_000).describe('Largest message accepted, bytes (leave room under the backend\'s SIZE for the headers we add)'),
+  maxRecipients: z.number().int().min(1).default(100).describe('Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100)'),
+  maxConnections: z.number().int().min(1).default(1_000).describe('Concurrent SMTP connections in total'),
+  maxConnectionsPerIp: z.number().int().min(1).default(20).describe('Concurrent SMTP connections per client IP'),
+  socketTimeoutMs: ms(300_000, 'Idle time allowed between client commands (RFC 5321 §4.5.3.2.7: 5 min)'),
+  dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
+  maxHeaderBytes: z.number().int().min(1024).default(1_000_000).describe('Largest header block accepted'),
+  bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: repair to CRLF (as Postfix\'s normalize) or reject with 550 5.6.0'),
+}).prefault({});
+
+const auth = z.strictObject({
+  strict: z.boolean().default(true).describe('mailauth strict mode (RFC-exact: rsa-sha1 is dkim=policy, body hash mismatch is fail)'),
+  minKeyBits: z.number().int().min(512).default(1024).describe('Smallest RSA DKIM/ARC key accepted'),
+  firstSeenTtlSeconds: z.number().int().min(60).default(86_400).describe('How long a message\'s first-seen time is remembered (for first_seen_within rules)'),
+}).prefault({});
+
+export const configSchema = z.strictObject({
+  listen: z.array(hostPort).min(1).default(['0.0.0.0:25']).describe('SMTP listeners, host:port'),
+  hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name').default(os.hostname()).describe('Banner name and Authentication-Results authserv-id'),
+  domains: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase().replace(/\.$/, ''))).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve)'),
+  backend,
+  dns,
+  proxyProtocol: z.strictObject({
+    trusted: z.array(cidr).default([]).describe('CIDRs allowed to send a PROXY v1/v2 header (it is then required from them)'),
+  }).prefault({}),
+  xclient: z.strictObject({
+    trusted: z.array(cidr).default([]).describe('CIDRs allowed to use XCLIENT'),
+  }).prefault({}),
+  redis: z.strictObject({
+    url: z.string().optional().describe('redis:// URL; absent = in-memory store (one node)'),
+  }).prefault({}),
+  policies: z.string().min(1).default('policies').describe('Folder of policy YAML files (relative to the config file)'),
+  metrics: z.strictObject({
+    listen: z.union([hostPort, z.literal('')]).default('127.0.0.1:9465').describe('HTTP endpoint for /metrics, /healthz, /readyz (empty = off)'),
+  }).prefault({}),
+  tls: z.strictObject({
+    cert: z.string().optional().describe('PEM certificate file for STARTTLS'),
+    key: z.string().optional().describe('PEM private key file for STARTTLS'),
+  }).prefault({}),
+  limits,
+  auth,
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
+    pretty: z.boolean().default(false).describe('Human-readable log lines instead of JSON'),
+  }).prefault({}),
+  shutdown: z.strictObject({
+    drainTimeoutMs: ms(30_000, 'On SIGTERM, how long in-flight transactions may take before exit'),
+  }).prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,41 @@
+/** IP address normalisation and CIDR sets (ipaddr.js), parsed once and matched per connection. */
+import ipaddr from 'ipaddr.js';
+
+/** Canonical text form: IPv4-mapped IPv6 becomes IPv4, IPv6 is compressed lower-case. Invalid → null. */
+export function normaliseIp(raw: string): string | null {
+  const text = raw.trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  if (!ipaddr.isValid(text)) return null;
+  const addr = ipaddr.parse(text);
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+    return (addr as ipaddr.IPv6).toIPv4Address().toString();
+  }
+  return addr.toString();
+}
+
+export interface CidrSet {
+  readonly size: number;
+  has(ip: string): boolean;
+}
+
+/** Parses "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128). Throws on a bad entry, naming it. */
+export function cidrSet(entries: readonly string[]): CidrSet {
+  const ranges = entries.map((entry): [ipaddr.IPv4 | ipaddr.IPv6, number] => {
+    const text = entry.trim();
+    try {
+      if (text.includes('/')) return ipaddr.parseCIDR(text);
+      const addr = ipaddr.parse(text);
+      return [addr, addr.kind() === 'ipv4' ? 32 : 128];
+    } catch {
+      throw new Error(`invalid IP address or CIDR "${entry}"`);
+    }
+  });
+  return {
+    size: ranges.length,
+    has(ip: string): boolean {
+      const norm = normaliseIp(ip);
+      if (!norm || ranges.length === 0) return false;
+      const addr = ipaddr.parse(norm);
+      return ranges.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * SMTP replies with RFC 3463 enhanced status codes. The basic code and the enhanced code's
+ * class cannot disagree: a 5xx always carries 5.x.x, a 4xx always 4.x.x (a compile error
+ * otherwise). Every reply Postern itself sends comes from here.
+ */
+
+export type TempCode = 421 | 450 | 451 | 452;
+export type PermCode = 550 | 551 | 552 | 553 | 554;
+type Enh<C extends 4 | 5> = `${C}.${number}.${number}`;
+
+export interface TempReply { readonly code: TempCode; readonly enhanced: Enh<4>; readonly text: string }
+export interface PermReply { readonly code: PermCode; readonly enhanced: Enh<5>; readonly text: string }
+export type FailReply = TempReply | PermReply;
+
+export function isTemp(reply: FailReply): reply is TempReply {
+  return reply.code < 500;
+}
+
+/** Reply text must be one line of printable ASCII: it goes on the wire verbatim. */
+export function sanitizeText(text: string): string {
+  return text.replace(/[^\x20-\x7e]+/g, ' ').trim();
+}
+
+/** The line as smtp-server sends it after the code: "5.7.1 text (session id)". */
+export function formatReply(reply: FailReply, sessionId?: string): string {
+  const suffix = sessionId ? ` (${sessionId})` : '';
+  return `${reply.enhanced} ${sanitizeText(reply.text)}${suffix}`;
+}
+
+/** The catalogue of replies Postern originates (DESIGN.md "SMTP replies"). */
+export const REPLIES = {
+  relayDenied: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: recipient domain is not served here' }),
+  routingSyntax: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: source routes and %, ! or @ in the local part are not accepted' }),
+  badRecipient: (): PermReply => ({ code: 553, enhanced: '5.1.3', text: 'Recipient address syntax is invalid' }),
+  badSender: (): PermReply => ({ code: 553, enhanced: '5.1.7', text: 'Sender address syntax is invalid' }),
+  tooManyRecipients: (max: number): TempReply => ({ code: 452, enhanced: '4.5.3', text: `Too many recipients, at most ${max} per message` }),
+  oversize: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message size exceeds the limit of ${max} bytes` }),
+  bareLineEnding: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)' }),
+  dmarcReject: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.1', text: `Rejected by DMARC policy: ${domain} publishes p=reject and the message is not authenticated` }),
+  spfFail: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.23', text: `SPF check failed: ${domain} does not authorize your address to send its mail` }),
+  spfTemperror: (): TempReply => ({ code: 451, enhanced: '4.7.24', text: 'SPF check had a temporary DNS error, please try again later' }),
+  authTemperror: (): TempReply => ({ code: 451, enhanced: '4.7.5', text: 'Authentication checks had a temporary DNS error, please try again later' }),
+  dkimRequired: (): PermReply => ({ code: 550, enhanced: '5.7.20', text: 'No passing DKIM signature found' }),
+  dkimNotAligned: (): PermReply => ({ code: 550, enhanced: '5.7.21', text: 'No acceptable DKIM signature found' }),
+  dkimNoAuthor: (): PermReply => ({ code: 550, enhanced: '5.7.22', text: 'No valid author-matched DKIM signature found' }),
+  policyReject: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Message rejected by policy' }),
+  policyTempfail: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Message deferred by policy, please try again later' }),
+  rateLimited: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Rate limit exceeded, please slow down and try again later' }),
+  tooManyConnections: (): TempReply => ({ code: 421, enhanced: '4.7.0', text: 'Too many connections, please slow down and try again later' }),
+  shuttingDown: (): TempReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
+  backendUnavailable: (): TempReply => ({ code: 451, enhanced: '4.4.1', text: 'Mail store temporarily unavailable, please try again later' }),
+  internalError: (): TempReply => ({ code: 451, enhanced: '4.3.0', text: 'Temporary local problem, please try again later' }),
+  vrfyDisabled: (): { code: 252; enhanced: '2.5.2'; text: string } => ({ code: 252, enhanced: '2.5.2', text: 'Cannot VRFY user, but will accept message and attempt delivery' }),
+} as const;

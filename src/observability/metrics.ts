@@ -1,0 +1,79 @@
+/**
+ * The Prometheus catalogue (prefix postern_). The registry is injected, never prom-client's
+ * global one, so two gateways can run in one process (tests). Label values come from closed
+ * sets (Action, Reason, AuthResult, rule names from our own policy files): never a domain,
+ * an address or an IP.
+ */
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+
+export function createMetrics(registry: Registry, opts: { defaultMetrics?: boolean } = {}) {
+  const registers = [registry];
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'postern_' });
+  return {
+    connections: new Counter({
+      name: 'postern_connections_total', registers,
+      help: 'SMTP connections by outcome (accepted, refused) and reason (ok, too-many-connections, shutting-down, proxy-error)',
+      labelNames: ['outcome', 'reason'] as const,
+    }),
+    sessionsInFlight: new Gauge({ name: 'postern_sessions_in_flight', help: 'Open SMTP sessions', registers }),
+    messages: new Counter({
+      name: 'postern_messages_total', registers,
+      help: 'Finished transactions by enforced action (accept, tag, quarantine, tempfail, reject), policy rule ("" = none) and reason',
+      labelNames: ['action', 'rule', 'reason'] as const,
+    }),
+    monitorWouldHave: new Counter({
+      name: 'postern_monitor_would_have_total', registers,
+      help: 'Monitor-mode rules that matched: the action enforcing them would have taken, by rule',
+      labelNames: ['action', 'rule'] as const,
+    }),
+    authResults: new Counter({
+      name: 'postern_auth_results_total', registers,
+      help: 'Authentication results by method (spf, dkim, arc, dmarc) and result (pass, fail, softfail, neutral, none, temperror, permerror, policy)',
+      labelNames: ['method', 'result'] as const,
+    }),
+    replies: new Counter({
+      name: 'postern_smtp_replies_total', registers,
+      help: 'Replies to MAIL, RCPT and end of DATA by stage and class (2xx, 4xx, 5xx)',
+      labelNames: ['stage', 'class'] as const,
+    }),
+    relayLatency: new Histogram({
+      name: 'postern_relay_duration_seconds', registers,
+      help: 'Time from sending DATA to the backend until its final reply, by outcome (accepted, tempfail, rejected, error)',
+      labelNames: ['outcome'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    }),
+    relayErrors: new Counter({
+      name: 'postern_relay_errors_total', registers,
+      help: 'Backend failures by kind (connect, timeout, closed, protocol, tls)',
+      labelNames: ['kind'] as const,
+    }),
+    dnsLookups: new Counter({
+      name: 'postern_dns_lookups_total', registers,
+      help: 'DNS queries sent, by record type and outcome (ok, nxdomain, nodata, servfail, refused, timeout, error)',
+      labelNames: ['type', 'outcome'] as const,
+    }),
+    dnsCacheHits: new Counter({
+      name: 'postern_dns_cache_hits_total', registers,
+      help: 'DNS answers served from the in-process cache, by record type',
+      labelNames: ['type'] as const,
+    }),
+    dnsLatency: new Histogram({
+      name: 'postern_dns_lookup_duration_seconds', registers,
+      help: 'DNS query latency by record type',
+      labelNames: ['type'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    }),
+    policyReloads: new Counter({
+      name: 'postern_policy_reloads_total', registers,
+      help: 'Policy (re)loads by outcome (ok, failed)',
+      labelNames: ['outcome'] as const,
+    }),
+    policyRules: new Gauge({ name: 'postern_policy_rules', help: 'Rules in the active policy set', registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function replyClass(code: number): '2xx' | '4xx' | '5xx' {
+  return code < 400 ? '2xx' : code < 500 ? '4xx' : '5xx';
+}

@@ -1,0 +1,53 @@
+/**
+ * Recipient acceptance: only our own domains, never anything a backend could read as a
+ * route. Postfix honours `%` and `!` in local parts and source routes when the client is in
+ * mynetworks (which Postern is), so letting them through would make the backend relay for us
+ * (DESIGN.md, "Facts about Postfix").
+ */
+import { domainToASCII } from 'node:url';
+
+export type RecipientCheck =
+  | { ok: true; address: string; domain: string }
+  | { ok: false; why: 'relay-denied' | 'routing-syntax' | 'bad-address' };
+
+/** Domains as configured: "example.com" exact, ".example.com" any subdomain of it. */
+export interface DomainSet {
+  has(domain: string): boolean;
+}
+
+export function domainSet(domains: readonly string[]): DomainSet {
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  for (const d of domains) {
+    const norm = normaliseDomain(d.replace(/^\*?\./, ''));
+    if (!norm) continue;
+    if (d.startsWith('.') || d.startsWith('*.')) suffixes.push('.' + norm);
+    else exact.add(norm);
+  }
+  return { has: (domain) => exact.has(domain) || suffixes.some((s) => domain.endsWith(s)) };
+}
+
+/** Lower-case ASCII (IDNA) form of a domain, without a trailing dot; '' when invalid. */
+export function normaliseDomain(domain: string): string {
+  const ascii = domainToASCII(domain.trim().replace(/\.$/, ''));
+  return ascii.toLowerCase();
+}
+
+export function checkRecipient(raw: string, domains: DomainSet): RecipientCheck {
+  const address = raw.trim();
+  // RFC 5321 §4.1.1.3 / Appendix C: source routes "@a,@b:user@dom" must not be relayed.
+  if (address.startsWith('@') || /^[^"]*:/.test(address.split('@')[0] ?? '')) return { ok: false, why: 'routing-syntax' };
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return { ok: false, why: 'bad-address' };
+  const local = address.slice(0, at);
+  const rawDomain = address.slice(at + 1);
+  if (rawDomain.startsWith('[')) return { ok: false, why: 'relay-denied' }; // address literal: not one of our domains
+  // A quoted local part may hide '@'; '%' and '!' are the old sendmail routing operators.
+  if (/[%!@]/.test(local.replace(/^"|"$/g, '').replace(/\\./g, 'x')) || (local.startsWith('"') && local.includes('@'))) {
+    return { ok: false, why: 'routing-syntax' };
+  }
+  const domain = normaliseDomain(rawDomain);
+  if (!domain || !/^[a-z0-9.-]+$/.test(domain)) return { ok: false, why: 'bad-address' };
+  if (!domains.has(domain)) return { ok: false, why: 'relay-denied' };
+  return { ok: true, address: `${local}@${domain}`, domain };
+}

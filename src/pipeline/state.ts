@@ -1,0 +1,68 @@
+/** Per-connection and per-transaction state the stages share. Owned by the SMTP adapter. */
+import type { Logger } from 'pino';
+import type { SpfFacts, Tier } from '../core/facts.ts';
+
+export type Params = Record<string, string | true>;
+
+export interface SpfOutcome {
+  readonly facts: SpfFacts;
+}
+
+/** The backend transaction as the pipeline needs it (src/relay implements it). */
+export interface BackendReply {
+  readonly code: number;
+  readonly enhanced: string | null;
+  readonly text: string;
+}
+export interface BackendTx {
+  mail(sender: string, params: Params): Promise<BackendReply>;
+  rcpt(address: string, params: Params): Promise<BackendReply>;
+  data(message: Buffer): Promise<BackendReply>;
+  release(): Promise<void>;
+  abort(): void;
+}
+
+export interface Transaction {
+  /** smtp-server's transaction counter within the connection. */
+  readonly seq: number;
+  readonly startedAt: number;
+  readonly sender: string;
+  readonly senderDomain: string;
+  readonly mailParams: Params;
+  readonly spf: SpfOutcome;
+  readonly recipients: Array<{ readonly address: string; readonly params: Params }>;
+  /** Opened at the first recipient we accept; MAIL FROM already mirrored when set. */
+  backend: BackendTx | null;
+}
+
+export interface SessionState {
+  readonly id: string;
+  /** Client address; XCLIENT from a trusted peer may change it, so it is refreshed at MAIL. */
+  ip: string;
+  readonly connectedAt: number;
+  readonly log: Logger;
+  ptr: string | null;
+  helo: string;
+  /** EHLO (true) or HELO (false). */
+  esmtp: boolean;
+  tls: boolean;
+  tlsInfo: { readonly version?: string | null; readonly cipher?: string | null } | null;
+  tier: Tier;
+  tx: Transaction | null;
+  /** Transactions finished on this connection (for the log). */
+  messages: number;
+}
+
+/** Ends a transaction's backend side: RSET and back to the pool, or abort when the client is gone. */
+export async function closeTransaction(state: SessionState, how: 'release' | 'abort'): Promise<void> {
+  const tx = state.tx;
+  state.tx = null;
+  if (!tx?.backend) return;
+  const backend = tx.backend;
+  tx.backend = null;
+  if (how === 'abort') {
+    backend.abort();
+    return;
+  }
+  await backend.release().catch((err: unknown) => state.log.debug({ err }, 'backend release failed'));
+}

@@ -1,0 +1,61 @@
+/**
+ * Thin subclasses of smtp-server's classes, for two things the library does not offer:
+ * - replies that already carry our enhanced status code are sent as they are (the library
+ *   would prefix its own generic code for the basic code: "550 5.1.1 5.7.1 …"), while its own
+ *   replies keep getting theirs, so ENHANCEDSTATUSCODES is advertised truthfully (RFC 2034);
+ * - connections are handed in by our listener (after PROXY v1/v2 from trusted CIDRs), built
+ *   with the connection class above.
+ */
+import type net from 'node:net';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+
+const HAS_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+class PosternConnection extends SMTPConnection {
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (typeof data === 'string' && HAS_ENHANCED.test(data)) {
+      super.send(code, data, false);
+      return;
+    }
+    super.send(code, data, context);
+  }
+}
+
+export interface Connection {
+  readonly id: string;
+  /** Sends a final reply and closes (used when draining). */
+  closeWith(code: number, text: string): void;
+  /** True while a MAIL transaction is open. */
+  busy(): boolean;
+}
+
+export class PosternSmtpServer extends SMTPServer {
+  constructor(options: SMTPServerOptions) {
+    super(options);
+  }
+
+  /** Creates the session on a socket we accepted; mirrors SMTPServer.connect with our connection class. */
+  override connect(socket: net.Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = new PosternConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => this._onClientConnect(data));
+    connection.init();
+  }
+
+  /** Live sessions, for draining. */
+  sessions(): Connection[] {
+    return [...this.connections].map((c) => {
+      const conn = c as SMTPConnection & { id: string; session?: { envelope?: { mailFrom?: unknown } }; close(): void };
+      return {
+        id: conn.id,
+        closeWith: (code: number, text: string) => {
+          conn.send(code, text);
+          conn.close();
+        },
+        busy: () => Boolean(conn.session?.envelope?.mailFrom),
+      };
+    });
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * TCP listeners in front of smtp-server: connection limits (total and per client IP), PROXY
+ * v1/v2 from trusted CIDRs only, the choice of the session flavour (XCLIENT allowed or not,
+ * by CIDR, which smtp-server cannot do), and the 421 answer while draining.
+ */
+import crypto from 'node:crypto';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { parseHostPort } from '../config/load.ts';
+import type { CidrSet } from '../core/ip.ts';
+import { normaliseIp } from '../core/ip.ts';
+import { formatReply, REPLIES, type TempReply } from '../core/reply.ts';
+import type { PosternSmtpServer } from './connection.ts';
+import { readProxyHeader } from './proxy.ts';
+
+export interface ListenerOptions {
+  readonly listen: readonly string[];
+  readonly proxyTrusted: CidrSet;
+  readonly xclientTrusted: CidrSet;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerIp: number;
+  readonly proxyHeaderTimeoutMs: number;
+  /** Sessions without XCLIENT, and the one that allows it (for xclientTrusted peers). */
+  readonly servers: { readonly plain: PosternSmtpServer; readonly xclient: PosternSmtpServer };
+  readonly logger: Logger;
+  readonly onRefused?: (reason: 'too-many-connections' | 'shutting-down' | 'proxy-error') => void;
+}
+
+export interface Listener {
+  /** Binds every address; resolves with the bound addresses (port 0 → the ephemeral port). */
+  start(): Promise<Array<{ host: string; port: number }>>;
+  /** From now on new connections get 421. */
+  drain(): void;
+  /** Stops listening. */
+  stop(): Promise<void>;
+  connectionCount(): number;
+}
+
+/** Same alphabet and length as smtp-server's own ids, so logs look alike. */
+function sessionId(): string {
+  return BigInt('0x' + crypto.randomBytes(10).toString('hex')).toString(32).padStart(16, '0');
+}
+
+export function createListener(opts: ListenerOptions): Listener {
+  const servers: net.Server[] = [];
+  const perIp = new Map<string, number>();
+  let total = 0;
+  let draining = false;
+
+  const refuse = (socket: net.Socket, reply: TempReply, reason: 'too-many-connections' | 'shutting-down'): void => {
+    opts.onRefused?.(reason);
+    socket.on('error', () => undefined);
+    socket.end(`${reply.code} ${formatReply(reply)}\r\n`);
+    setTimeout(() => socket.destroy(), 2_000).unref();
+  };
+
+  const handle = async (socket: net.Socket): Promise<void> => {
+    total++;
+    let counted: string | null = null;
+    socket.once('close', () => {
+      total--;
+      if (counted !== null) {
+        const n = (perIp.get(counted) ?? 1) - 1;
+        if (n <= 0) perIp.delete(counted);
+        else perIp.set(counted, n);
+      }
+    });
+    if (draining) return refuse(socket, REPLIES.shuttingDown(), 'shutting-down');
+    if (total > opts.maxConnections) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+
+    const peer = normaliseIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
+    let remoteAddress = peer;
+    let remotePort = socket.remotePort ?? 0;
+    if (opts.proxyTrusted.has(peer)) {
+      try {
+        const proxied = await readProxyHeader(socket, opts.proxyHeaderTimeoutMs);
+        if (proxied.remoteAddress) {
+          remoteAddress = proxied.remoteAddress;
+          remotePort = proxied.remotePort ?? 0;
+        }
+      } catch (err) {
+        opts.onRefused?.('proxy-error');
+        opts.logger.warn({ peer, err: (err as Error).message }, 'PROXY header refused');
+        socket.destroy();
+        return;
+      }
+    }
+    const n = (perIp.get(remoteAddress) ?? 0) + 1;
+    perIp.set(remoteAddress, n);
+    counted = remoteAddress;
+    if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+
+    const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
+    server.connect(socket, { id: sessionId(), remoteAddress, remotePort });
+  };
+
+  return {
+    async start() {
+      const bound: Array<{ host: string; port: number }> = [];
+      for (const entry of opts.listen) {
+        const { host, port } = parseHostPort(entry);
+        const server = net.createServer({ noDelay: true }, (socket) => {
+          handle(socket).catch((err: unknown) => {
+            opts.logger.error({ err }, 'connection setup failed');
+            socket.destroy();
+          });
+        });
+        server.on('error', (err) => opts.logger.error({ err }, 'listener error'));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ host, port }, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        const addr = server.address() as net.AddressInfo;
+        bound.push({ host: addr.address, port: addr.port });
+        servers.push(server);
+      }
+      return bound;
+    },
+    drain() {
+      draining = true;
+    },
+    async stop() {
+      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      servers.length = 0;
+    },
+    connectionCount: () => total,
+  };
+}
