@@ -11,8 +11,7 @@ import { ConfigErrors } from './core/errors.ts';
 import { cidrSet } from './core/ip.ts';
 import { checkSpf } from './auth/spf.ts';
 import { authenticateMessage } from './auth/message.ts';
-import { createResolver } from './dns/resolver.ts';
-import type { DnsResolver } from './dns/types.ts';
+import { createResolver, mailauthResolver, type DnsResolver } from './dns/index.ts';
 import { messageFingerprint } from './message/fingerprint.ts';
 import { parseMessage, prependHeaders, removeForged } from './message/headers.ts';
 import { LineEndingNormaliser } from './message/line-endings.ts';
@@ -97,6 +96,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   metrics.policyRules.set(ruleSet.rules.length);
 
   const strict = config.auth.strict;
+  const authDns = mailauthResolver(resolver);
   const deps: PipelineDeps = {
     config,
     domains: domainSet(config.domains),
@@ -104,10 +104,10 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     logger,
     metrics,
     decide: (facts, stage) => decide(facts, ruleSet, stage),
-    checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: resolver.resolve, strict }),
-    authenticate: ({ message, ip, helo, sender, spf }) => authenticateMessage({
-      message, ip, helo, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
-      hostname: config.hostname, resolver: resolver.resolve, strict, minBitLength: config.auth.minKeyBits,
+    checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
+    authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
+      message, ip, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
+      hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
     }),
     openBackend: (client) => backend.open(client),
     firstSeen: createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds }),

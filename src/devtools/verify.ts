@@ -10,7 +10,7 @@ import type { Facts } from '../core/facts.ts';
 import { normaliseIp } from '../core/ip.ts';
 import { checkSpf } from '../auth/spf.ts';
 import { authenticateMessage } from '../auth/message.ts';
-import { createResolver } from '../dns/resolver.ts';
+import { createResolver, mailauthResolver } from '../dns/index.ts';
 import { normaliseLineEndings } from '../message/line-endings.ts';
 import { formatField } from '../message/fold.ts';
 import { decide } from '../policy/decide.ts';
@@ -26,9 +26,9 @@ export async function verifyMessage(config: Config, input: VerifyInput): Promise
   try {
     const ruleSet = await loadPolicies(config.policies);
     const message = normaliseLineEndings(fs.readFileSync(input.file)).data;
-    const common = { hostname: config.hostname, resolver: resolver.resolve, strict: config.auth.strict };
+    const common = { hostname: config.hostname, resolver: mailauthResolver(resolver), strict: config.auth.strict };
     const spf = await checkSpf({ ip, helo: input.helo, sender: input.sender, ...common });
-    const auth = await authenticateMessage({ message, ip, helo: input.helo, sender: input.sender, spf, minBitLength: config.auth.minKeyBits, ...common });
+    const auth = await authenticateMessage({ message, ip, sender: input.sender, spf, minBitLength: config.auth.minKeyBits, ...common });
     const senderDomain = input.sender ? normaliseDomain(input.sender.slice(input.sender.lastIndexOf('@') + 1)) : '';
     const facts: Facts = {
       client: { ip, ptr: null, helo: input.helo, tls: false, tier: 'neutral' },

@@ -1,0 +1,193 @@
+import type { Readable } from 'node:stream';
+import { arc, dkimVerify, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
+import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
+import type { ArcFacts, DkimSignatureFacts, DmarcFacts } from '../core/facts.ts';
+import { buildAuthResults } from './auth-results.ts';
+import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import type { SpfOutcome } from './spf.ts';
+
+/**
+ * DKIM + ARC + DMARC at end of DATA, composed as mailauth's authenticate() does
+ * (lib/mailauth.js), with three differences: SPF comes from MAIL FROM time (checkSpf), and
+ * there is no BIMI, no ARC sealing and no trustReceived.
+ */
+
+export interface MessageAuthInput {
+  /** The message as received (CRLF line endings), before we add any header. */
+  readonly message: Buffer | Readable;
+  /** Client IP, reported as smtp.remote-ip of arc= in strict mode (RFC 8617 §6). */
+  readonly ip: string;
+  /** MAIL FROM; '' for the null reverse-path. */
+  readonly sender: string;
+  readonly spf: SpfOutcome;
+  /** Our host name, the authserv-id. */
+  readonly hostname: string;
+  readonly resolver: DNSResolver;
+  readonly strict: boolean;
+  /** Keys shorter than this give dkim=policy (weak-key). */
+  readonly minBitLength: number;
+  /** Milliseconds since the epoch for the t=/x= checks (the Clock seam); default: now. */
+  readonly now?: number;
+}
+
+/** Why DMARC could not be evaluated (RFC 9989 §5.3.1), mailauth's words, or our own. */
+export type DmarcSkipReason =
+  | 'no-author-domain' | 'multiple-author-domains' | 'invalid-author-domain' | 'multiple-from-fields'
+  | 'evaluation-failed';
+
+export interface MessageAuthOutcome {
+  /** One entry per DKIM-Signature; empty when the message is not signed. */
+  readonly dkim: DkimSignatureFacts[];
+  readonly arc: ArcFacts;
+  /** null when there is no single author domain; dmarcSkipReason says why. */
+  readonly dmarc: DmarcFacts | null;
+  readonly dmarcSkipReason: DmarcSkipReason | null;
+  readonly fromDomain: string | null;
+  readonly messageId: string | null;
+  /** Authentication-Results field value: "hostname;\r\n spf=...;\r\n dkim=...;\r\n arc=...;\r\n dmarc=...". */
+  readonly authResults: string;
+}
+
+type DmarcEvaluation = Awaited<ReturnType<typeof evaluateDmarc>>;
+
+/**
+ * Rejects only when reading the message fails (a stream error) or the authserv-id is not
+ * usable (a configuration error). DNS trouble is a temperror result, never an exception.
+ */
+export async function authenticateMessage(input: MessageAuthInput): Promise<MessageAuthOutcome> {
+  const { resolver, strict, minBitLength } = input;
+  const dkimResult = await dkimVerify(input.message, {
+    resolver,
+    sender: input.sender || undefined,
+    minBitLength,
+    strict,
+    ...(input.now !== undefined ? { curTime: new Date(input.now) } : {}),
+  });
+
+  const arcOutcome = await verifyArc(dkimResult, input);
+
+  const raw = input.spf.raw;
+  let evaluation: DmarcEvaluation | null = null;
+  let dmarcError: string | null = null;
+  try {
+    evaluation = await evaluateDmarc({
+      headerFrom: dkimResult.headerFrom,
+      fromFields: dkimResult.fromFields,
+      // as authenticate(): the SPF-authenticated domain only when SPF passed
+      spfDomains: raw && raw.status.result === 'pass' && raw.domain ? [raw.domain] : [],
+      dkimDomains: dkimResult.results
+        .filter((r) => r.status.result === 'pass' && r.signingDomain)
+        .map((r) => ({ id: r.id, domain: r.signingDomain ?? '', aligned: r.status.aligned, underSized: r.status.underSized })),
+      arcResult: arcOutcome.result ?? undefined,
+      resolver,
+      strict,
+    });
+  } catch (err) {
+    dmarcError = err instanceof Error ? err.message : String(err);
+  }
+
+  const response = evaluation?.response || null;
+  const fromDomain = response ? normaliseDomain(response.status.header?.from) : dmarcError ? singleAuthorDomain(dkimResult) : null;
+  const dkim = dkimFacts(dkimResult.results, evaluation);
+
+  let dmarc: DmarcFacts | null = null;
+  let dmarcSkipReason: DmarcSkipReason | null = null;
+  let dmarcInfo: string;
+  if (response) {
+    dmarc = {
+      result: toAuthResult(response.status.result),
+      domain: fromDomain ?? '',
+      policy: toDmarcPolicy(response.policy),
+      spfAligned: Boolean(response.alignment?.spf?.result),
+      dkimAligned: Boolean(response.alignment?.dkim?.result),
+      reason: reasonOf(response.status, response.error),
+    };
+    dmarcInfo = response.info;
+  } else if (dmarcError !== null && fromDomain) {
+    dmarc = { result: 'temperror', domain: fromDomain, policy: null, spfAligned: false, dkimAligned: false, reason: dmarcError };
+    dmarcInfo = `dmarc=temperror (dmarc evaluation failed) header.from=${fromDomain}`;
+  } else {
+    dmarcSkipReason = dmarcError !== null ? 'evaluation-failed' : (evaluation?.reason ?? 'no-author-domain');
+    // RFC 9989 §5.3.1: not evaluable; written as permerror so that no reader takes it for a
+    // domain without a policy (RFC 9989 §11.5 suggests treating such messages as suspicious)
+    dmarcInfo = `dmarc=permerror (${dmarcSkipReason})`;
+  }
+
+  return {
+    dkim,
+    arc: arcOutcome.facts,
+    dmarc,
+    dmarcSkipReason,
+    fromDomain,
+    messageId: messageIdOf(dkimResult),
+    authResults: buildAuthResults(input.hostname, {
+      spf: input.spf.header,
+      dkim: dkimResult.results.map((r) => r.info),
+      arc: arcOutcome.info,
+      dmarc: dmarcInfo,
+    }),
+  };
+}
+
+async function verifyArc(
+  dkimResult: DKIMVerifyResult,
+  input: MessageAuthInput,
+): Promise<{ facts: ArcFacts; info: string; result: ARCResult | null }> {
+  try {
+    // dkimVerify's ARC data has chain: false when there is none, which arc() handles; its
+    // declared type (ARCSigningData) differs from arc()'s parameter only in that
+    const data = (dkimResult.arc ?? { chain: false }) as unknown as ARCData;
+    const result = await arc(data, { resolver: input.resolver, minBitLength: input.minBitLength, strict: input.strict, ip: input.ip });
+    const facts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status) };
+    // the lenient mode leaves arc=none out of the header; we always write it
+    return { facts, info: result.info || `arc=${facts.result}`, result };
+  } catch (err) {
+    const reason = `arc evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
+    return { facts: { result: 'temperror', reason }, info: 'arc=temperror (arc evaluation failed)', result: null };
+  }
+}
+
+/**
+ * Per-signature facts. `aligned` follows the fix-up authenticate() does after DMARC: a passing
+ * signature is aligned when DMARC counted it; a failing one keeps the verifier's relaxed guess,
+ * narrowed to an exact match when the record asks for strict DKIM alignment (adkim=s).
+ */
+function dkimFacts(results: readonly DKIMResult[], evaluation: DmarcEvaluation | null): DkimSignatureFacts[] {
+  const response = evaluation?.response || null;
+  const alignedSet = evaluation?.dkimAligned;
+  const from = normaliseDomain(response ? response.status.header?.from : '');
+  return results
+    .filter((r) => !(r.status.result === 'none' && !r.signingDomain)) // "message not signed"
+    .map((r) => {
+      const domain = normaliseDomain(r.signingDomain);
+      let aligned = Boolean(r.status.aligned);
+      if (alignedSet && response) {
+        if (r.status.result === 'pass') aligned = alignedSet.has(domain);
+        else if (response.alignment.dkim.strict) aligned = aligned && domain === from;
+      }
+      return {
+        result: toAuthResult(r.status.result),
+        domain,
+        selector: r.selector ?? '',
+        algorithm: r.algo ?? '',
+        aligned,
+        reason: reasonOf(r.status),
+      };
+    });
+}
+
+/** The one author domain when evaluateDmarc itself failed: one From field, one domain. */
+function singleAuthorDomain(dkimResult: DKIMVerifyResult): string | null {
+  const domains = new Set(dkimResult.headerFrom.map(domainOf));
+  const [only] = domains;
+  return dkimResult.fromFields === 1 && domains.size === 1 && only ? only : null;
+}
+
+/** The first Message-ID field, unfolded (RFC 5322 §3.6.4). */
+function messageIdOf(dkimResult: DKIMVerifyResult): string | null {
+  const row = dkimResult.headers?.parsed.find((h) => h.key === 'message-id');
+  if (!row) return null;
+  const text = row.line.toString('utf8');
+  const value = text.slice(text.indexOf(':') + 1).replace(/\r?\n/g, '').trim();
+  return value || null;
+}

@@ -1,0 +1,59 @@
+/* eslint-disable @typescript-eslint/no-floating-promises -- node:test awaits describe()/it() itself */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from '../../../src/auth/normalise.ts';
+
+describe('toAuthResult', () => {
+  it('keeps every RFC 8601 word we use', () => {
+    for (const word of ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror', 'policy'] as const) {
+      assert.equal(toAuthResult(word), word);
+    }
+  });
+
+  it('maps mailauth and tool spellings (STYLE §2.7)', () => {
+    assert.equal(toAuthResult('temperr'), 'temperror');
+    assert.equal(toAuthResult('hardfail'), 'fail');
+    assert.equal(toAuthResult('skipped'), 'none');
+    assert.equal(toAuthResult('declined'), 'none');
+    assert.equal(toAuthResult(' PASS '), 'pass');
+  });
+
+  it('an unknown or missing word is permerror, never none', () => {
+    assert.equal(toAuthResult('bogus'), 'permerror');
+    assert.equal(toAuthResult(''), 'permerror');
+    assert.equal(toAuthResult(undefined), 'permerror');
+    assert.equal(toAuthResult(42), 'permerror');
+  });
+});
+
+describe('toDmarcPolicy', () => {
+  it('accepts the three policies only', () => {
+    assert.equal(toDmarcPolicy('reject'), 'reject');
+    assert.equal(toDmarcPolicy('Quarantine'), 'quarantine');
+    assert.equal(toDmarcPolicy('none'), 'none');
+    assert.equal(toDmarcPolicy('discard'), null);
+    assert.equal(toDmarcPolicy(undefined), null);
+  });
+});
+
+describe('domains', () => {
+  it('lower-cases, drops the root dot, converts U-labels to A-labels (RFC 8616 §4)', () => {
+    assert.equal(normaliseDomain('Example.COM.'), 'example.com');
+    assert.equal(normaliseDomain('Bücher.example'), 'xn--bcher-kva.example');
+    assert.equal(normaliseDomain('[192.0.2.1]'), '[192.0.2.1]');
+    assert.equal(normaliseDomain(undefined), '');
+  });
+
+  it('takes the domain after the last @', () => {
+    assert.equal(domainOf('"a@b"@Example.ORG'), 'example.org');
+    assert.equal(domainOf('mx.example.net'), 'mx.example.net');
+  });
+});
+
+describe('reasonOf', () => {
+  it('joins the comment, policy properties and extra detail', () => {
+    assert.equal(reasonOf({ comment: 'weak key', policy: { 'dkim-rules': 'weak-key' } }, 'x'), 'weak key; dkim-rules=weak-key; x');
+    assert.equal(reasonOf({ result: 'pass' }), '');
+    assert.equal(reasonOf(null), '');
+  });
+});
