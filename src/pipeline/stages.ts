@@ -21,7 +21,9 @@ import { logDecision, type Outcome } from './record.ts';
 export async function mailStage(deps: PipelineDeps, state: SessionState, seq: number, sender: string, params: Params): Promise<void> {
   await closeTransaction(state, 'release'); // a transaction the client abandoned (RSET, new MAIL)
   const at = sender.lastIndexOf('@');
-  const senderDomain = sender === '' ? '' : normaliseDomain(sender.slice(at + 1));
+  const rawDomain = sender.slice(at + 1);
+  // An address literal (user@[192.0.2.1]) is a valid sender (RFC 5321 §4.1.3); SPF gives none.
+  const senderDomain = sender === '' ? '' : rawDomain.startsWith('[') ? rawDomain.toLowerCase() : normaliseDomain(rawDomain);
   if (sender !== '' && (at <= 0 || !senderDomain)) {
     throw reply(deps, state, 'mail', REPLIES.badSender(), 'bad-address');
   }
@@ -141,14 +143,14 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     answer = await backend.data(outgoing);
   } catch (err) {
     await closeTransaction(state, 'abort');
-    deps.metrics.relayLatency.observe({ outcome: 'error' }, (deps.clock.now() - relayStart) / 1000);
     const r = REPLIES.backendUnavailable();
     record(deps, state, tx, { decision, facts, reply: r, stage: 'data', reason: 'backend-unavailable', error: err, timing });
     throw new SmtpReplyError(r, 'backend-unavailable', state.id, { cause: err });
   }
   const relayMs = deps.clock.now() - relayStart;
-  deps.metrics.relayLatency.observe({ outcome: answer.code < 300 ? 'accepted' : answer.code < 500 ? 'tempfail' : 'rejected' }, relayMs / 1000);
-  await closeTransaction(state, 'release');
+  // Answer the client first: the backend's RSET/pooling must not widen the window between
+  // its 250 and ours (RFC 1047 duplicates). release() never rejects.
+  void closeTransaction(state, 'release');
   state.messages++;
   if (answer.code >= 300) {
     const r = mirror(answer);
@@ -242,7 +244,6 @@ async function backendCall<T>(deps: PipelineDeps, state: SessionState, fn: () =>
   } catch (err) {
     if (err instanceof SmtpReplyError) throw err;
     const kind = (err as { kind?: string }).kind ?? 'error';
-    deps.metrics.relayErrors.inc({ kind });
     state.log.warn({ err: (err as Error).message, kind }, 'backend unavailable');
     if (state.tx?.backend) await closeTransaction(state, 'abort');
     throw reply(deps, state, stage, REPLIES.backendUnavailable(), 'backend-unavailable', err);

@@ -4,7 +4,7 @@
  * only v1 and only exact addresses (STYLE.md §2.5), so we read the header before handing the
  * socket over. Spec: https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt
  */
-import type { Socket } from 'node:net';
+import { isIPv4, isIPv6, type Socket } from 'node:net';
 import { normaliseIp } from '../core/ip.ts';
 
 export interface ProxiedAddress {
@@ -41,10 +41,12 @@ function parseV1(buf: Buffer): Parse {
   const proto = parts[1];
   if (proto === 'UNKNOWN') return { done: { remoteAddress: null, remotePort: null }, length: end + 2 };
   if ((proto !== 'TCP4' && proto !== 'TCP6') || parts.length !== 6) throw new ProxyHeaderError('malformed PROXY v1 header');
-  const ip = normaliseIp(parts[2] ?? '');
+  const raw = parts[2] ?? '';
+  // TCP6 may carry an IPv4-mapped address (a dual-stack balancer); it is normalised to IPv4.
+  if ((proto === 'TCP4' && !isIPv4(raw)) || (proto === 'TCP6' && !isIPv6(raw))) throw new ProxyHeaderError('PROXY v1 address does not match its family');
+  const ip = normaliseIp(raw);
   const port = Number(parts[4]);
   if (!ip || !Number.isInteger(port) || port < 0 || port > 65535) throw new ProxyHeaderError('malformed PROXY v1 address');
-  if ((proto === 'TCP4') !== !ip.includes(':')) throw new ProxyHeaderError('PROXY v1 address does not match its family');
   return { done: { remoteAddress: ip, remotePort: port }, length: end + 2 };
 }
 

@@ -1,0 +1,94 @@
+/**
+ * One precompiled condition per match key. Each test reads only normalised facts (core/facts.ts)
+ * and Sets or matchers built at load; nothing here parses YAML or touches a file.
+ */
+import type { AuthResult, DkimSignatureFacts, Facts } from '../core/facts.ts';
+import type { IpMatcher } from './ip.ts';
+import type { NameMatcher } from './names.ts';
+import { MAIL_STAGE_KEYS, type Condition, type MatchInput, type MatchKey } from './types.ts';
+
+const NO_SIGNATURES: readonly DkimSignatureFacts[] = [];
+
+function signatures(facts: Facts): readonly DkimSignatureFacts[] {
+  return facts.dkim ?? NO_SIGNATURES;
+}
+
+function condition(key: MatchKey, test: (input: MatchInput) => boolean): Condition {
+  return Object.freeze({ key, stage: MAIL_STAGE_KEYS.has(key) ? 'mail' : 'data', test });
+}
+
+export function ipCondition(match: IpMatcher): Condition {
+  return condition('ip', (input) => {
+    const ip = input.clientIp();
+    return ip !== null && match(ip);
+  });
+}
+
+/** helo, ptr, sender_domain, from_domain: a single name from the facts; absent never matches. */
+export function nameCondition(key: 'helo' | 'ptr' | 'sender_domain' | 'from_domain', match: NameMatcher): Condition {
+  const read: (f: Facts) => string | null | undefined = {
+    helo: (f: Facts) => f.client.helo,
+    ptr: (f: Facts) => f.client.ptr,
+    sender_domain: (f: Facts) => f.envelope.senderDomain,
+    from_domain: (f: Facts) => f.message?.fromDomain,
+  }[key];
+  return condition(key, ({ facts }) => {
+    const value = read(facts);
+    return !!value && match(value);
+  });
+}
+
+/** Any recipient of the message matches (so `not: { recipient: … }` means none does). */
+export function recipientCondition(match: NameMatcher): Condition {
+  return condition('recipient', ({ facts }) => facts.envelope.recipients.some(match));
+}
+
+/** A passing signature whose d= matches. */
+export function dkimDomainCondition(match: NameMatcher): Condition {
+  return condition('dkim_domain', ({ facts }) => signatures(facts).some((s) => s.result === 'pass' && match(s.domain)));
+}
+
+export function resultCondition(key: 'spf' | 'dkim' | 'arc' | 'dmarc', results: readonly AuthResult[]): Condition {
+  const wanted = new Set(results);
+  switch (key) {
+    case 'spf': return condition(key, ({ facts }) => wanted.has(facts.spf.result));
+    case 'arc': return condition(key, ({ facts }) => wanted.has(facts.arc?.result ?? 'none'));
+    case 'dmarc': return condition(key, ({ facts }) => wanted.has(facts.dmarc?.result ?? 'none'));
+    // Any signature with a wanted result; no signature at all is the result `none`.
+    case 'dkim': return condition(key, ({ facts }) => {
+      const sigs = signatures(facts);
+      return sigs.length === 0 ? wanted.has('none') : sigs.some((s) => wanted.has(s.result));
+    });
+  }
+}
+
+export function dmarcPolicyCondition(policies: readonly string[]): Condition {
+  const wanted = new Set(policies);
+  return condition('dmarc_policy', ({ facts }) => wanted.has(facts.dmarc?.policy ?? 'absent'));
+}
+
+export function tierCondition(tiers: readonly string[]): Condition {
+  const wanted = new Set(tiers);
+  return condition('tier', ({ facts }) => wanted.has(facts.client.tier));
+}
+
+/** A passing signature aligned with the From domain (RFC 7489 §3.1.1) exists, or not. */
+export function dkimAlignedCondition(expected: boolean): Condition {
+  return condition('dkim_aligned', ({ facts }) => signatures(facts).some((s) => s.result === 'pass' && s.aligned) === expected);
+}
+
+/** A DNS temperror in any check: the result could change on retry (RFC 8601 §2.7.1). */
+export function authTemperrorCondition(expected: boolean): Condition {
+  return condition('auth_temperror', ({ facts }) => {
+    const any = facts.spf.result === 'temperror'
+      || facts.arc?.result === 'temperror'
+      || facts.dmarc?.result === 'temperror'
+      || signatures(facts).some((s) => s.result === 'temperror');
+    return any === expected;
+  });
+}
+
+/** The message was first offered less than `seconds` ago: the retry window of a tempfail rule. */
+export function firstSeenCondition(seconds: number): Condition {
+  return condition('first_seen_within', ({ facts }) => (facts.message?.firstSeenSeconds ?? 0) < seconds);
+}
