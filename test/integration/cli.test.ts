@@ -1,0 +1,126 @@
+/**
+ * The postern CLI as an operator runs it (a real child process): check-config naming
+ * file:line for broken config and policy, verify printing Authentication-Results and the
+ * verdict, serve refusing to run as an open relay and draining on SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
+import { dkimKey, message, sign } from '../harness/mail.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const MAIN = path.join(ROOT, 'src/main.ts');
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('postern CLI', () => {
+  let dir: string;
+  let dns: DnsTestServer;
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-cli-'));
+    dns = await startDnsServer();
+  });
+  after(async () => {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await dns.close();
+  });
+
+  it('check-config accepts the shipped policies and prints a summary', async () => {
+    const r = await run(['check-config']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /embedded defaults/);
+    assert.match(r.stdout, /dmarc-reject/);
+  });
+
+  it('check-config names file, line, column and key of a config error, exit 1', async () => {
+    const file = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(file, 'domains: [example.net]\nbackend:\n  port: "ten"\n  hots: x\n');
+    const r = await run(['check-config', '--config', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:3:9: backend\\.port: .*expected number`));
+    assert.match(r.stderr, /:4:\d+: backend\.hots: unknown key/);
+  });
+
+  it('check-config names file and line of a broken policy, exit 1', async () => {
+    const policies = path.join(dir, 'policies');
+    fs.mkdirSync(policies);
+    fs.writeFileSync(path.join(policies, '10-x.yaml'), 'rules:\n  - name: one\n    match:\n      spf: maybe\n    action: reject\n');
+    const r = await run(['check-config'], { POSTERN_POLICIES: policies });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /10-x\.yaml:4:\d+: .*spf/);
+  });
+
+  it('an environment override that does not validate names the variable', async () => {
+    const r = await run(['check-config'], { POSTERN_BACKEND_PORT: 'abc' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /POSTERN_BACKEND_PORT: .*number/);
+  });
+
+  it('verify prints the Authentication-Results and the verdict of a message file', async () => {
+    const key = dkimKey('ed25519');
+    dns.setZone({
+      'good.example': [{ TXT: 'v=spf1 ip4:192.0.2.1 -all' }],
+      '_dmarc.good.example': [{ TXT: 'v=DMARC1; p=reject' }],
+      's1._domainkey.good.example': [{ TXT: key.record }],
+    });
+    const signed = path.join(dir, 'signed.eml');
+    fs.writeFileSync(signed, await sign(message({ from: 'alice@good.example' }), { domain: 'good.example', selector: 's1', key }));
+    const env = { POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}`, POSTERN_HOSTNAME: 'mx.cli.test' };
+    const ok = await run(['verify', signed, '--ip', '192.0.2.1', '--helo', 'mail.good.example', '--sender', 'alice@good.example'], env);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^Authentication-Results: mx\.cli\.test;/);
+    assert.match(ok.stdout, /spf=pass/);
+    assert.match(ok.stdout, /dkim=pass/);
+    assert.match(ok.stdout, /dmarc=pass/);
+    assert.match(ok.stdout, /verdict: accept/);
+
+    const spoof = path.join(dir, 'spoof.eml');
+    fs.writeFileSync(spoof, message({ from: 'ceo@good.example' }));
+    const bad = await run(['verify', spoof, '--ip', '198.51.100.1', '--helo', 'x.example', '--sender', 'x@other.example'], env);
+    assert.equal(bad.code, 0, bad.stderr);
+    assert.match(bad.stdout, /dmarc=fail/);
+    assert.match(bad.stdout, /verdict: reject \(rule dmarc-reject\)/);
+    assert.match(bad.stdout, /reply: {3}550 5\.7\.1 .*good\.example.*p=reject/);
+  });
+
+  it('serve refuses to start without recipient domains (no open relay), naming the setting', async () => {
+    const r = await run(['serve'], { POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '' });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no recipient domains configured.*POSTERN_DOMAINS/);
+  });
+
+  it('serve starts, and on SIGTERM drains and exits 0', async () => {
+    const child = spawn(process.execPath, [MAIN, 'serve'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', POSTERN_LISTEN: '127.0.0.1:0', POSTERN_DOMAINS: 'example.net', POSTERN_METRICS_LISTEN: '127.0.0.1:0', POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}` },
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no "postern listening" line: ${out}`)), 10_000);
+      child.stdout.on('data', () => {
+        if (out.includes('postern listening')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
+    child.kill('SIGTERM');
+    assert.equal(await exit, 0);
+    assert.match(out, /"msg":"stopped"/);
+  });
+});
