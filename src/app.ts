@@ -85,7 +85,12 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     connectTimeoutMs: config.backend.connectTimeoutMs,
     commandTimeoutMs: config.backend.commandTimeoutMs,
     dataTimeoutMs: config.backend.dataTimeoutMs,
-    observer: { relayLatency: () => undefined, relayError: (kind) => metrics.relayErrors.inc({ kind }) },
+  }, {
+    clock,
+    observer: {
+      relayLatency: (seconds, outcome) => metrics.relayLatency.observe({ outcome }, seconds),
+      relayError: (kind) => metrics.relayErrors.inc({ kind }),
+    },
   });
 
   let ruleSet: RuleSet = await loadPolicies(config.policies).catch((err: unknown) => {

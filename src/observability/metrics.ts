@@ -38,7 +38,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     relayLatency: new Histogram({
       name: 'postern_relay_duration_seconds', registers,
-      help: 'Time from sending DATA to the backend until its final reply, by outcome (accepted, tempfail, rejected, error)',
+      help: 'Time from sending DATA to the backend until its final reply, by outcome (delivered, tempfail, rejected, error)',
       labelNames: ['outcome'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
     }),
