@@ -46,7 +46,7 @@ async function serve(file: string | undefined, devBackend: boolean): Promise<voi
   if (config.domains.length === 0) fail('no recipient domains configured: set `domains` in the config file or POSTERN_DOMAINS=example.com (Postern refuses to run as an open relay)', 1);
   const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
   logger.info({ config: used ?? '(embedded defaults)' }, 'starting postern');
-  const dev = devBackend ? await startDevBackend(config.backend.host, config.backend.port, logger) : null;
+  const dev = devBackend ? await startDevBackend(config.backend.host, config.backend.port, logger).catch((err: Error) => fail(err.message, 1)) : null;
   if (dev) logger.warn({ backend: `${config.backend.host}:${config.backend.port}` }, 'development backend started: messages are printed, not stored');
   let gateway;
   try {
@@ -55,7 +55,7 @@ async function serve(file: string | undefined, devBackend: boolean): Promise<voi
     if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
     throw err;
   }
-  await gateway.start();
+  await gateway.start().catch((err: Error) => fail(err.message, 1));
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -51,13 +51,31 @@ export interface MessageAuthOutcome {
 type DmarcEvaluation = Awaited<ReturnType<typeof evaluateDmarc>>;
 
 /**
+ * A key name the resolver refuses to ask for (EBADNAME: a selector label over 63 octets) can
+ * never exist: report it as "no such name" so the signature is neutral (no key). mailauth
+ * would make it a temperror, and a forged signature could then hold mail in tempfail.
+ */
+export function keyLookups(resolver: DNSResolver): DNSResolver {
+  return async (name, rrtype) => {
+    try {
+      return await resolver(name, rrtype);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'EBADNAME') {
+        throw Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND', hostname: name });
+      }
+      throw err;
+    }
+  };
+}
+
+/**
  * Rejects only when reading the message fails (a stream error) or the authserv-id is not
  * usable (a configuration error). DNS trouble is a temperror result, never an exception.
  */
 export async function authenticateMessage(input: MessageAuthInput): Promise<MessageAuthOutcome> {
   const { resolver, strict, minBitLength } = input;
   const dkimResult = await dkimVerify(input.message, {
-    resolver,
+    resolver: keyLookups(resolver),
     sender: input.sender || undefined,
     minBitLength,
     strict,

@@ -27,8 +27,9 @@ export async function startDevBackend(host: string, port: number, logger: Logger
     },
   });
   await new Promise<void>((resolve, reject) => {
-    server.server.once('error', reject);
+    server.once('error', (err: Error) => reject(new Error(`development backend cannot listen on ${host}:${port}: ${err.message}`)));
     server.listen(port, host, () => resolve());
   });
+  server.on('error', (err: Error) => logger.warn({ err: err.message }, 'dev backend error'));
   return { close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }

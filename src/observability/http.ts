@@ -40,7 +40,7 @@ export async function startHttp(listen: string, registry: Registry, checks: () =
   });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)));
     server.listen({ host, port }, () => resolve());
   });
   const bound = (server.address() as { port: number }).port;

@@ -105,14 +105,14 @@ export function createListener(opts: ListenerOptions): Listener {
             socket.destroy();
           });
         });
-        server.on('error', (err) => opts.logger.error({ err }, 'listener error'));
         await new Promise<void>((resolve, reject) => {
-          server.once('error', reject);
+          server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for SMTP on ${entry}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)' : err.message}`)));
           server.listen({ host, port }, () => {
             server.off('error', reject);
             resolve();
           });
         });
+        server.on('error', (err) => opts.logger.error({ err }, 'listener error'));
         const addr = server.address() as net.AddressInfo;
         bound.push({ host: addr.address, port: addr.port });
         servers.push(server);

@@ -85,6 +85,23 @@ describe('authentication end to end', () => {
     assert.match(missing.ar, /dkim=neutral[^;]*no key/, missing.ar);
   });
 
+  it('a signature whose selector cannot be a DNS label (64 octets) is neutral, not a temperror that would hold the mail', async () => {
+    // strict mode refuses such a selector as a syntax error already; lenient mode would look
+    // the key up, and mailauth would report the resolver's refusal (EBADNAME) as temperror.
+    const lenient = await startWorld({ config: { auth: { strict: false } } });
+    try {
+      const raw = await sign(message({ from: 'alice@good.example' }), { domain: 'good.example', selector: 's'.repeat(64), key: w.keys.rsa });
+      const r = await sendMail(lenient.gw.port, { from: 'alice@good.example', to: ['user@example.net'], message: raw });
+      assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
+      const [m] = await lenient.sink.waitFor(1);
+      const ar = headerValue(m!.raw, 'Authentication-Results') ?? '';
+      assert.match(ar, /dkim=neutral/, ar);
+      assert.doesNotMatch(ar, /temperror/, ar);
+    } finally {
+      await lenient.close();
+    }
+  });
+
   it('DMARC pass through SPF alignment', async () => {
     const { ar } = await deliver('bob@good.example', message({ from: 'bob@good.example' }));
     assert.match(ar, /spf=pass/);
