@@ -198,6 +198,10 @@ async function readMessage(deps: PipelineDeps, state: SessionState, tx: Transact
   const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf });
   auth.catch(() => undefined); // awaited below; avoid an unhandled rejection if we bail out first
   await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error): void => {
+      toAuth.destroy(); // lets the verifier finish instead of waiting for an end that never comes
+      reject(err);
+    };
     normaliser.on('data', (chunk: Buffer) => {
       if (oversize) return;
       size += chunk.length;
@@ -214,8 +218,8 @@ async function readMessage(deps: PipelineDeps, state: SessionState, tx: Transact
       if (!toAuth.writableEnded) toAuth.end();
       resolve();
     });
-    normaliser.on('error', reject);
-    stream.on('error', reject);
+    normaliser.on('error', fail);
+    stream.on('error', fail);
     stream.pipe(normaliser);
   });
   return {

@@ -74,7 +74,11 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
 
   const toReplyError = (err: unknown, state: SessionState): SmtpReplyError => {
     if (err instanceof SmtpReplyError) return err;
-    state.log.error({ err }, 'unexpected error in transaction');
+    if ((err as { code?: string }).code === 'ECONNECTION') {
+      state.log.info('client disconnected before the end of the message; nothing was delivered');
+    } else {
+      state.log.error({ err }, 'unexpected error in transaction');
+    }
     return new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
   };
 

@@ -175,3 +175,30 @@ describe('delivery to the backend', () => {
     assert.ok([...seen.values()].every((n) => n === 1), 'no duplicates');
   });
 });
+
+describe('client failures', () => {
+  it('a client that disconnects in the middle of DATA delivers nothing, and the next client is served normally', async () => {
+    const w = await startWorld();
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      await client.cmd(`MAIL FROM:<${FROM}>`);
+      await client.cmd('RCPT TO:<user@example.net>');
+      assert.equal((await client.cmd('DATA')).code, 354);
+      client.write(`From: <${FROM}>\r\nSubject: cut\r\n\r\nhalf a mess`);
+      await new Promise((r) => setTimeout(r, 50));
+      client.destroy();
+      const deadline = Date.now() + 2_000;
+      while (!w.gw.logs.some((l) => /disconnected before the end of the message/.test(String(l.msg))) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(w.gw.logs.some((l) => /disconnected before the end of the message/.test(String(l.msg))), 'logged as a client disconnect');
+      assert.ok(!w.gw.logs.some((l) => l.level === 50), 'no error-level log for a client disconnect');
+      const r = await sendMail(w.gw.port, { from: FROM, to: ['user@example.net'], message: message({ from: FROM }) });
+      assert.equal(r.data?.code, 250);
+      const got = await w.sink.waitFor(1);
+      assert.equal(got.length, 1);
+      assert.doesNotMatch(got[0]!.raw.toString('latin1'), /half a mess/);
+    } finally {
+      await w.close();
+    }
+  });
+});
