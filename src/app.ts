@@ -9,6 +9,7 @@ import { parseHostPort } from './config/load.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { ConfigErrors } from './core/errors.ts';
 import { cidrSet } from './core/ip.ts';
+import { formatReply } from './core/reply.ts';
 import { checkSpf } from './auth/spf.ts';
 import { authenticateMessage } from './auth/message.ts';
 import { createResolver, mailauthResolver, type DnsResolver } from './dns/index.ts';
@@ -115,6 +116,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
     }),
     openBackend: (client) => backend.open(client),
+    dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
     firstSeen: createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds }),
     message: {
       normaliser: () => new LineEndingNormaliser(),

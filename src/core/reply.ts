@@ -35,6 +35,8 @@ export const REPLIES = {
   badSender: (): PermReply => ({ code: 553, enhanced: '5.1.7', text: 'Sender address syntax is invalid' }),
   tooManyRecipients: (max: number): TempReply => ({ code: 452, enhanced: '4.5.3', text: `Too many recipients, at most ${max} per message` }),
   oversize: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message size exceeds the limit of ${max} bytes` }),
+  headerTooLarge: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message header exceeds the limit of ${max} bytes` }),
+  dataTimeout: (): TempReply => ({ code: 421, enhanced: '4.4.2', text: 'Timeout: the message took too long to arrive, closing connection' }),
   bareLineEnding: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)' }),
   dmarcReject: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.1', text: `Rejected by DMARC policy: ${domain} publishes p=reject and the message is not authenticated` }),
   spfFail: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.23', text: `SPF check failed: ${domain} does not authorize your address to send its mail` }),

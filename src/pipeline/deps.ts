@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, Facts } from '../core/facts.ts';
+import type { TempReply } from '../core/reply.ts';
 import type { Decision, HeaderField } from '../core/verdict.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { BackendTx, SpfOutcome } from './state.ts';
@@ -43,6 +44,8 @@ export interface PipelineDeps {
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
   authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
+  /** Sends `reply` and closes the client connection now (a client too slow to finish DATA). */
+  dropConnection(sessionId: string, reply: TempReply): void;
   /** Seconds since the message with this fingerprint was first offered (0 the first time). */
   firstSeen(fingerprint: string): number;
   readonly message: {

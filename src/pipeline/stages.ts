@@ -98,6 +98,14 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     record(deps, state, tx, { facts: base, reply: r, stage: 'data', reason: 'oversize' });
     throw new SmtpReplyError(r, 'oversize', state.id);
   }
+  const headerEnd = message.bytes.indexOf('\r\n\r\n');
+  if ((headerEnd < 0 ? message.bytes.length : headerEnd) > deps.config.limits.maxHeaderBytes) {
+    await closeTransaction(state, 'release');
+    message.auth.catch(() => undefined);
+    const r = REPLIES.headerTooLarge(deps.config.limits.maxHeaderBytes);
+    record(deps, state, tx, { facts: base, reply: r, stage: 'data', reason: 'oversize' });
+    throw new SmtpReplyError(r, 'oversize', state.id);
+  }
   if (repaired > 0 && deps.config.limits.bareLineEndings === 'reject') {
     await closeTransaction(state, 'release');
     message.auth.catch(() => undefined);
@@ -198,7 +206,14 @@ async function readMessage(deps: PipelineDeps, state: SessionState, tx: Transact
   const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf });
   auth.catch(() => undefined); // awaited below; avoid an unhandled rejection if we bail out first
   await new Promise<void>((resolve, reject) => {
+    // RFC 5321 §4.5.3.2.6 bounds the wait per chunk (socketTimeout); this bounds the whole
+    // message, so a client trickling bytes cannot hold a session and a backend connection.
+    const timer = setTimeout(() => {
+      state.log.warn({ limitMs: deps.config.limits.dataTimeoutMs, bytes: size }, 'client too slow sending the message, closing');
+      deps.dropConnection(state.id, REPLIES.dataTimeout());
+    }, deps.config.limits.dataTimeoutMs);
     const fail = (err: Error): void => {
+      clearTimeout(timer);
       toAuth.destroy(); // lets the verifier finish instead of waiting for an end that never comes
       reject(err);
     };
@@ -215,6 +230,7 @@ async function readMessage(deps: PipelineDeps, state: SessionState, tx: Transact
       toAuth.write(chunk);
     });
     normaliser.on('end', () => {
+      clearTimeout(timer);
       if (!toAuth.writableEnded) toAuth.end();
       resolve();
     });

@@ -34,6 +34,8 @@ export interface Listener {
   /** Stops listening. */
   stop(): Promise<void>;
   connectionCount(): number;
+  /** Writes a final reply line to a session's socket and closes it (bypassing the SMTP state machine). */
+  dropSession(sessionId: string, line: string): void;
 }
 
 /** Same alphabet and length as smtp-server's own ids, so logs look alike. */
@@ -44,6 +46,7 @@ function sessionId(): string {
 export function createListener(opts: ListenerOptions): Listener {
   const servers: net.Server[] = [];
   const perIp = new Map<string, number>();
+  const sockets = new Map<string, net.Socket>();
   let total = 0;
   let draining = false;
 
@@ -91,7 +94,10 @@ export function createListener(opts: ListenerOptions): Listener {
     if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
 
     const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
-    server.connect(socket, { id: sessionId(), remoteAddress, remotePort });
+    const id = sessionId();
+    sockets.set(id, socket);
+    socket.once('close', () => sockets.delete(id));
+    server.connect(socket, { id, remoteAddress, remotePort });
   };
 
   return {
@@ -127,5 +133,11 @@ export function createListener(opts: ListenerOptions): Listener {
       servers.length = 0;
     },
     connectionCount: () => total,
+    dropSession(sessionId, line) {
+      const socket = sockets.get(sessionId);
+      if (!socket) return;
+      socket.end(line.endsWith('\r\n') ? line : line + '\r\n');
+      setTimeout(() => socket.destroy(), 1_000).unref();
+    },
   };
 }

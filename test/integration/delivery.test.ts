@@ -201,4 +201,36 @@ describe('client failures', () => {
       await w.close();
     }
   });
+
+  it('a client too slow to finish DATA within limits.dataTimeoutMs gets 421 4.4.2 and is disconnected; nothing is delivered', async () => {
+    const w = await startWorld({ config: { limits: { dataTimeoutMs: 300 } } });
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      await client.cmd(`MAIL FROM:<${FROM}>`);
+      await client.cmd('RCPT TO:<user@example.net>');
+      assert.equal((await client.cmd('DATA')).code, 354);
+      client.write(`From: <${FROM}>\r\nSubject: slow\r\n\r\n`);
+      const r = await client.read(3_000);
+      assert.equal(r.code, 421);
+      assert.match(r.text, /^4\.4\.2 Timeout/);
+      client.destroy();
+      assert.equal(w.sink.messages.length, 0);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a header block over limits.maxHeaderBytes gets 552 5.3.4 naming the header', async () => {
+    const w = await startWorld({ config: { limits: { maxHeaderBytes: 1024 } } });
+    try {
+      const raw = message({ from: FROM, headers: Array.from({ length: 30 }, (_, i) => `X-Filler-${i}: ${'f'.repeat(60)}`) });
+      const r = await sendMail(w.gw.port, { from: FROM, to: ['user@example.net'], message: raw });
+      assert.equal(r.data?.code, 552, r.data?.lines.join('|'));
+      assert.match(r.data.text, /^5\.3\.4 Message header exceeds the limit of 1024 bytes/);
+      assert.equal(w.sink.messages.length, 0);
+    } finally {
+      await w.close();
+    }
+  });
 });
