@@ -1,6 +1,7 @@
 /** Per-connection and per-transaction state the stages share. Owned by the SMTP adapter. */
 import type { Logger } from 'pino';
 import type { SpfFacts, Tier } from '../core/facts.ts';
+import type { BackendTransaction, SmtpResponse } from '../relay/backend.ts';
 
 export type Params = Record<string, string | true>;
 
@@ -8,19 +9,9 @@ export interface SpfOutcome {
   readonly facts: SpfFacts;
 }
 
-/** The backend transaction as the pipeline needs it (src/relay implements it). */
-export interface BackendReply {
-  readonly code: number;
-  readonly enhanced: string | null;
-  readonly text: string;
-}
-export interface BackendTx {
-  mail(sender: string, params: Params): Promise<BackendReply>;
-  rcpt(address: string, params: Params): Promise<BackendReply>;
-  data(message: Buffer): Promise<BackendReply>;
-  release(): Promise<void>;
-  abort(): void;
-}
+/** The backend side of a transaction and its replies: the relay's own types (src/relay). */
+export type BackendTx = Pick<BackendTransaction, 'mail' | 'rcpt' | 'data' | 'release' | 'abort'>;
+export type BackendReply = Pick<SmtpResponse, 'code' | 'enhanced' | 'text'>;
 
 export interface Transaction {
   /** smtp-server's transaction counter within the connection. */
