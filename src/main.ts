@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, parseHostPort } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { ConfigErrors } from './core/errors.ts';
-import { createGateway } from './app.ts';
+import { createGateway, type Gateway } from './app.ts';
 import { describeRuleSet, loadPolicies } from './policy/load.ts';
 import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
@@ -48,20 +48,13 @@ async function serve(file: string | undefined, devBackend: boolean): Promise<voi
   logger.info({ config: used ?? '(embedded defaults)' }, 'starting postern');
   const dev = devBackend ? await startDevBackend(config.backend.host, config.backend.port, logger).catch((err: Error) => fail(err.message, 1)) : null;
   if (dev) logger.warn({ backend: `${config.backend.host}:${config.backend.port}` }, 'development backend started: messages are printed, not stored');
-  let gateway;
-  try {
-    gateway = await createGateway(config, { logger });
-  } catch (err) {
-    if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
-    throw err;
-  }
-  await gateway.start().catch((err: Error) => fail(err.message, 1));
+  let gateway: Gateway | null = null;
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, drainTimeoutMs: config.shutdown.drainTimeoutMs }, 'draining');
-    gateway.stop().then(async () => {
+    (gateway?.stop() ?? Promise.resolve()).then(async () => {
       await dev?.close();
       logger.info('stopped');
       logger.flush();
@@ -71,11 +64,20 @@ async function serve(file: string | undefined, devBackend: boolean): Promise<voi
       process.exit(1);
     });
   };
+  // Installed before listening, so a signal can never find the default handler.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    gateway.reloadPolicies().catch(() => undefined); // logged and counted inside
+    gateway?.reloadPolicies().catch(() => undefined); // logged and counted inside
   });
+  try {
+    gateway = await createGateway(config, { logger });
+  } catch (err) {
+    if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
+    throw err;
+  }
+  if (stopping) return;
+  await gateway.start().catch((err: Error) => fail(err.message, 1));
 }
 
 async function checkConfig(file: string | undefined): Promise<void> {

@@ -19,7 +19,7 @@ const backend = z.strictObject({
   tls: z.enum(['none', 'starttls']).default('none').describe('STARTTLS towards the backend'),
   rejectUnauthorized: z.boolean().default(true).describe('Verify the backend certificate when tls is starttls'),
   xclient: z.boolean().default(false).describe('Pass the original client address/name/HELO with XCLIENT when the backend offers it'),
-  poolSize: z.number().int().min(0).default(10).describe('Idle backend connections kept for reuse'),
+  poolSize: z.number().int().min(0).default(32).describe('Idle backend connections kept for reuse (each holds a Postfix smtpd process)'),
   idleTimeoutMs: ms(60_000, 'Idle backend connections are closed after this (keep below Postfix\'s 300 s)'),
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('Messages sent over one backend connection before it is replaced'),
   maxRcptErrorsPerConnection: z.number().int().min(1).default(5).describe('Refused RCPTs on one backend connection before it is replaced (Postfix slows down from the 10th)'),

@@ -52,5 +52,6 @@ export const REPLIES = {
   shuttingDown: (): TempReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
   backendUnavailable: (): TempReply => ({ code: 451, enhanced: '4.4.1', text: 'Mail store temporarily unavailable, please try again later' }),
   internalError: (): TempReply => ({ code: 451, enhanced: '4.3.0', text: 'Temporary local problem, please try again later' }),
-  vrfyDisabled: (): { code: 252; enhanced: '2.5.2'; text: string } => ({ code: 252, enhanced: '2.5.2', text: 'Cannot VRFY user, but will accept message and attempt delivery' }),
+  /** RFC 5321 §3.5.3: 252 when we will not say whether a mailbox exists. */
+  vrfyDisabled: (): { code: 252; enhanced: '2.0.0'; text: string } => ({ code: 252, enhanced: '2.0.0', text: 'Cannot VRFY user, but will accept message and attempt delivery' }),
 } as const;

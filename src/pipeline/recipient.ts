@@ -13,6 +13,8 @@ export type RecipientCheck =
 /** Domains as configured: "example.com" exact, ".example.com" any subdomain of it. */
 export interface DomainSet {
   has(domain: string): boolean;
+  /** The first configured exact domain: where a bare <postmaster> goes. */
+  readonly primary: string | null;
 }
 
 export function domainSet(domains: readonly string[]): DomainSet {
@@ -24,7 +26,7 @@ export function domainSet(domains: readonly string[]): DomainSet {
     if (d.startsWith('.') || d.startsWith('*.')) suffixes.push('.' + norm);
     else exact.add(norm);
   }
-  return { has: (domain) => exact.has(domain) || suffixes.some((s) => domain.endsWith(s)) };
+  return { has: (domain) => exact.has(domain) || suffixes.some((s) => domain.endsWith(s)), primary: [...exact][0] ?? null };
 }
 
 /** Lower-case ASCII (IDNA) form of a domain, without a trailing dot; '' when invalid. */
@@ -35,6 +37,10 @@ export function normaliseDomain(domain: string): string {
 
 export function checkRecipient(raw: string, domains: DomainSet): RecipientCheck {
   const address = raw.trim();
+  // RFC 5321 §4.5.1: a bare "postmaster" (no domain) must be accepted; it means ours.
+  if (address.toLowerCase() === 'postmaster' && domains.primary) {
+    return { ok: true, address: `postmaster@${domains.primary}`, domain: domains.primary };
+  }
   // RFC 5321 §4.1.1.3 / Appendix C: source routes "@a,@b:user@dom" must not be relayed.
   if (address.startsWith('@') || /^[^"]*:/.test(address.split('@')[0] ?? '')) return { ok: false, why: 'routing-syntax' };
   const at = address.lastIndexOf('@');

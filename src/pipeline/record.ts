@@ -46,7 +46,6 @@ export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transac
 
   state.log.info({
     event: 'decision',
-    session: state.id,
     client: { ip: f.client.ip, ptr: f.client.ptr, helo: f.client.helo, tls: f.client.tls, tier: f.client.tier },
     envelope: { from: tx.sender, to: f.envelope.recipients.length ? f.envelope.recipients : tx.recipients.map((r) => r.address) },
     from_domain: f.message?.fromDomain ?? null,

@@ -9,10 +9,22 @@
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import { REPLIES } from '../core/reply.ts';
 
 const HAS_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
 class PosternConnection extends SMTPConnection {
+  /** VRFY discloses nothing (no directory harvesting), with a clear 252 instead of the library's joke. */
+  override handler_VRFY(command: Buffer, callback: () => void): void {
+    if (!command.toString().trim().split(/\s+/)[1]) {
+      super.send(501, '5.5.4 Syntax: VRFY address', false);
+    } else {
+      const r = REPLIES.vrfyDisabled();
+      super.send(r.code, `${r.enhanced} ${r.text}`, false);
+    }
+    callback();
+  }
+
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (typeof data === 'string' && HAS_ENHANCED.test(data)) {
       super.send(code, data, false);

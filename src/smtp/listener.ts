@@ -113,7 +113,8 @@ export function createListener(opts: ListenerOptions): Listener {
         });
         await new Promise<void>((resolve, reject) => {
           server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for SMTP on ${entry}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)' : err.message}`)));
-          server.listen({ host, port }, () => {
+          // An IPv6 address listens for IPv6 only, so "0.0.0.0:25" and "[::]:25" can both be listed.
+          server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
             server.off('error', reject);
             resolve();
           });

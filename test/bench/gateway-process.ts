@@ -37,7 +37,7 @@ export interface GatewayProcess {
   drainOutput(): readonly string[];
   /** SIGTERM, then SIGKILL after graceMs; removes the temp folder. */
   stop(graceMs?: number): Promise<void>;
-  /** Synchronous SIGKILL for process 'exit' handlers. */
+  /** Synchronous SIGKILL and temp folder removal, for process 'exit' and signal handlers. */
   kill(): void;
 }
 
@@ -55,6 +55,10 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
     listen: [`127.0.0.1:${smtpPort}`],
     hostname: 'mx.postern.bench',
     domains: [...opts.domains],
+    // The gateway holds a backend connection for each transaction (RCPT is mirrored), and the
+    // sink, being smtp-server, pauses 100 ms before its greeting where Postfix does not: keep
+    // an idle connection per client above the highest concurrency, or each point would
+    // measure the sink's connection setup.
     backend: { host: '127.0.0.1', port: opts.backendPort, poolSize: 256 },
     dns: { servers: [`127.0.0.1:${opts.dnsPort}`] },
     metrics: { listen: `127.0.0.1:${metricsPort}` },
@@ -93,10 +97,11 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
     alive = false;
   });
 
+  const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true });
   const kill = (): void => {
     if (alive) child.kill('SIGKILL');
+    cleanup();
   };
-  const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true });
   const pid = child.pid;
   if (pid === undefined) throw new Error('gateway: spawn failed');
 

@@ -74,6 +74,7 @@ describe('inbound SMTP basics', () => {
     assert.equal(auth.code, 500);
     const vrfy = await c.cmd('VRFY postmaster');
     assert.equal(vrfy.code, 252);
+    assert.equal(vrfy.text, '2.0.0 Cannot VRFY user, but will accept message and attempt delivery');
     assert.doesNotMatch(vrfy.text, /postmaster/i);
     const expn = await c.cmd('EXPN staff');
     assert.equal(expn.code, 500, 'EXPN is not offered');
@@ -103,5 +104,14 @@ describe('inbound SMTP basics', () => {
     } finally {
       await small.close();
     }
+  });
+
+  it('accepts a bare <postmaster> (RFC 5321 §4.5.1) as postmaster of our first domain', async () => {
+    const c = await session();
+    await c.cmd('EHLO client.example');
+    await c.cmd('MAIL FROM:<a@good.example>');
+    const r = await c.cmd('RCPT TO:<postmaster>');
+    assert.equal(r.code, 250, r.lines.join('|'));
+    await c.quit();
   });
 });
