@@ -13,6 +13,7 @@ import { formatReply } from './core/reply.ts';
 import { checkSpf } from './auth/spf.ts';
 import { authenticateMessage } from './auth/message.ts';
 import { createResolver, mailauthResolver, type DnsResolver } from './dns/index.ts';
+import { confirmedReverseCallback } from './dns/fcrdns.ts';
 import { messageFingerprint } from './message/fingerprint.ts';
 import { parseMessage, prependHeaders, removeForged } from './message/headers.ts';
 import { LineEndingNormaliser } from './message/line-endings.ts';
@@ -22,6 +23,7 @@ import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { startHttp, type HttpEndpoint } from './observability/http.ts';
 import type { PipelineDeps } from './pipeline/deps.ts';
 import { createFirstSeen } from './pipeline/first-seen.ts';
+import { createRecipientCache } from './pipeline/recipient-cache.ts';
 import { domainSet } from './pipeline/recipient.ts';
 import { decide } from './policy/decide.ts';
 import { loadPolicies } from './policy/load.ts';
@@ -117,6 +119,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     }),
     openBackend: (client) => backend.open(client),
     dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
+    recipientCache: createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds }),
     firstSeen: createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds }),
     message: {
       normaliser: () => new LineEndingNormaliser(),
@@ -131,7 +134,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   };
 
   let draining = false;
-  const servers = createSmtpServers({ deps: () => deps, logger, reverse: resolver.reverseCallback, isDraining: () => draining,
+  const servers = createSmtpServers({ deps: () => deps, logger, reverse: confirmedReverseCallback(resolver), isDraining: () => draining,
     onSessionCount: (n) => metrics.sessionsInFlight.set(n) });
   const listener: Listener = createListener({
     listen: config.listen,

@@ -34,6 +34,7 @@ export const REPLIES = {
   badRecipient: (): PermReply => ({ code: 553, enhanced: '5.1.3', text: 'Recipient address syntax is invalid' }),
   badSender: (): PermReply => ({ code: 553, enhanced: '5.1.7', text: 'Sender address syntax is invalid' }),
   tooManyRecipients: (max: number): TempReply => ({ code: 452, enhanced: '4.5.3', text: `Too many recipients, at most ${max} per message` }),
+  tooManyRefused: (): TempReply => ({ code: 452, enhanced: '4.5.3', text: 'Too many recipients refused in this transaction, please send the others in a new one' }),
   oversize: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message size exceeds the limit of ${max} bytes` }),
   headerTooLarge: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message header exceeds the limit of ${max} bytes` }),
   dataTimeout: (): TempReply => ({ code: 421, enhanced: '4.4.2', text: 'Timeout: the message took too long to arrive, closing connection' }),

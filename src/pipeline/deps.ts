@@ -10,7 +10,7 @@ import type { ArcFacts, DkimSignatureFacts, DmarcFacts, Facts } from '../core/fa
 import type { TempReply } from '../core/reply.ts';
 import type { Decision, HeaderField } from '../core/verdict.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { BackendTx, SpfOutcome } from './state.ts';
+import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
 import type { DomainSet } from './recipient.ts';
 import type { LineEndingNormaliser } from '../message/line-endings.ts';
 import type { FingerprintInput } from '../message/fingerprint.ts';
@@ -44,6 +44,8 @@ export interface PipelineDeps {
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
   authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
+  /** Backend 5xx answers to RCPT by address, for a short while. */
+  readonly recipientCache: { get(address: string): BackendReply | undefined; set(address: string, reply: BackendReply): void };
   /** Sends `reply` and closes the client connection now (a client too slow to finish DATA). */
   dropConnection(sessionId: string, reply: TempReply): void;
   /** Seconds since the message with this fingerprint was first offered (0 the first time). */

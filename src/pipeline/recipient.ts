@@ -48,8 +48,11 @@ export function checkRecipient(raw: string, domains: DomainSet): RecipientCheck 
   const local = address.slice(0, at);
   const rawDomain = address.slice(at + 1);
   if (rawDomain.startsWith('[')) return { ok: false, why: 'relay-denied' }; // address literal: not one of our domains
-  // A quoted local part may hide '@'; '%' and '!' are the old sendmail routing operators.
-  if (/[%!@]/.test(local.replace(/^"|"$/g, '').replace(/\\./g, 'x')) || (local.startsWith('"') && local.includes('@'))) {
+  // '%' and '!' are the old sendmail routing operators, and Postfix honours them for its
+  // mynetworks (allow_percent_hack). They may hide behind quotes or a backslash escape
+  // ("a%b"@, a\%b@), which the backend removes before routing: judge the dequoted form, and
+  // refuse escapes outright (no legitimate inbound address needs one).
+  if (local.includes('\\') || /[%!@:]/.test(local.replace(/^"|"$/g, ''))) {
     return { ok: false, why: 'routing-syntax' };
   }
   const domain = normaliseDomain(rawDomain);

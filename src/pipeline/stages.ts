@@ -28,7 +28,7 @@ export async function mailStage(deps: PipelineDeps, state: SessionState, seq: nu
     throw reply(deps, state, 'mail', REPLIES.badSender(), 'bad-address');
   }
   const spf = await deps.checkSpf({ ip: state.ip, helo: state.helo, sender });
-  const tx: Transaction = { seq, startedAt: deps.clock.now(), sender, senderDomain, mailParams: params, spf, recipients: [], backend: null };
+  const tx: Transaction = { seq, startedAt: deps.clock.now(), sender, senderDomain, mailParams: params, spf, recipients: [], backend: null, backendLost: false, rcptRefused: 0 };
   state.tx = tx;
   const decision = deps.decide(factsOf(state, tx), 'mail');
   if (decision && (decision.enforced.action === 'reject' || decision.enforced.action === 'tempfail')) {
@@ -49,14 +49,35 @@ export async function rcptStage(deps: PipelineDeps, state: SessionState, address
     state.log.info({ rcpt: address, why: check.why }, 'recipient refused');
     throw reply(deps, state, 'rcpt', r, check.why);
   }
+  // RFC 5321 §4.5.3.1.10 allows a repeated recipient; it is one delivery (Postfix dedups too).
+  if (tx.recipients.some((r) => r.address.toLowerCase() === check.address.toLowerCase())) {
+    deps.metrics.replies.inc({ stage: 'rcpt', class: '2xx' });
+    return;
+  }
   if (tx.recipients.length >= deps.config.limits.maxRecipients) {
     throw reply(deps, state, 'rcpt', REPLIES.tooManyRecipients(deps.config.limits.maxRecipients), 'too-many-recipients');
+  }
+  if (tx.backendLost) throw reply(deps, state, 'rcpt', REPLIES.backendUnavailable(), 'backend-unavailable');
+  // A recipient the backend refused a moment ago is refused again without asking it: retries
+  // and harvesting cost the backend nothing, and its per-connection error count stays low.
+  const known = deps.recipientCache.get(check.address);
+  if (known) {
+    tx.rcptRefused++;
+    throw reply(deps, state, 'rcpt', mirror(known, 'rcpt'), 'backend-rejected');
+  }
+  // Postfix slows down from its 10th error in a session and hangs up at the 20th, which would
+  // defer this whole transaction: past our budget, the rest is deferred instead (452: the
+  // client sends those recipients in a later transaction, RFC 5321 §4.5.3.1.10).
+  if (tx.rcptRefused >= deps.config.backend.maxRcptErrorsPerTransaction) {
+    throw reply(deps, state, 'rcpt', REPLIES.tooManyRefused(), 'too-many-recipients');
   }
   const backend = await ensureBackend(deps, state, tx);
   const answer = await backendCall(deps, state, () => backend.rcpt(check.address, params), 'rcpt');
   if (answer.code >= 300) {
+    tx.rcptRefused++;
+    if (answer.code >= 500) deps.recipientCache.set(check.address, answer);
     state.log.info({ rcpt: check.address, backend: replyLine(answer) }, 'recipient refused by backend');
-    throw reply(deps, state, 'rcpt', mirror(answer), 'backend-rejected');
+    throw reply(deps, state, 'rcpt', mirror(answer, 'rcpt'), 'backend-rejected');
   }
   tx.recipients.push({ address: check.address, params });
   deps.metrics.replies.inc({ stage: 'rcpt', class: '2xx' });
@@ -66,25 +87,38 @@ export async function rcptStage(deps: PipelineDeps, state: SessionState, address
 async function ensureBackend(deps: PipelineDeps, state: SessionState, tx: Transaction): Promise<BackendTx> {
   if (tx.backend) return tx.backend;
   const backend = await backendCall(deps, state, () => deps.openBackend({ ip: state.ip, ptr: state.ptr, helo: state.helo, esmtp: state.esmtp }), 'rcpt');
+  abandonIfGone(state, tx, backend);
   const answer = await backendCall(deps, state, () => backend.mail(tx.sender, tx.mailParams), 'rcpt').catch((err: unknown) => {
     backend.abort();
     throw err;
   });
+  abandonIfGone(state, tx, backend);
   if (answer.code >= 300) {
     // The backend refuses the sender: answer this RCPT with its reply (as Postfix does with
     // smtpd_delay_reject) and try MAIL again at the next RCPT.
     await backend.release();
     state.log.info({ backend: replyLine(answer) }, 'sender refused by backend');
-    throw reply(deps, state, 'rcpt', mirror(answer), 'backend-rejected');
+    throw reply(deps, state, 'rcpt', mirror(answer, 'rcpt'), 'backend-rejected');
   }
   tx.backend = backend;
   return backend;
+}
+
+/**
+ * The client may disconnect (or RSET) while we wait for the backend: its transaction is then
+ * closed and nobody else would release this connection. Drop it, and stop here.
+ */
+function abandonIfGone(state: SessionState, tx: Transaction, backend: BackendTx): void {
+  if (state.tx === tx && !state.closed) return;
+  backend.abort();
+  throw new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id);
 }
 
 export async function dataStage(deps: PipelineDeps, state: SessionState, stream: Readable & { sizeExceeded?: boolean }): Promise<string> {
   const tx = state.tx;
   if (!tx?.backend || tx.recipients.length === 0) {
     stream.resume();
+    if (tx?.backendLost) throw reply(deps, state, 'data', REPLIES.backendUnavailable(), 'backend-unavailable');
     throw reply(deps, state, 'data', REPLIES.internalError(), 'internal-error');
   }
   const started = deps.clock.now();
@@ -161,7 +195,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
   void closeTransaction(state, 'release');
   state.messages++;
   if (answer.code >= 300) {
-    const r = mirror(answer);
+    const r = mirror(answer, 'data');
     record(deps, state, tx, { decision, facts, reply: r, backend: answer, stage: 'data', reason: answer.code < 500 ? 'backend-unavailable' : 'backend-rejected', timing: { ...timing, relayMs } });
     throw new SmtpReplyError(r, answer.code < 500 ? 'backend-unavailable' : 'backend-rejected', state.id);
   }
@@ -176,6 +210,7 @@ async function quarantineRedirect(deps: PipelineDeps, state: SessionState, tx: T
   await tx.backend!.release();
   tx.backend = null;
   const backend = await backendCall(deps, state, () => deps.openBackend({ ip: state.ip, ptr: state.ptr, helo: state.helo, esmtp: state.esmtp }), 'data');
+  abandonIfGone(state, tx, backend);
   tx.backend = backend;
   const mail = await backendCall(deps, state, () => backend.mail(tx.sender, tx.mailParams), 'data');
   const rcpt = mail.code < 300 ? await backendCall(deps, state, () => backend.rcpt(verdict.mailbox!, {}), 'data') : mail;
@@ -265,7 +300,14 @@ async function backendCall<T>(deps: PipelineDeps, state: SessionState, fn: () =>
     if (err instanceof SmtpReplyError) throw err;
     const kind = (err as { kind?: string }).kind ?? 'error';
     state.log.warn({ err: (err as Error).message, kind }, 'backend unavailable');
-    if (state.tx?.backend) await closeTransaction(state, 'abort');
+    // The transaction stays (its accepted recipients are the client's to retry) but has no
+    // backend any more: what follows in it gets 4.4.1 too.
+    const tx = state.tx;
+    if (tx) {
+      tx.backendLost = true;
+      tx.backend?.abort();
+      tx.backend = null;
+    }
     throw reply(deps, state, stage, REPLIES.backendUnavailable(), 'backend-unavailable', err);
   }
 }
@@ -279,10 +321,11 @@ const PERM_CODES: readonly number[] = [550, 551, 552, 553, 554];
 const TEMP_CODES: readonly number[] = [421, 450, 451, 452];
 
 /** The backend's refusal as our reply: same class, its enhanced code and text when well-formed. */
-export function mirror(answer: BackendReply): FailReply {
+export function mirror(answer: BackendReply, stage: 'rcpt' | 'data'): FailReply {
   const text = answer.text || (answer.code < 500 ? 'Temporary failure at the mail store' : 'Refused by the mail store');
   if (answer.code >= 500) {
-    const code = (PERM_CODES.includes(answer.code) ? answer.code : 554) as PermCode;
+    // RFC 5321 §4.3.2: 554 is no reply to MAIL/RCPT; other codes (501, 503, 555…) become 550 there.
+    const code = (PERM_CODES.includes(answer.code) ? answer.code : stage === 'rcpt' ? 550 : 554) as PermCode;
     const enhanced = (answer.enhanced?.startsWith('5.') ? answer.enhanced : '5.0.0') as PermReply['enhanced'];
     return { code, enhanced, text };
   }

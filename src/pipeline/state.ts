@@ -24,6 +24,10 @@ export interface Transaction {
   readonly recipients: Array<{ readonly address: string; readonly params: Params }>;
   /** Opened at the first recipient we accept; MAIL FROM already mirrored when set. */
   backend: BackendTx | null;
+  /** The backend failed during this transaction: the rest of it gets 451 4.4.1. */
+  backendLost: boolean;
+  /** Recipients refused in this transaction (by the backend or from the recipient cache). */
+  rcptRefused: number;
 }
 
 export interface SessionState {
@@ -42,6 +46,8 @@ export interface SessionState {
   tx: Transaction | null;
   /** Transactions finished on this connection (for the log). */
   messages: number;
+  /** The client connection is gone. */
+  closed: boolean;
 }
 
 /** Ends a transaction's backend side: RSET and back to the pool, or abort when the client is gone. */

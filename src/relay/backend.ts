@@ -174,20 +174,23 @@ export function createBackend(options: BackendOptions, deps: BackendDeps = {}): 
       async mail(sender, params) {
         guard();
         if (commands > 0 || !conn.reused) return run((client) => client.mail(sender, params));
+        // A pooled connection the backend closed while idle races our MAIL: it either fails
+        // as closed or is answered with the backend's idle 421 (Postfix: "4.4.2 timeout
+        // exceeded"). Once, on a fresh connection: nothing of this transaction was sent yet.
         try {
           commands++;
-          return await conn.client.mail(sender, params);
+          const reply = await conn.client.mail(sender, params);
+          if (reply.code !== 421) return reply;
         } catch (err) {
-          // A pooled connection the backend closed while idle (its 421 raced our MAIL): once, on
-          // a fresh connection. Nothing of this transaction had been sent yet.
           if (!(err instanceof BackendError && err.kind === 'closed')) {
             reportError(err);
             throw err;
           }
-          conn = await connect(identity);
-          conn.transactions++;
-          return run((client) => client.mail(sender, params));
         }
+        conn.client.destroy();
+        conn = await connect(identity);
+        conn.transactions++;
+        return run((client) => client.mail(sender, params));
       },
       async rcpt(address, params) {
         const reply = await run((client) => client.rcpt(address, params));

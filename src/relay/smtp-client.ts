@@ -181,6 +181,11 @@ export class SmtpClient {
   async data(message: Uint8Array): Promise<SmtpResponse> {
     return this.#exclusive(async () => {
       const go = await this.#command('DATA');
+      // A success reply to DATA itself is not an acceptance of a message we never sent: treat
+      // it as a broken backend (451 upstream), never as a delivery (no 250 without the bytes).
+      if (go.code < 400 && go.code !== 354) {
+        throw this.#fail(new BackendError('protocol', `unexpected reply to DATA: ${formatResponse(go)}`));
+      }
       if (go.code !== 354) return go;
       const stuffer = new DotStuffer();
       for (let offset = 0; offset < message.length; offset += DATA_CHUNK) {

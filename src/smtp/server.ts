@@ -49,7 +49,7 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
         ip: normaliseIp(session.remoteAddress) ?? session.remoteAddress,
         connectedAt: Date.now(),
         log: opts.logger.child({ session: session.id }),
-        ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tx: null, messages: 0,
+        ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tx: null, messages: 0, closed: false,
       };
       sessions.set(session.id, state);
       opts.onSessionCount?.(sessions.size);
@@ -123,6 +123,7 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       const state = sessions.get(session.id);
       if (!state) return;
       sessions.delete(session.id);
+      state.closed = true;
       opts.onSessionCount?.(sessions.size);
       // A client gone mid-transaction: drop the backend transaction, nothing was accepted.
       if (state.tx) void closeTransaction(state, 'abort');

@@ -13,6 +13,11 @@ const SENDER = 'proxied.example';
 const ZONE = {
   [SENDER]: [{ TXT: 'v=spf1 ip4:192.0.2.0/24 ip4:198.51.100.0/24 ip4:203.0.113.0/24 ip6:2001:db8::/32 -all' }],
   [`_dmarc.${SENDER}`]: [{ TXT: 'v=DMARC1; p=none' }],
+  // 192.0.2.55 has forward-confirmed reverse DNS; 192.0.2.56 claims a name that does not point back
+  '55.2.0.192.in-addr.arpa': [{ PTR: 'mail.proxied.example' }],
+  'mail.proxied.example': [{ A: '192.0.2.55' }],
+  '56.2.0.192.in-addr.arpa': [{ PTR: 'mail.bank.example' }],
+  'mail.bank.example': [{ A: '203.0.113.200' }],
 };
 
 function proxyV2(ip: string, port: number): Buffer {
@@ -66,6 +71,16 @@ describe('PROXY protocol from trusted balancers', () => {
       assert.match(headerValue(raw, 'Authentication-Results') ?? '', /spf=pass/, label);
       assert.equal((w.gw.decisions().at(-1)!.client as { ip: string }).ip, ip, label);
     }
+  });
+
+  it('uses a reverse DNS name only when it is forward-confirmed (iprev)', async () => {
+    const confirmed = await deliverVia(w, proxyV1('192.0.2.55'));
+    assert.match(headerValue(confirmed, 'Received') ?? '', /\(mail\.proxied\.example \[192\.0\.2\.55\]\)/);
+    assert.equal((w.gw.decisions().at(-1)!.client as { ptr: string | null }).ptr, 'mail.proxied.example');
+    const liar = await deliverVia(w, proxyV1('192.0.2.56'));
+    assert.match(headerValue(liar, 'Received') ?? '', /\(unknown \[192\.0\.2\.56\]\)/);
+    assert.doesNotMatch(liar.toString('latin1'), /bank\.example/);
+    assert.equal((w.gw.decisions().at(-1)!.client as { ptr: string | null }).ptr, null);
   });
 
   it('a trusted peer that sends no PROXY header is disconnected without a session', async () => {

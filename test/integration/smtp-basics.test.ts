@@ -51,6 +51,9 @@ describe('inbound SMTP basics', () => {
   for (const [label, rcpt, code, text] of [
     ['percent hack', 'victim%elsewhere.example@example.net', undefined, undefined],
     ['bang path', 'elsewhere.example!victim@example.net', undefined, undefined],
+    ['escaped percent', 'victim\\%elsewhere.example@example.net', undefined, undefined],
+    ['escaped bang', 'elsewhere.example\\!victim@example.net', undefined, undefined],
+    ['quoted percent', '"victim%elsewhere.example"@example.net', undefined, undefined],
     // smtp-server drops the source route (RFC 5321 §4.1.1.3 allows that); what is left is relaying.
     ['source route', '@example.net:victim@elsewhere.example', 550, /^5\.7\.1 Relaying denied/],
     // smtp-server's own parser already refuses a quoted local part holding '@'.
