@@ -54,8 +54,8 @@ describe('backend edge cases', () => {
   });
 
   it('an idle 421 from the backend racing our MAIL on a pooled connection is retried on a fresh one', async () => {
-    const idle421: Handler = (line, conn) => (line.startsWith('MAIL') && conn === 1 && idle421.count++ > 0 ? '421 4.4.2 fake.test Error: timeout exceeded' : null);
-    idle421.count = 0;
+    let mails = 0;
+    const idle421: Handler = (line, conn) => (line.startsWith('MAIL') && conn === 1 && mails++ > 0 ? '421 4.4.2 fake.test Error: timeout exceeded' : null);
     await withFake(idle421, async (port, fake) => {
       for (let i = 0; i < 2; i++) {
         const r = await sendMail(port, { from: FROM, to: ['user@example.net'], message: message({ from: FROM }) });
