@@ -135,7 +135,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
 
   let draining = false;
   const servers = createSmtpServers({ deps: () => deps, logger, reverse: confirmedReverseCallback(resolver), isDraining: () => draining,
-    onSessionCount: (n) => metrics.sessionsInFlight.set(n) });
+    onSessionCount: (n) => metrics.sessionsInFlight.set(n), onSecure: () => metrics.tlsHandshakes.inc({ outcome: 'ok' }) });
   const listener: Listener = createListener({
     listen: config.listen,
     proxyTrusted: cidrSet(config.proxyProtocol.trusted),
@@ -149,6 +149,13 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   });
   for (const s of [servers.plain, servers.xclient]) {
     s.on('connect', () => metrics.connections.inc({ outcome: 'accepted', reason: 'ok' }));
+    // smtp-server re-emits socket and TLS errors of its sessions here; without a listener an
+    // EventEmitter 'error' would end the process. A client's broken connection is its problem.
+    s.on('error', (err: NodeJS.ErrnoException & { meta?: unknown }) => {
+      const tls = /TLS|SSL/i.test(`${err.code ?? ''} ${err.message}`);
+      if (tls) metrics.tlsHandshakes.inc({ outcome: 'failed' });
+      logger.info({ err: err.message, code: err.code }, tls ? 'TLS error on a client connection' : 'client connection error');
+    });
   }
   let http: HttpEndpoint | null = null;
 

@@ -63,6 +63,11 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       labelNames: ['type'] as const,
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     }),
+    tlsHandshakes: new Counter({
+      name: 'postern_tls_handshakes_total', registers,
+      help: 'STARTTLS handshakes by outcome (ok, failed)',
+      labelNames: ['outcome'] as const,
+    }),
     policyReloads: new Counter({
       name: 'postern_policy_reloads_total', registers,
       help: 'Policy (re)loads by outcome (ok, failed)',

@@ -31,6 +31,8 @@ export interface SmtpServerOptions {
   readonly isDraining: () => boolean;
   /** Called whenever the number of open sessions changes (the in-flight gauge). */
   readonly onSessionCount?: (open: number) => void;
+  /** A STARTTLS handshake completed. */
+  readonly onSecure?: () => void;
 }
 
 export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
@@ -101,6 +103,10 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       if (opts.isDraining()) return callback(new SmtpReplyError(REPLIES.shuttingDown(), 'shutting-down'));
       const state = stateOf(session);
       state.log.debug({ ip: state.ip, ptr: state.ptr }, 'connected');
+      callback();
+    },
+    onSecure(_socket, _session, callback) {
+      opts.onSecure?.();
       callback();
     },
     onMailFrom(address: SMTPServerAddress, session, callback) {

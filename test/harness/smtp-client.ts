@@ -121,6 +121,11 @@ export class SmtpTestClient {
   destroy(): void {
     this.#socket.destroy();
   }
+
+  /** Aborts with a TCP RST, as a crashed client or a middlebox would. */
+  reset(): void {
+    this.#socket.resetAndDestroy();
+  }
 }
 
 /** One whole transaction; returns every reply so tests can assert each step. */

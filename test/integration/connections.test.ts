@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { message } from '../harness/mail.ts';
-import { SmtpTestClient } from '../harness/smtp-client.ts';
+import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
 import { headerValue, proxyV1, startWorld } from '../harness/world.ts';
 
 describe('connection limits', () => {
@@ -73,10 +73,30 @@ describe('STARTTLS', () => {
       const [m] = await w.sink.waitFor(1);
       assert.match(headerValue(m!.raw, 'Received') ?? '', /with ESMTPS/);
       assert.equal((w.gw.decisions().at(-1)!.client as { tls: boolean }).tls, true);
+      const metrics = await (await fetch(`http://127.0.0.1:${w.gw.httpPort}/metrics`)).text();
+      assert.match(metrics, /^postern_tls_handshakes_total\{outcome="ok"\} 1$/m);
       transport.close();
     } finally {
       await w.close();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('broken client connections', () => {
+  it('a client resetting its connection in the middle of a transaction does not disturb the gateway', async () => {
+    const w = await startWorld();
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      await client.cmd('MAIL FROM:<bob@good.example>');
+      await client.cmd('RCPT TO:<user@example.net>');
+      client.reset();
+      await new Promise((r) => setTimeout(r, 100));
+      const r = await sendMail(w.gw.port, { from: 'bob@good.example', to: ['user@example.net'], message: message({ from: 'bob@good.example' }) });
+      assert.equal(r.data?.code, 250);
+    } finally {
+      await w.close();
     }
   });
 });
