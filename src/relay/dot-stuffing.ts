@@ -20,28 +20,45 @@ export class DotStuffer {
 
   push(chunk: Uint8Array): Buffer {
     if (this.#ended) throw new Error('DotStuffer: push after end');
+    const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const n = buf.length;
     // Worst case "\n." per 2 input bytes → "\r\n.." per 2: twice the size, plus a pending CR.
-    const out = Buffer.allocUnsafe(chunk.length * 2 + 2);
+    const out = Buffer.allocUnsafe(n * 2 + 2);
     let o = 0;
-    for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i] as number;
+    let i = 0;
+    // Lines are copied in runs found with the native indexOf (the hot path: a CRLF message
+    // is mostly copied, not walked byte by byte). The next CR and LF positions are cached so
+    // a message without any CR (or LF) is still scanned once, not once per line.
+    let nextCr = -2;
+    let nextLf = -2;
+    while (i < n) {
       if (this.#pendingCr) {
         this.#pendingCr = false;
         out[o++] = CR;
         out[o++] = LF;
         this.#atLineStart = true;
-        if (byte === LF) continue; // the CR's own LF: one CRLF in all
+        if (buf[i] === LF) {
+          i++; // the CR's own LF: one CRLF in all
+          continue;
+        }
       }
-      if (byte === CR) {
-        this.#pendingCr = true;
-      } else if (byte === LF) {
-        out[o++] = CR;
+      if (this.#atLineStart && buf[i] === DOT) out[o++] = DOT;
+      if (nextCr !== -1 && nextCr < i) nextCr = buf.indexOf(CR, i);
+      if (nextLf !== -1 && nextLf < i) nextLf = buf.indexOf(LF, i);
+      const end = Math.min(nextCr === -1 ? n : nextCr, nextLf === -1 ? n : nextLf);
+      if (end > i) {
+        o += buf.copy(out, o, i, end);
+        this.#atLineStart = false;
+      }
+      if (end === n) break;
+      if (buf[end] === CR) {
+        this.#pendingCr = true; // resolved by the next byte (or the next chunk, or end())
+        i = end + 1;
+      } else {
+        out[o++] = CR; // a bare LF
         out[o++] = LF;
         this.#atLineStart = true;
-      } else {
-        if (this.#atLineStart && byte === DOT) out[o++] = DOT;
-        out[o++] = byte;
-        this.#atLineStart = false;
+        i = end + 1;
       }
     }
     return out.subarray(0, o);
