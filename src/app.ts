@@ -31,6 +31,10 @@ import type { RuleSet } from './policy/types.ts';
 import { createBackend } from './relay/backend.ts';
 import type { Backend } from './relay/backend.ts';
 import { createListener, type Listener } from './smtp/listener.ts';
+import { loadLists, type Lists } from './reputation/lists.ts';
+import { createReputation } from './reputation/reputation.ts';
+import { createStoreFromConfig, redisConfigured } from './reputation/store.ts';
+import type { RateStore } from './reputation/types.ts';
 import { createSmtpServers } from './smtp/server.ts';
 
 export interface Deps {
@@ -39,6 +43,8 @@ export interface Deps {
   registry: Registry;
   resolver: DnsResolver;
   backend: Backend;
+  /** The rate/reputation store (tests inject one to share it or to seed scores). */
+  store: RateStore;
 }
 
 export interface Gateway {
@@ -103,10 +109,33 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   metrics.policyReloads.inc({ outcome: 'ok' });
   metrics.policyRules.set(ruleSet.rules.length);
 
+  // Reputation and rate limits: memory on one node, Redis (behind a local fallback) when configured.
+  let lists: Lists = loadLists(config.lists);
+  const sharedStore = redisConfigured(config.redis);
+  metrics.storeUp.set(1);
+  const store = overrides.store ?? createStoreFromConfig(config, {
+    observer: {
+      storeError: (op) => metrics.storeErrors.inc({ op }),
+      storeLatency: (op, seconds) => metrics.storeLatency.observe({ op }, seconds),
+    },
+    onHealthChange: (health) => {
+      metrics.storeUp.set(health.ok ? 1 : 0);
+      if (health.ok) logger.info('rate/reputation store (Redis) reachable again');
+      else logger.warn({ error: health.error, failMode: config.redis.failMode }, 'rate/reputation store (Redis) unreachable, answering locally');
+    },
+  });
+  const reputation = createReputation({
+    store,
+    config,
+    lists: () => lists,
+    observer: { limited: (limiter) => metrics.rateLimitHits.inc({ limiter }), tier: () => undefined },
+  });
+
   const strict = config.auth.strict;
   const authDns = mailauthResolver(resolver);
   const deps: PipelineDeps = {
     config,
+    reputation,
     domains: domainSet(config.domains),
     clock,
     logger,
@@ -169,6 +198,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
         http = await startHttp(config.metrics.listen, registry, () => [
           { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
           { name: 'backend', check: () => backend.probe() },
+          ...(sharedStore ? [{ name: 'redis', check: () => Promise.resolve(store.health()) }] : []),
         ]);
       }
       logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
@@ -176,8 +206,11 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     },
     async reloadPolicies() {
       try {
+        // All or nothing: both load aside, then both are swapped.
         const next = await loadPolicies(config.policies);
+        const nextLists = loadLists(config.lists);
         ruleSet = next;
+        lists = nextLists;
         metrics.policyReloads.inc({ outcome: 'ok' });
         metrics.policyRules.set(next.rules.length);
         logger.info({ rules: next.rules.length }, 'policies reloaded');
@@ -203,6 +236,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       for (const s of [servers.plain, servers.xclient]) for (const c of s.sessions()) c.closeWith(421, '4.3.2 Service shutting down, please try again later');
       await listener.stop();
       await backend.close();
+      if (!overrides.store) await store.close();
       resolver.close();
       await http?.close();
     },

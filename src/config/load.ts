@@ -167,6 +167,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const config = parsed.data;
   config.policies = path.resolve(base, config.policies);
   if (config.tls.cert) config.tls.cert = path.resolve(base, config.tls.cert);
+  if (config.lists.allow) config.lists.allow = path.resolve(base, config.lists.allow);
+  if (config.lists.block) config.lists.block = path.resolve(base, config.lists.block);
   if (config.tls.key) config.tls.key = path.resolve(base, config.tls.key);
   if (Boolean(config.tls.cert) !== Boolean(config.tls.key)) {
     throw new ConfigErrors([new ConfigError('tls.cert and tls.key go together', { file: where?.file, ...locate(doc, lc, ['tls']), key: 'tls' })]);

@@ -6,6 +6,7 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
+import { reputationConfigShape } from '../reputation/config.ts';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
 const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
@@ -68,9 +69,7 @@ export const configSchema = z.strictObject({
   xclient: z.strictObject({
     trusted: z.array(cidr).default([]).describe('CIDRs allowed to use XCLIENT'),
   }).prefault({}),
-  redis: z.strictObject({
-    url: z.string().optional().describe('redis:// URL; absent = in-memory store (one node)'),
-  }).prefault({}),
+  ...reputationConfigShape, // redis, reputation, rateLimits, lists (src/reputation/config.ts)
   policies: z.string().min(1).default('policies').describe('Folder of policy YAML files (relative to the config file)'),
   metrics: z.strictObject({
     listen: z.union([hostPort, z.literal('')]).default('127.0.0.1:9465').describe('HTTP endpoint for /metrics, /healthz, /readyz (empty = off)'),

@@ -68,6 +68,36 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       help: 'STARTTLS handshakes by outcome (ok, failed)',
       labelNames: ['outcome'] as const,
     }),
+    rateLimitHits: new Counter({
+      name: 'postern_rate_limit_hits_total', registers,
+      help: 'SMTP steps refused by a rate limiter (ip-connections, net-connections, ip-messages, net-messages, domain-messages, ip-recipients, net-recipients, rcpt-messages, blocklist)',
+      labelNames: ['limiter'] as const,
+    }),
+    tierConnections: new Counter({
+      name: 'postern_reputation_tier_total', registers,
+      help: 'Connections by the reputation tier of the client (trusted, good, neutral, suspect, bad)',
+      labelNames: ['tier'] as const,
+    }),
+    tierDecisions: new Counter({
+      name: 'postern_tier_decisions_total', registers,
+      help: 'Finished transactions by client reputation tier and enforced action',
+      labelNames: ['tier', 'action'] as const,
+    }),
+    storeErrors: new Counter({
+      name: 'postern_store_errors_total', registers,
+      help: 'Rate/reputation store (Redis) errors by operation (take, release, scores, learn, inspect, reset)',
+      labelNames: ['op'] as const,
+    }),
+    storeLatency: new Histogram({
+      name: 'postern_store_duration_seconds', registers,
+      help: 'Rate/reputation store (Redis) latency by operation',
+      labelNames: ['op'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    }),
+    storeUp: new Gauge({
+      name: 'postern_store_up', registers,
+      help: '1 when the shared store (Redis) answers or none is configured; 0 while answering from the local fallback',
+    }),
     policyReloads: new Counter({
       name: 'postern_policy_reloads_total', registers,
       help: 'Policy (re)loads by outcome (ok, failed)',

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, Facts } from '../core/facts.ts';
 import type { TempReply } from '../core/reply.ts';
+import type { Reputation } from '../reputation/types.ts';
 import type { Decision, HeaderField } from '../core/verdict.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
@@ -44,6 +45,7 @@ export interface PipelineDeps {
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
   authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
+  readonly reputation: Reputation;
   /** Backend 5xx answers to RCPT by address, for a short while. */
   readonly recipientCache: { get(address: string): BackendReply | undefined; set(address: string, reply: BackendReply): void };
   /** Sends `reply` and closes the client connection now (a client too slow to finish DATA). */

@@ -9,6 +9,7 @@ import type { Action, Decision, Reason } from '../core/verdict.ts';
 import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from './deps.ts';
 import type { BackendReply, SessionState, Transaction } from './state.ts';
+import { authenticatedDomain, learn, outcomeOf } from './limits.ts';
 
 export interface Outcome {
   readonly decision?: Decision;
@@ -32,6 +33,10 @@ export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transac
   const { metrics } = deps;
 
   metrics.messages.inc({ action, rule, reason });
+  metrics.tierDecisions.inc({ tier: o.facts.client.tier, action });
+  // Rate-limit refusals were learnt where they happened.
+  const taught = reason === 'rate-limited' ? null : outcomeOf(o.reply ? o.reply.code : null, reason, o.facts);
+  if (taught) learn(deps, o.facts.client.ip, authenticatedDomain(o.facts), taught);
   metrics.replies.inc({ stage: o.stage, class: o.reply ? replyClass(o.reply.code) : '2xx' });
   const would = o.decision?.wouldHave;
   if (would) metrics.monitorWouldHave.inc({ action: would.action, rule: would.rule });

@@ -17,6 +17,7 @@ import type { PipelineDeps } from './deps.ts';
 import { checkRecipient, normaliseDomain } from './recipient.ts';
 import { closeTransaction, type BackendReply, type BackendTx, type Params, type SessionState, type Transaction } from './state.ts';
 import { logDecision, type Outcome } from './record.ts';
+import { authenticatedDomain, learn, limitData, limitMail, limitRcpt } from './limits.ts';
 
 export async function mailStage(deps: PipelineDeps, state: SessionState, seq: number, sender: string, params: Params): Promise<void> {
   await closeTransaction(state, 'release'); // a transaction the client abandoned (RSET, new MAIL)
@@ -28,7 +29,7 @@ export async function mailStage(deps: PipelineDeps, state: SessionState, seq: nu
     throw reply(deps, state, 'mail', REPLIES.badSender(), 'bad-address');
   }
   const spf = await deps.checkSpf({ ip: state.ip, helo: state.helo, sender });
-  const tx: Transaction = { seq, startedAt: deps.clock.now(), sender, senderDomain, mailParams: params, spf, recipients: [], backend: null, backendLost: false, rcptRefused: 0 };
+  const tx: Transaction = { seq, startedAt: deps.clock.now(), sender, senderDomain, mailParams: params, spf, recipients: [], backend: null, backendLost: false, rcptRefused: 0, reservations: [], completed: false };
   state.tx = tx;
   const decision = deps.decide(factsOf(state, tx), 'mail');
   if (decision && (decision.enforced.action === 'reject' || decision.enforced.action === 'tempfail')) {
@@ -37,6 +38,10 @@ export async function mailStage(deps: PipelineDeps, state: SessionState, seq: nu
     record(deps, state, tx, { decision, facts: factsOf(state, tx), reply: verdict.reply, stage: 'mail' });
     throw new SmtpReplyError(verdict.reply, verdict.reason, state.id);
   }
+  await limitMail(deps, state, tx).catch((err: unknown) => {
+    state.tx = null;
+    throw err;
+  });
   deps.metrics.replies.inc({ stage: 'mail', class: '2xx' });
 }
 
@@ -47,6 +52,7 @@ export async function rcptStage(deps: PipelineDeps, state: SessionState, address
   if (!check.ok) {
     const r = check.why === 'relay-denied' ? REPLIES.relayDenied() : check.why === 'routing-syntax' ? REPLIES.routingSyntax() : REPLIES.badRecipient();
     state.log.info({ rcpt: address, why: check.why }, 'recipient refused');
+    learn(deps, state.ip, null, 'protocol-error');
     throw reply(deps, state, 'rcpt', r, check.why);
   }
   // RFC 5321 §4.5.3.1.10 allows a repeated recipient; it is one delivery (Postfix dedups too).
@@ -63,6 +69,7 @@ export async function rcptStage(deps: PipelineDeps, state: SessionState, address
   const known = deps.recipientCache.get(check.address);
   if (known) {
     tx.rcptRefused++;
+    learn(deps, state.ip, null, 'recipient-refused');
     throw reply(deps, state, 'rcpt', mirror(known, 'rcpt'), 'backend-rejected');
   }
   // Postfix slows down from its 10th error in a session and hangs up at the 20th, which would
@@ -71,10 +78,12 @@ export async function rcptStage(deps: PipelineDeps, state: SessionState, address
   if (tx.rcptRefused >= deps.config.backend.maxRcptErrorsPerTransaction) {
     throw reply(deps, state, 'rcpt', REPLIES.tooManyRefused(), 'too-many-recipients');
   }
+  await limitRcpt(deps, state, tx, check.address);
   const backend = await ensureBackend(deps, state, tx);
   const answer = await backendCall(deps, state, () => backend.rcpt(check.address, params), 'rcpt');
   if (answer.code >= 300) {
     tx.rcptRefused++;
+    if (answer.code >= 500) learn(deps, state.ip, null, 'recipient-refused');
     if (answer.code >= 500) deps.recipientCache.set(check.address, answer);
     state.log.info({ rcpt: check.address, backend: replyLine(answer) }, 'recipient refused by backend');
     throw reply(deps, state, 'rcpt', mirror(answer, 'rcpt'), 'backend-rejected');
@@ -123,6 +132,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
   }
   const started = deps.clock.now();
   const { message, repaired, oversize } = await readMessage(deps, state, tx, stream);
+  tx.completed = true; // the message arrived in full: its rate-limit tokens stay spent
   const base = factsOf(state, tx);
 
   if (oversize) {
@@ -166,6 +176,14 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     await closeTransaction(state, 'release');
     record(deps, state, tx, { decision, facts, reply: verdict.reply, stage: 'data', timing });
     throw new SmtpReplyError(verdict.reply, verdict.reason, state.id);
+  }
+
+  const authDomain = authenticatedDomain(facts);
+  const limited = await limitData(deps, state, authDomain);
+  if (limited) {
+    await closeTransaction(state, 'release');
+    record(deps, state, tx, { decision, facts, reply: limited.reply, stage: 'data', reason: 'rate-limited', timing });
+    throw limited;
   }
 
   const fields: HeaderField[] = [

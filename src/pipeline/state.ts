@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { SpfFacts, Tier } from '../core/facts.ts';
 import type { BackendTransaction, SmtpResponse } from '../relay/backend.ts';
+import type { Reservation, TierInfo } from '../reputation/types.ts';
 
 export type Params = Record<string, string | true>;
 
@@ -28,6 +29,10 @@ export interface Transaction {
   backendLost: boolean;
   /** Recipients refused in this transaction (by the backend or from the recipient cache). */
   rcptRefused: number;
+  /** Rate-limit tokens taken at MAIL/RCPT, given back if the transaction dies before DATA completes. */
+  readonly reservations: Reservation[];
+  /** DATA was received in full: the transaction counts, its reservations stay taken. */
+  completed: boolean;
 }
 
 export interface SessionState {
@@ -43,6 +48,9 @@ export interface SessionState {
   tls: boolean;
   tlsInfo: { readonly version?: string | null; readonly cipher?: string | null } | null;
   tier: Tier;
+  tierInfo: TierInfo | null;
+  /** Gives reservations back to the store (bound to the gateway's Reputation). */
+  readonly release: (reservations: readonly Reservation[]) => void;
   tx: Transaction | null;
   /** Transactions finished on this connection (for the log). */
   messages: number;
@@ -54,6 +62,7 @@ export interface SessionState {
 export async function closeTransaction(state: SessionState, how: 'release' | 'abort'): Promise<void> {
   const tx = state.tx;
   state.tx = null;
+  if (tx && !tx.completed && tx.reservations.length > 0) state.release(tx.reservations.splice(0));
   if (!tx?.backend) return;
   const backend = tx.backend;
   tx.backend = null;

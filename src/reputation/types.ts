@@ -41,7 +41,11 @@ export interface Reservation {
 
 export type TakeResult =
   | { readonly allowed: true; readonly reservation: Reservation }
-  | { readonly allowed: false; readonly limitedBy: Limiter; readonly retryAfterMs: number };
+  | {
+    readonly allowed: false; readonly limitedBy: Limiter; readonly retryAfterMs: number;
+    /** Set when the store could not answer and failMode is 'closed': reply 451 4.3.0 "try later", learn nothing. */
+    readonly storeUnavailable?: true;
+  };
 
 export interface ScoreState {
   readonly subject: Subject;
@@ -62,7 +66,7 @@ export interface RateStore {
   /** Decays, adds delta (bounded), counts a sample, refreshes the key's TTL. */
   learn(updates: ReadonlyArray<{ readonly subject: Subject; readonly delta: number }>, now: number): Promise<void>;
   /** Operator tools. */
-  inspect(subject: Subject, now: number): Promise<{ score: ScoreState; buckets: Array<{ limiter: Limiter; tokens: number }> }>;
+  inspect(subject: Subject, now: number): Promise<{ score: ScoreState; buckets: Array<{ limiter: Limiter; tokens: number; burst?: number }> }>;
   reset(subject: Subject): Promise<number>;
   /** For /readyz. */
   health(): { ok: true } | { ok: false; error: string };
@@ -86,7 +90,17 @@ export interface TierInfo {
   readonly net: ScoreState;
 }
 
-export type Limited = { readonly limitedBy: Limiter; readonly retryAfterMs: number };
+export type Limited = {
+  readonly limitedBy: Limiter; readonly retryAfterMs: number;
+  /** The shared store is down and failMode is 'closed': not the client's fault (451 4.3.0), learn nothing. */
+  readonly storeUnavailable?: true;
+};
+
+/** Metrics seam of a store (counted by the observability layer; op is a closed set: take, release, scores, learn, inspect, reset). */
+export interface StoreObserver {
+  storeError(op: string): void;
+  storeLatency(op: string, seconds: number): void;
+}
 
 /**
  * The facade the pipeline uses. `authDomain` is ONLY an authenticated domain (aligned DKIM d=

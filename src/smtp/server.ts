@@ -12,6 +12,7 @@ import { normaliseIp } from '../core/ip.ts';
 import { REPLIES } from '../core/reply.ts';
 import type { PipelineDeps } from '../pipeline/deps.ts';
 import { dataStage, mailStage, rcptStage } from '../pipeline/stages.ts';
+import { limitConnect } from '../pipeline/limits.ts';
 import { closeTransaction, type Params, type SessionState } from '../pipeline/state.ts';
 import { PosternSmtpServer } from './connection.ts';
 
@@ -51,7 +52,11 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
         ip: normaliseIp(session.remoteAddress) ?? session.remoteAddress,
         connectedAt: Date.now(),
         log: opts.logger.child({ session: session.id }),
-        ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tx: null, messages: 0, closed: false,
+        ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tierInfo: null, tx: null, messages: 0, closed: false,
+        release: (reservations) => {
+          const d = opts.deps();
+          for (const r of reservations) d.reputation.release(r, d.clock.now()).catch(() => undefined);
+        },
       };
       sessions.set(session.id, state);
       opts.onSessionCount?.(sessions.size);
@@ -101,9 +106,10 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
 
     onConnect(session, callback) {
       if (opts.isDraining()) return callback(new SmtpReplyError(REPLIES.shuttingDown(), 'shutting-down'));
-      const state = stateOf(session);
-      state.log.debug({ ip: state.ip, ptr: state.ptr }, 'connected');
-      callback();
+      run(session, callback, async (state) => {
+        state.log.debug({ ip: state.ip, ptr: state.ptr }, 'connected');
+        await limitConnect(opts.deps(), state);
+      });
     },
     onSecure(_socket, _session, callback) {
       opts.onSecure?.();

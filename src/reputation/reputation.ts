@@ -1,0 +1,150 @@
+/**
+ * The Reputation facade the pipeline calls at each SMTP step (types.ts). It reads scores,
+ * turns them into a tier, scales the base limits by the tier's multiplier and asks the store
+ * for all buckets of the step at once (all or nothing). It never builds SMTP replies: it says
+ * "limited by X, retry after N ms" and the pipeline answers 421 / 451 4.7.x.
+ *
+ * - Client tier: the worse of the IP and network tiers, each counting once it has minSamples
+ *   (see combinedTier in scores.ts for why).
+ * - Domain tier: only for an authenticated domain (aligned DKIM d= or aligned SPF-pass); the
+ *   pipeline must never pass an unverified From, or spoofers would borrow its reputation.
+ * - Allow list: limits bypassed and tier 'trusted'. Block list: always limited ('blocklist')
+ *   and tier 'bad'.
+ */
+import type { Tier } from '../core/facts.ts';
+import { baseLimits, type RateLimitsConfig, type ReputationConfig } from './config.ts';
+import { domainSubject, ipSubject, netSubject, rcptSubject } from './keys.ts';
+import { NO_LISTS, type Lists } from './lists.ts';
+import { boundedMultiplier, combinedTier, deltasFor, tierOf, type TierThresholds } from './scores.ts';
+import type { BucketRequest, Limited, Limiter, RateStore, Reputation, Reservation, Subject, TierInfo } from './types.ts';
+
+/** Retry hints where no bucket gives one: a block-listed client, or a tier whose multiplier is 0. */
+export const BLOCKED_RETRY_AFTER_MS = 60 * 60_000;
+export const TIER_ZERO_RETRY_AFTER_MS = 15 * 60_000;
+
+export interface ReputationObserver {
+  /** A step was refused by this limiter (a metric label: closed set). */
+  limited(limiter: Limiter): void;
+  /** The tier a connection was classified in. */
+  tier(tier: Tier): void;
+}
+
+export interface CreateReputationOptions {
+  readonly store: RateStore;
+  readonly config: { readonly reputation: ReputationConfig; readonly rateLimits: RateLimitsConfig };
+  /** The current lists; a function so a SIGHUP reload can swap them without rebuilding the facade. */
+  readonly lists?: Lists | (() => Lists);
+  readonly observer?: ReputationObserver;
+}
+
+type Step = { ok: true; reservation: Reservation } | ({ ok: false } & Limited);
+
+const EMPTY: Reservation = Object.freeze({ taken: Object.freeze([]) });
+
+export function createReputation(opts: CreateReputationOptions): Reputation {
+  const { store, observer } = opts;
+  const rep = opts.config.reputation;
+  const limits = baseLimits(opts.config.rateLimits);
+  const thresholds: TierThresholds = rep.thresholds;
+  const lists = (): Lists => (typeof opts.lists === 'function' ? opts.lists() : opts.lists ?? NO_LISTS);
+  const net = (ip: string): Subject => netSubject(ip, rep.networkBitsV4, rep.networkBitsV6);
+
+  const multiplier = (tier: Tier): number => boundedMultiplier(rep.multipliers[tier]);
+
+  const request = (limiter: Exclude<Limiter, 'blocklist'>, subject: Subject, m: number, cost = 1): BucketRequest => {
+    const base = limits[limiter];
+    return { limiter, subject, ratePerSecond: base.ratePerSecond * m, burst: Math.max(1, base.burst * m), cost };
+  };
+
+  const limited = (limitedBy: Limiter, retryAfterMs: number, storeUnavailable?: true): { ok: false } & Limited => {
+    observer?.limited(limitedBy);
+    return { ok: false, limitedBy, retryAfterMs, ...(storeUnavailable ? { storeUnavailable } : {}) };
+  };
+
+  /** The buckets of one step, scaled by the tier; a multiplier of 0 refuses without asking the store. */
+  async function take(tier: Tier, build: (m: number) => BucketRequest[], now: number): Promise<Step> {
+    const m = multiplier(tier);
+    const requests = build(m === 0 ? 1 : m);
+    if (m === 0) return limited(requests[0]!.limiter, TIER_ZERO_RETRY_AFTER_MS);
+    const res = await store.take(requests, now);
+    if (res.allowed) return { ok: true, reservation: res.reservation };
+    return limited(res.limitedBy, res.retryAfterMs, res.storeUnavailable);
+  }
+
+  /** Block wins over allow: a line in the block file is the more deliberate statement. */
+  const listed = (ip: string): 'block' | 'allow' | null => {
+    const l = lists();
+    if (l.block.hasIp(ip)) return 'block';
+    if (l.allow.hasIp(ip)) return 'allow';
+    return null;
+  };
+
+  return {
+    async connect(ip, now) {
+      const ipS = ipSubject(ip);
+      const netS = net(ipS.id);
+      const [ipState, netState] = await store.scores([ipS, netS], now);
+      const list = listed(ipS.id);
+      const computed = combinedTier(ipState!, netState!, thresholds, rep.minSamples);
+      const tier: TierInfo = {
+        tier: list === 'allow' ? 'trusted' : list === 'block' ? 'bad' : computed,
+        ip: ipState!,
+        net: netState!,
+      };
+      observer?.tier(tier.tier);
+      if (list === 'block') return { tier, ...limited('blocklist', BLOCKED_RETRY_AFTER_MS) };
+      if (list === 'allow') return { tier, ok: true, reservation: EMPTY };
+      const step = await take(tier.tier, (m) => [request('ip-connections', ipS, m), request('net-connections', netS, m)], now);
+      return { tier, ...step };
+    },
+
+    async mail(ip, tier, now) {
+      const ipS = ipSubject(ip);
+      const list = listed(ipS.id);
+      if (list === 'block') return limited('blocklist', BLOCKED_RETRY_AFTER_MS);
+      if (list === 'allow') return { ok: true, reservation: EMPTY };
+      const netS = net(ipS.id);
+      return take(tier.tier, (m) => [request('ip-messages', ipS, m), request('net-messages', netS, m)], now);
+    },
+
+    async rcpt(ip, recipient, tier, now) {
+      const ipS = ipSubject(ip);
+      const list = listed(ipS.id);
+      if (list === 'block') return limited('blocklist', BLOCKED_RETRY_AFTER_MS);
+      if (list === 'allow') return { ok: true, reservation: EMPTY };
+      const netS = net(ipS.id);
+      const rcptS = rcptSubject(recipient);
+      return take(tier.tier, (m) => [
+        request('ip-recipients', ipS, m), request('net-recipients', netS, m), request('rcpt-messages', rcptS, m),
+      ], now);
+    },
+
+    async data(authDomain, now) {
+      if (authDomain === null) return { domainTier: null, ok: true, reservation: EMPTY };
+      const subject = domainSubject(authDomain);
+      const l = lists();
+      if (l.block.hasDomain(subject.id)) return { domainTier: 'bad', ...limited('blocklist', BLOCKED_RETRY_AFTER_MS) };
+      if (l.allow.hasDomain(subject.id)) return { domainTier: 'trusted', ok: true, reservation: EMPTY };
+      const [state] = await store.scores([subject], now);
+      const domainTier = tierOf(state!, thresholds, rep.minSamples);
+      const step = await take(domainTier, (m) => [request('domain-messages', subject, m)], now);
+      return { domainTier, ...step };
+    },
+
+    async release(reservation, now) {
+      if (reservation.taken.length > 0) await store.release(reservation, now);
+    },
+
+    async learn(event, now) {
+      const d = deltasFor(event.outcome, event.count);
+      const ipS = ipSubject(event.ip);
+      const updates: Array<{ subject: Subject; delta: number }> = [
+        { subject: ipS, delta: d.ip },
+        { subject: net(ipS.id), delta: d.net },
+      ];
+      // Only an authenticated domain earns or spends (the contract of authDomain).
+      if (event.authDomain !== null && d.domain !== 0) updates.push({ subject: domainSubject(event.authDomain), delta: d.domain });
+      await store.learn(updates, now);
+    },
+  };
+}
