@@ -121,7 +121,9 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     onHealthChange: (health) => {
       metrics.storeUp.set(health.ok ? 1 : 0);
       if (health.ok) logger.info('rate/reputation store (Redis) reachable again');
-      else logger.warn({ error: health.error, failMode: config.redis.failMode }, 'rate/reputation store (Redis) unreachable, answering locally');
+      else logger.warn({ error: health.error, failMode: config.redis.failMode }, config.redis.failMode === 'open'
+        ? 'rate/reputation store (Redis) unreachable, limits enforced per node from memory'
+        : 'rate/reputation store (Redis) unreachable, refusing with 4xx until it is back (failMode closed)');
     },
   });
   const reputation = createReputation({

@@ -11,6 +11,8 @@ import pino from 'pino';
 import { createGateway, type Gateway } from '../../src/app.ts';
 import { deepFreeze } from '../../src/config/load.ts';
 import { configSchema, type ConfigInput } from '../../src/config/schema.ts';
+import type { Clock } from '../../src/core/clock.ts';
+import type { RateStore } from '../../src/reputation/types.ts';
 
 export const SHIPPED_POLICIES = path.resolve(import.meta.dirname, '../../policies');
 
@@ -32,6 +34,9 @@ export interface GatewayOptions {
   /** Policy files by name (written to a temp folder), or a folder; default: the shipped policies/. */
   readonly policies?: Record<string, string> | string;
   readonly config?: Partial<ConfigInput>;
+  /** Injected seams (createGateway's overrides): a manual clock, a shared rate store. */
+  readonly clock?: Clock;
+  readonly store?: RateStore;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
@@ -64,7 +69,7 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
     },
   });
   const logger = pino({ level: config.log.level }, sink);
-  const gateway = await createGateway(config, { logger });
+  const gateway = await createGateway(config, { logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.store ? { store: opts.store } : {}) });
   const { smtp, http } = await gateway.start();
   return {
     port: smtp[0]!.port,

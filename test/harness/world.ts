@@ -36,12 +36,14 @@ export async function startWorld(opts: {
   sink?: SinkOptions;
   policies?: GatewayOptions['policies'];
   config?: GatewayOptions['config'];
+  clock?: GatewayOptions['clock'];
+  store?: GatewayOptions['store'];
 } = {}): Promise<World> {
   sharedKeys ??= { rsa: dkimKey('rsa'), ed25519: dkimKey('ed25519') };
   const keys = sharedKeys;
   const dns = await startDnsServer({ ...standardZone(keys), ...opts.zone });
   const sink = await startSink(opts.sink);
-  const gw = await startGateway({ dnsPort: dns.port, backendPort: sink.port, policies: opts.policies, config: opts.config });
+  const gw = await startGateway({ dnsPort: dns.port, backendPort: sink.port, policies: opts.policies, config: opts.config, clock: opts.clock, store: opts.store });
   return {
     dns, sink, gw, keys,
     async close() {
@@ -50,6 +52,12 @@ export async function startWorld(opts: {
       await dns.close();
     },
   };
+}
+
+/** A clock the test moves by hand (no sleeping for rate limits to refill). */
+export function manualClock(start = Date.parse('2026-11-23T10:00:00Z')): { now(): number; advance(ms: number): void } {
+  let t = start;
+  return { now: () => t, advance: (ms) => { t += ms; } };
 }
 
 /** PROXY protocol v1 header claiming `ip` as the client (the gateway must trust 127.0.0.1). */
