@@ -13,6 +13,7 @@ import { describeRuleSet, loadPolicies } from './policy/load.ts';
 import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
+import { reputationCommand } from './devtools/reputation-cli.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -23,6 +24,8 @@ commands:
   verify FILE.eml --ip IP --helo NAME --sender ADDR [--config FILE]
                                           authenticate one message (SPF, DKIM, ARC, DMARC) with the
                                           configured DNS, print Authentication-Results and the verdict
+  reputation show|reset <ip|cidr|domain|address> [--config FILE]
+                                          show or clear a sender's score and rate buckets in Redis
 
 The config file is --config, else $POSTERN_CONFIG, else ./postern.yaml if present, else the
 embedded defaults; every key can be overridden with POSTERN_* environment variables.`;
@@ -130,6 +133,17 @@ async function main(argv: string[]): Promise<void> {
       const out = await verifyMessage(config, { file, ip: values.ip, helo: values.helo ?? '', sender: values.sender ?? '' });
       process.stdout.write(out.text);
       process.exitCode = 0;
+      return;
+    }
+    case 'reputation': {
+      const [action, target] = positionals;
+      if (!action || !target) fail(`reputation needs show|reset and a target\n\n${USAGE}`);
+      const { config } = load(values.config);
+      try {
+        process.stdout.write(await reputationCommand(config, action, target));
+      } catch (err) {
+        fail((err as Error).message, 1);
+      }
       return;
     }
     default:

@@ -12,6 +12,7 @@
  * BENCH_SCALE=0.2 shortens every point (a quick smoke run); the default run takes ~3 minutes.
  */
 import os from 'node:os';
+import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDnsServer } from '../harness/dns-server.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
@@ -40,6 +41,8 @@ const WARM_UP = point(10, 'fresh', 1.5, 500);
 
 interface Bench {
   readonly gateway: GatewayProcess;
+  /** The same gateway with its rate/reputation store in Redis; null when no Redis answers. */
+  readonly redisGateway: GatewayProcess | null;
   readonly sink: BenchSink;
   readonly ticks: number;
 }
@@ -51,8 +54,9 @@ interface Measured {
 }
 
 async function measure(bench: Bench, target: Row['target'], spec: PointSpec, set: SignedSet): Promise<Measured> {
-  const { gateway, sink, ticks } = bench;
-  const viaGateway = target === 'gateway';
+  const { sink, ticks } = bench;
+  const viaGateway = target !== 'direct';
+  const gateway = target === 'gateway-redis' ? bench.redisGateway! : bench.gateway;
   sink.take(); // forget whatever a previous point left behind
   if (viaGateway) resetPeakRss(gateway.pid);
   const cpuBefore = cpuSeconds(gateway.pid, ticks);
@@ -129,6 +133,53 @@ async function runSize(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; not
   return { rows: measured.map((m) => m.row), notes: details(measured) };
 }
 
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const STORE_POINTS: readonly PointSpec[] = [point(50, 'fresh', 6, 10_000), point(50, 'reuse', 8, 40_000)];
+
+/** The throughput cost of the shared store: the same points through the memory-store and the Redis-store gateway. */
+async function runStoreComparison(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; notes: string[] } | null> {
+  if (!bench.redisGateway) return null;
+  process.stdout.write(`\nstore comparison (${set.size.name}): memory vs Redis rate store\n`);
+  await measure(bench, 'gateway-redis', WARM_UP, set);
+  const measured: Measured[] = [];
+  for (const spec of STORE_POINTS) {
+    for (const target of ['gateway', 'gateway-redis'] as const) {
+      const m = await measure(bench, target, spec, set);
+      progress(m);
+      measured.push(m);
+    }
+  }
+  return { rows: measured.map((m) => m.row), notes: details(measured) };
+}
+
+async function redisAnswers(url: string): Promise<boolean> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1_000, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function dropKeys(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 1 });
+  client.on('error', () => undefined);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await client.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function main(): Promise<void> {
   const began = Date.now();
   const ticks = clockTicksPerSecond();
@@ -137,21 +188,31 @@ async function main(): Promise<void> {
   const dns = await startDnsServer(mail.zone);
   const sink = await startBenchSink();
   let gateway: GatewayProcess | null = null;
+  let redisGateway: GatewayProcess | null = null;
+  const redisPrefix = `postern-bench:${process.pid}:`;
   const onSignal = (): void => {
     gateway?.kill();
+    redisGateway?.kill();
     process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', () => gateway?.kill());
+  process.on('exit', () => {
+    gateway?.kill();
+    redisGateway?.kill();
+  });
   try {
     gateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN] });
     const resettable = resetPeakRss(gateway.pid);
     process.stdout.write(`gateway pid ${gateway.pid} on 127.0.0.1:${gateway.smtpPort}, backend sink 127.0.0.1:${sink.port}, DNS 127.0.0.1:${dns.port}\n`);
     if (!resettable) process.stdout.write('note: /proc/<pid>/clear_refs not writable: peak RSS is the peak since the gateway started\n');
-    const bench: Bench = { gateway, sink, ticks };
+    if (await redisAnswers(REDIS_URL)) {
+      redisGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], redis: { url: REDIS_URL, keyPrefix: redisPrefix } });
+    }
+    const bench: Bench = { gateway, redisGateway, sink, ticks };
     const results: Array<{ set: SignedSet; rows: Row[]; notes: string[] }> = [];
     for (const set of mail.sets) results.push({ set, ...(await runSize(bench, set)) });
+    const store = await runStoreComparison(bench, mail.sets[0]!);
 
     for (const { set, rows, notes } of results) {
       process.stdout.write(`\n== ${set.size.name} messages (DKIM rsa-sha256 signed, mean ${set.meanBytes} bytes) ==\n${table(rows)}\n`);
@@ -159,9 +220,13 @@ async function main(): Promise<void> {
         ? `failures and notes:\n${notes.join('\n')}\n`
         : 'no errors: every 250 matched a message at the sink; every message relayed by the gateway carried dkim=pass and dmarc=pass\n');
     }
+    process.stdout.write(`\n== rate/reputation store: memory vs Redis (${mail.sets[0]!.size.name}, concurrency 50) ==\n`);
+    process.stdout.write(store ? `${table(store.rows)}\n${store.notes.length > 0 ? `failures and notes:\n${store.notes.join('\n')}\n` : 'no errors\n'}` : `skipped: no Redis answers at ${REDIS_URL} (set REDIS_URL)\n`);
     process.stdout.write(`\n${LEGEND}\n\ntotal ${((Date.now() - began) / 1000).toFixed(0)} s\n`);
   } finally {
     await gateway?.stop();
+    await redisGateway?.stop();
+    if (redisGateway) await dropKeys(REDIS_URL, redisPrefix);
     await sink.close();
     await dns.close();
   }

@@ -2,7 +2,8 @@
 import type { Mode } from './load.ts';
 
 export interface Row {
-  readonly target: 'gateway' | 'direct';
+  /** gateway: memory rate store; gateway-redis: the same with the store in Redis; direct: the sink alone. */
+  readonly target: 'gateway' | 'gateway-redis' | 'direct';
   readonly concurrency: number;
   readonly mode: Mode;
   readonly started: number;
@@ -33,7 +34,7 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 const COLUMNS = [
-  ['target', 7], ['conc', 5], ['mode', 6], ['sent', 6], ['errors', 6], ['unverified', 10],
+  ['target', 13], ['conc', 5], ['mode', 6], ['sent', 6], ['errors', 6], ['unverified', 10],
   ['msg/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['CPU s/1k msg', 12], ['gw cores', 8], ['peak RSS MB', 11], ['bench cores', 11],
 ] as const;
 

@@ -11,6 +11,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { dkimKey, message, sign } from '../harness/mail.ts';
+import { Redis } from 'ioredis';
+import { reputationConfigSchema } from '../../src/reputation/config.ts';
+import { ipSubject } from '../../src/reputation/keys.ts';
+import { createRedisStore } from '../../src/reputation/redis-store.ts';
+import { scoreParams } from '../../src/reputation/store.ts';
+import { deletePrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const MAIN = path.join(ROOT, 'src/main.ts');
@@ -122,5 +128,33 @@ describe('postern CLI', () => {
     child.kill('SIGTERM');
     assert.equal(await exit, 0);
     assert.match(out, /"msg":"stopped"/);
+  });
+});
+
+describe('postern reputation show|reset', () => {
+  it('shows and resets a sender kept in Redis; without Redis it says why it cannot', async () => {
+    const prefix = uniquePrefix('cli');
+    const client = new Redis(sharedRedisUrl());
+    try {
+      const store = createRedisStore({ client, keyPrefix: prefix, score: scoreParams(reputationConfigSchema.parse({})) });
+      for (let i = 0; i < 6; i++) await store.learn([{ subject: ipSubject('192.0.2.1'), delta: 5 }], Date.now());
+      const env = { POSTERN_REDIS_URL: sharedRedisUrl(), POSTERN_REDIS_KEY_PREFIX: prefix };
+      const shown = await run(['reputation', 'show', '192.0.2.1'], env);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.match(shown.stdout, new RegExp(`^ip:192\\.0\\.2\\.1 {3}key ${prefix.replace(/[.:-]/g, '\\$&')}rep:\\{ip:192\\.0\\.2\\.1\\}`, 'm'));
+      assert.match(shown.stdout, /score {4}30\.00 {2}samples 6/);
+      assert.match(shown.stdout, /tier {5}good/);
+      assert.match(shown.stdout, /^net:192\.0\.2\.0\/24/m);
+      const reset = await run(['reputation', 'reset', '192.0.2.1'], env);
+      assert.equal(reset.code, 0, reset.stderr);
+      assert.match(reset.stdout, /ip:192\.0\.2\.1: 1 key deleted/);
+      assert.match((await run(['reputation', 'show', '192.0.2.1'], env)).stdout, /score {4}0\.00 {2}samples 0/);
+    } finally {
+      await deletePrefix(client, prefix);
+      client.disconnect();
+    }
+    const noRedis = await run(['reputation', 'show', '192.0.2.1']);
+    assert.equal(noRedis.code, 1);
+    assert.match(noRedis.stderr, /no Redis configured/);
   });
 });
