@@ -3,7 +3,7 @@
 NODE := node_modules/.bin/node
 STAMP := node_modules/.install-stamp
 
-.PHONY: run test bench check-config demo clean
+.PHONY: run test test-deps bench check-config demo clean
 
 $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -16,8 +16,21 @@ run: $(STAMP)
 	POSTERN_LOG_PRETTY=$${POSTERN_LOG_PRETTY:-true} $(NODE) src/main.ts serve --dev-backend
 
 ## test: type-check, lint and run every test
-test: $(STAMP)
+test: $(STAMP) test-deps
 	npm test
+
+## test-deps: Debian tools the operations tests (test/ops) run for real, installed only when missing:
+## promtool and prometheus (package prometheus), systemd-analyze (package systemd). Needs root or sudo.
+## The package's service is not needed: the tests start their own Prometheus on a free loopback port.
+APT_INSTALL = $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+APT_UPDATE = $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
+test-deps:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  echo "installing Debian package prometheus (promtool, prometheus) for test/ops"; \
+	  $(APT_UPDATE) >/dev/null && $(APT_INSTALL) prometheus >/dev/null; }
+	@command -v systemd-analyze >/dev/null || { \
+	  echo "installing Debian package systemd (systemd-analyze) for test/ops"; \
+	  $(APT_UPDATE) >/dev/null && $(APT_INSTALL) systemd >/dev/null; }
 
 ## bench: throughput/latency/CPU figures (not part of the tests)
 bench: $(STAMP)

@@ -17,7 +17,7 @@ const ms = (def: number, doc: string) => z.number().int().min(1).default(def).de
 const backend = z.strictObject({
   host: z.string().min(1).default('127.0.0.1').describe('Backend mail store host that receives accepted mail'),
   port: port.default(10025).describe('Backend SMTP port'),
-  tls: z.enum(['none', 'starttls']).default('none').describe('STARTTLS towards the backend'),
+  tls: z.enum(['none', 'starttls']).default('none').describe('STARTTLS towards the backend (`none` | `starttls`)'),
   rejectUnauthorized: z.boolean().default(true).describe('Verify the backend certificate when tls is starttls'),
   xclient: z.boolean().default(false).describe('Pass the original client address/name/HELO with XCLIENT when the backend offers it'),
   poolSize: z.number().int().min(0).default(32).describe('Idle backend connections kept for reuse (each holds a Postfix smtpd process)'),
@@ -32,7 +32,7 @@ const backend = z.strictObject({
 }).prefault({});
 
 const dns = z.strictObject({
-  servers: z.array(hostPortOptional).default([]).describe('Resolvers as host:port ([v6]:port); empty = the system resolvers of /etc/resolv.conf'),
+  servers: z.array(hostPortOptional).default([]).describe('Resolvers as host:port ([v6]:port; port 53 if left out), IP addresses only; empty = the system resolvers of /etc/resolv.conf'),
   timeoutMs: ms(2_000, 'Timeout of one DNS query attempt'),
   attempts: z.number().int().min(1).max(5).default(2).describe('Attempts per query, rotating over servers'),
   cacheSize: z.number().int().min(0).default(10_000).describe('DNS answers kept in the in-process cache'),
@@ -48,7 +48,7 @@ const limits = z.strictObject({
   socketTimeoutMs: ms(300_000, 'Idle time allowed between client commands (RFC 5321 §4.5.3.2.7: 5 min)'),
   dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
   maxHeaderBytes: z.number().int().min(1024).default(1_000_000).describe('Largest header block accepted'),
-  bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: repair to CRLF (as Postfix\'s normalize) or reject with 550 5.6.0'),
+  bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
 }).prefault({});
 
 const auth = z.strictObject({
@@ -60,7 +60,7 @@ const auth = z.strictObject({
 export const configSchema = z.strictObject({
   listen: z.array(hostPort).min(1).default(['0.0.0.0:25']).describe('SMTP listeners, host:port'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name').default(os.hostname()).describe('Banner name and Authentication-Results authserv-id'),
-  domains: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase().replace(/\.$/, ''))).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve)'),
+  domains: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase().replace(/\.$/, ''))).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve). `.example.com` / `*.example.com` = any subdomain'),
   backend,
   dns,
   proxyProtocol: z.strictObject({
@@ -81,7 +81,7 @@ export const configSchema = z.strictObject({
   limits,
   auth,
   log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level'),
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (`fatal` `error` `warn` `info` `debug` `trace` `silent`)'),
     pretty: z.boolean().default(false).describe('Human-readable log lines instead of JSON'),
   }).prefault({}),
   shutdown: z.strictObject({
