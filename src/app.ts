@@ -102,6 +102,8 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     },
   });
 
+  // Both series exist from the start, so the first failed reload is an increase() Prometheus sees.
+  metrics.policyReloads.inc({ outcome: 'failed' }, 0);
   let ruleSet: RuleSet = await loadPolicies(config.policies).catch((err: unknown) => {
     metrics.policyReloads.inc({ outcome: 'failed' });
     throw err;

@@ -13,6 +13,7 @@
  */
 import os from 'node:os';
 import { Redis } from 'ioredis';
+import { sharedRedisAvailable, sharedRedisUrl } from '../harness/redis.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startDnsServer } from '../harness/dns-server.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
@@ -133,7 +134,7 @@ async function runSize(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; not
   return { rows: measured.map((m) => m.row), notes: details(measured) };
 }
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = sharedRedisUrl();
 const STORE_POINTS: readonly PointSpec[] = [point(50, 'fresh', 6, 10_000), point(50, 'reuse', 8, 40_000)];
 
 /** The throughput cost of the shared store: the same points through the memory-store and the Redis-store gateway. */
@@ -150,19 +151,6 @@ async function runStoreComparison(bench: Bench, set: SignedSet): Promise<{ rows:
     }
   }
   return { rows: measured.map((m) => m.row), notes: details(measured) };
-}
-
-async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1_000, retryStrategy: () => null });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    return (await client.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
 }
 
 async function dropKeys(url: string, prefix: string): Promise<void> {
@@ -206,7 +194,7 @@ async function main(): Promise<void> {
     const resettable = resetPeakRss(gateway.pid);
     process.stdout.write(`gateway pid ${gateway.pid} on 127.0.0.1:${gateway.smtpPort}, backend sink 127.0.0.1:${sink.port}, DNS 127.0.0.1:${dns.port}\n`);
     if (!resettable) process.stdout.write('note: /proc/<pid>/clear_refs not writable: peak RSS is the peak since the gateway started\n');
-    if (await redisAnswers(REDIS_URL)) {
+    if (await sharedRedisAvailable()) {
       redisGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], redis: { url: REDIS_URL, keyPrefix: redisPrefix } });
     }
     const bench: Bench = { gateway, redisGateway, sink, ticks };
