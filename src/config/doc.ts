@@ -9,7 +9,7 @@ function formatDefault(path: readonly string[], value: unknown): string {
   if (value === undefined) return '(none)';
   if (Array.isArray(value)) return value.length === 0 ? '`[]`' : `\`${value.join(',')}\``;
   if (typeof value === 'object' && value !== null) return `\`${JSON.stringify(value)}\``;
-  return `\`${String(value)}\``;
+  return `\`${String(value as string | number | boolean)}\``;
 }
 
 export function configTable(): string {
