@@ -8,8 +8,8 @@ function formatDefault(path: readonly string[], value: unknown): string {
   if (path.join('.') === 'hostname') return 'OS host name';
   if (value === undefined) return '(none)';
   if (Array.isArray(value)) return value.length === 0 ? '`[]`' : `\`${value.join(',')}\``;
-  if (typeof value === 'object' && value !== null) return `\`${JSON.stringify(value)}\``;
-  return `\`${String(value as string | number | boolean)}\``;
+  const text = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);
+  return `\`${text}\``;
 }
 
 export function configTable(): string {
