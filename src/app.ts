@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { parseHostPort } from './config/load.ts';
+import { configChange } from './config/reload.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { ConfigErrors } from './core/errors.ts';
 import { cidrSet } from './core/ip.ts';
@@ -45,13 +46,18 @@ export interface Deps {
   backend: Backend;
   /** The rate/reputation store (tests inject one to share it or to seed scores). */
   store: RateStore;
+  /** Reads the configuration again for a reload (main.ts: the same file and environment). */
+  reloadConfig: () => Config;
 }
 
 export interface Gateway {
   /** Binds SMTP and HTTP listeners; resolves with the bound ports (port 0 → ephemeral). */
   start(): Promise<{ smtp: Array<{ host: string; port: number }>; http: number | null }>;
-  /** Reloads the policy folder: all or nothing, the old set stays on any error (thrown). */
-  reloadPolicies(): Promise<void>;
+  /**
+   * SIGHUP: re-reads the config (through `reloadConfig`), the policy folder and the lists,
+   * all or nothing; on any error the old ones stay (thrown, logged, counted).
+   */
+  reload(): Promise<void>;
   /** Stops accepting (new connections get 421), waits for in-flight transactions up to drainTimeoutMs, closes. */
   stop(): Promise<void>;
   readonly metrics: Metrics;
@@ -128,43 +134,49 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
         : 'rate/reputation store (Redis) unreachable, refusing with 4xx until it is back (failMode closed)');
     },
   });
-  const reputation = createReputation({
-    store,
-    config,
-    lists: () => lists,
-    observer: { limited: (limiter) => metrics.rateLimitHits.inc({ limiter }), tier: () => undefined },
-  });
-
-  const strict = config.auth.strict;
   const authDns = mailauthResolver(resolver);
-  const deps: PipelineDeps = {
-    config,
-    reputation,
-    domains: domainSet(config.domains),
-    clock,
-    logger,
-    metrics,
-    decide: (facts, stage) => decide(facts, ruleSet, stage),
-    checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
-    authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
-      message, ip, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
-      hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
-    }),
-    openBackend: (client) => backend.open(client),
-    dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
-    recipientCache: createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds }),
-    firstSeen: createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds }),
-    message: {
-      normaliser: () => new LineEndingNormaliser(),
-      fingerprint: messageFingerprint,
-      received: buildReceived,
-      rewrite: (message, authservId, fields) => {
-        const parsed = parseMessage(message);
-        const { kept } = removeForged(parsed.fields, authservId);
-        return prependHeaders({ ...parsed, fields: kept }, fields);
+  const firstSeen = createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds });
+
+  /** Everything a transaction reads from the configuration; rebuilt and swapped whole on reload. */
+  const buildDeps = (config: Config): PipelineDeps => {
+    const reputation = createReputation({
+      store,
+      config,
+      lists: () => lists,
+      observer: { limited: (limiter) => metrics.rateLimitHits.inc({ limiter }), tier: () => undefined },
+    });
+    const strict = config.auth.strict;
+    return {
+      config,
+      reputation,
+      domains: domainSet(config.domains),
+      clock,
+      logger,
+      metrics,
+      decide: (facts, stage) => decide(facts, ruleSet, stage),
+      checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
+      authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
+        message, ip, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
+        hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+      }),
+      openBackend: (client) => backend.open(client),
+      dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
+      recipientCache: createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds }),
+      firstSeen,
+      message: {
+        normaliser: () => new LineEndingNormaliser(),
+        fingerprint: messageFingerprint,
+        received: buildReceived,
+        rewrite: (message, authservId, fields) => {
+          const parsed = parseMessage(message);
+          const { kept } = removeForged(parsed.fields, authservId);
+          return prependHeaders({ ...parsed, fields: kept }, fields);
+        },
       },
-    },
+    };
   };
+  let running = config;
+  let deps = buildDeps(config);
 
   let draining = false;
   const servers = createSmtpServers({ deps: () => deps, logger, reverse: confirmedReverseCallback(resolver), isDraining: () => draining,
@@ -208,19 +220,27 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
-    async reloadPolicies() {
+    async reload() {
+      // All or nothing: config, policies and lists load aside, then swap together.
       try {
-        // All or nothing: both load aside, then both are swapped.
-        const next = await loadPolicies(config.policies);
-        const nextLists = loadLists(config.lists);
-        ruleSet = next;
+        const change = configChange(running, overrides.reloadConfig?.() ?? running);
+        const next = change.effective;
+        const nextRules = await loadPolicies(next.policies);
+        const nextLists = loadLists(next.lists);
+        ruleSet = nextRules;
         lists = nextLists;
+        running = next;
+        deps = buildDeps(next);
+        logger.level = next.log.level;
         metrics.policyReloads.inc({ outcome: 'ok' });
-        metrics.policyRules.set(next.rules.length);
-        logger.info({ rules: next.rules.length }, 'policies reloaded');
+        metrics.policyRules.set(nextRules.rules.length);
+        logger.info({ rules: nextRules.rules.length, applied: change.applied }, 'configuration and policies reloaded');
+        if (change.needsRestart.length > 0) {
+          logger.warn({ keys: change.needsRestart }, 'these settings changed but take effect only after a restart; their running values are kept');
+        }
       } catch (err) {
         metrics.policyReloads.inc({ outcome: 'failed' });
-        logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'policy reload failed, keeping the previous policy');
+        logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'reload failed (policy, list or config), keeping the previous one');
         throw err;
       }
     },

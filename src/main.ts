@@ -71,10 +71,10 @@ async function serve(file: string | undefined, devBackend: boolean): Promise<voi
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    gateway?.reloadPolicies().catch(() => undefined); // logged and counted inside
+    gateway?.reload().catch(() => undefined); // logged and counted inside
   });
   try {
-    gateway = await createGateway(config, { logger });
+    gateway = await createGateway(config, { logger, reloadConfig: () => loadConfig({ file }).config });
   } catch (err) {
     if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
     throw err;

@@ -80,15 +80,15 @@ describe('policy reload', () => {
     try {
       const file = path.join(w.gw.policyDir, '10-main.yaml');
       fs.writeFileSync(file, 'rules:\n  - name: accept-all\n    match: {}\n    action: acept\n');
-      await assert.rejects(w.gw.gateway.reloadPolicies(), /10-main\.yaml:4:\d+: .*action/);
+      await assert.rejects(w.gw.gateway.reload(), /10-main\.yaml:4:\d+: .*action/);
       const r1 = await sendMail(w.gw.port, { from: 'bob@good.example', to: ['user@example.net'], message: message({ from: 'bob@good.example' }) });
       assert.equal(r1.mail.code, 550, 'old policy (reject-all) still enforced, at MAIL FROM already');
       const metrics = await scrape(w.gw.httpPort!);
       assert.equal(value(metrics, 'postern_policy_reloads_total{outcome="failed"}'), 1);
-      assert.ok(w.gw.logs.some((l) => l.level === 50 && /policy reload failed/.test(String(l.msg))));
+      assert.ok(w.gw.logs.some((l) => l.level === 50 && /reload failed/.test(String(l.msg))));
 
       fs.writeFileSync(file, 'rules:\n  - name: accept-all\n    match: {}\n    action: accept\n');
-      await w.gw.gateway.reloadPolicies();
+      await w.gw.gateway.reload();
       const r2 = await sendMail(w.gw.port, { from: 'bob@good.example', to: ['user@example.net'], message: message({ from: 'bob@good.example' }) });
       assert.equal(r2.data?.code, 250);
       assert.equal(value(await scrape(w.gw.httpPort!), 'postern_policy_reloads_total{outcome="ok"}'), 2);

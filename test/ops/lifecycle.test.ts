@@ -116,7 +116,7 @@ describe('signals on the real CLI', () => {
 
     fs.writeFileSync(file, 'rules:\n  - name: accept-all\n    match: {}\n    action: acept\n');
     gw.signal('SIGHUP');
-    const failed = await gw.waitForLog((l) => l.msg === 'policy reload failed, keeping the previous policy');
+    const failed = await gw.waitForLog((l) => l.msg === 'reload failed (policy, list or config), keeping the previous one');
     assert.equal(failed.level, 50);
     assert.match(String(failed.err), new RegExp(`${file.replaceAll('.', '\\.')}:4:\\d+: .*action`));
     assert.equal((await send()).mail.code, 550, 'the old policy (reject-all) is still enforced');
@@ -125,7 +125,7 @@ describe('signals on the real CLI', () => {
 
     fs.writeFileSync(file, 'rules:\n  - name: accept-all\n    match: {}\n    action: accept\n');
     gw.signal('SIGHUP');
-    await gw.waitForLog((l) => l.msg === 'policies reloaded');
+    await gw.waitForLog((l) => l.msg === 'configuration and policies reloaded');
     const r = await send();
     assert.equal(r.mail.code, 250);
     assert.equal(r.data?.code, 250);

@@ -92,7 +92,7 @@ describe('a real Prometheus scraping a real gateway', () => {
 
   it('a failed policy reload fires PosternPolicyReloadFailed for this instance, and no other alert is even pending', async () => {
     fs.writeFileSync(path.join(w.gw.policyDir, '10-broken.yaml'), 'rules:\n  - name: broken\n    match: {}\n    action: acept\n');
-    await assert.rejects(w.gw.gateway.reloadPolicies(), /10-broken\.yaml:4:/);
+    await assert.rejects(w.gw.gateway.reload(), /10-broken\.yaml:4:/);
     const firing = await pollUntil(async () => {
       const alerts = (await prom.alerts()).filter((a) => a.state === 'firing');
       return alerts.length > 0 ? alerts : undefined;

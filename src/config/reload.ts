@@ -1,0 +1,55 @@
+/**
+ * What a SIGHUP may change in a running gateway. Keys that shape listeners, connections or
+ * long-lived clients (sockets, pools, the Redis connection, the DNS cache) need a restart:
+ * a reload keeps their running values and names them, so the configuration in force is
+ * always one coherent set. Everything else (domains, message limits, auth, policies, lists,
+ * rate limits and tiers, log level) takes effect for the next transaction.
+ */
+import { configLeaves, deepFreeze } from './load.ts';
+import type { Config } from './schema.ts';
+
+const RESTART_ONLY = [
+  'listen', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
+  'backend.poolSize', 'backend.idleTimeoutMs', 'backend.maxMessagesPerConnection', 'backend.maxRcptErrorsPerConnection',
+  'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
+  'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',
+  'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
+];
+
+const needsRestart = (key: string): boolean => RESTART_ONLY.some((p) => key === p || key.startsWith(p + '.'));
+
+function getIn(obj: unknown, path: readonly string[]): unknown {
+  return path.reduce<unknown>((node, k) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), obj);
+}
+
+function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = obj;
+  for (const k of path.slice(0, -1)) node = node[k] as Record<string, unknown>;
+  node[path[path.length - 1]!] = value;
+}
+
+export interface ConfigChange {
+  /** The configuration to run with: the new one, with restart-only keys kept as they run. */
+  readonly effective: Config;
+  readonly applied: readonly string[];
+  readonly needsRestart: readonly string[];
+}
+
+export function configChange(running: Config, next: Config): ConfigChange {
+  const effective = structuredClone(next) as unknown as Record<string, unknown>;
+  const applied: string[] = [];
+  const restart: string[] = [];
+  for (const leaf of configLeaves()) {
+    const key = leaf.path.join('.');
+    const before = getIn(running, leaf.path);
+    const after = getIn(next, leaf.path);
+    if (JSON.stringify(before) === JSON.stringify(after)) continue;
+    if (needsRestart(key)) {
+      restart.push(key);
+      setIn(effective, leaf.path, structuredClone(before));
+    } else {
+      applied.push(key);
+    }
+  }
+  return { effective: deepFreeze(effective as unknown as Config), applied, needsRestart: restart };
+}
