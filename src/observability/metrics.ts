@@ -12,7 +12,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
   return {
     connections: new Counter({
       name: 'postern_connections_total', registers,
-      help: 'SMTP connections by outcome (accepted, refused) and reason (ok, too-many-connections, shutting-down, proxy-error)',
+      help: 'SMTP connections by outcome (accepted, refused) and reason (ok, too-many-connections, rate-limited, store-unavailable, shutting-down, proxy-error)',
       labelNames: ['outcome', 'reason'] as const,
     }),
     sessionsInFlight: new Gauge({ name: 'postern_sessions_in_flight', help: 'Open SMTP sessions', registers }),

@@ -43,7 +43,10 @@ export async function limitConnect(deps: PipelineDeps, state: SessionState): Pro
   state.tierInfo = r.tier;
   state.tier = r.tier.tier;
   deps.metrics.tierConnections.inc({ tier: r.tier.tier });
-  if (!r.ok) throw refuse(deps, state, 'connect', r);
+  if (!r.ok) {
+    deps.metrics.connections.inc({ outcome: 'refused', reason: r.storeUnavailable ? 'store-unavailable' : 'rate-limited' });
+    throw refuse(deps, state, 'connect', r);
+  }
 }
 
 /** XCLIENT may have changed the client within the connection: its tier is then looked up anew. */

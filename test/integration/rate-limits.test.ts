@@ -59,6 +59,9 @@ describe('rate limits at the SMTP boundary (memory store)', () => {
       assert.equal(b.greeting.code, 220);
       assert.equal(c.greeting.code, 421);
       assert.match(c.greeting.text, /^4\.7\.0 Rate limit exceeded, please slow down/);
+      const metrics = await (await fetch(`http://127.0.0.1:${w.gw.httpPort}/metrics`)).text();
+      assert.match(metrics, /^postern_connections_total\{outcome="refused",reason="rate-limited"\} 1$/m);
+      assert.match(metrics, /^postern_connections_total\{outcome="accepted",reason="ok"\} 2$/m);
       for (const x of [a, b, c]) x.client.destroy();
     } finally {
       await w.close();
