@@ -136,6 +136,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   });
   const authDns = mailauthResolver(resolver);
   const firstSeen = createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds });
+  const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
 
   /** Everything a transaction reads from the configuration; rebuilt and swapped whole on reload. */
   const buildDeps = (config: Config): PipelineDeps => {
@@ -161,7 +162,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       }),
       openBackend: (client) => backend.open(client),
       dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
-      recipientCache: createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds }),
+      recipientCache,
       firstSeen,
       message: {
         normaliser: () => new LineEndingNormaliser(),
@@ -204,6 +205,33 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   }
   let http: HttpEndpoint | null = null;
 
+  /** SIGHUP: all or nothing, config, policies and lists load aside, then swap together. */
+  const reloadNow = async (): Promise<void> => {
+    // All or nothing: config, policies and lists load aside, then swap together.
+    try {
+      const change = configChange(running, overrides.reloadConfig?.() ?? running);
+      const next = change.effective;
+      const nextRules = await loadPolicies(next.policies);
+      const nextLists = loadLists(next.lists);
+      ruleSet = nextRules;
+      lists = nextLists;
+      running = next;
+      deps = buildDeps(next);
+      logger.level = next.log.level;
+      metrics.policyReloads.inc({ outcome: 'ok' });
+      metrics.policyRules.set(nextRules.rules.length);
+      logger.info({ rules: nextRules.rules.length, applied: change.applied }, 'configuration and policies reloaded');
+      if (change.needsRestart.length > 0) {
+        logger.warn({ keys: change.needsRestart }, 'these settings changed but take effect only after a restart; their running values are kept');
+      }
+    } catch (err) {
+      metrics.policyReloads.inc({ outcome: 'failed' });
+      logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'reload failed (policy, list or config), keeping the previous one');
+      throw err;
+    }
+  };
+  let reloading: Promise<void> = Promise.resolve();
+
   return {
     metrics,
     registry,
@@ -214,35 +242,25 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
         http = await startHttp(config.metrics.listen, registry, () => [
           { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
           { name: 'backend', check: () => backend.probe() },
-          ...(sharedStore ? [{ name: 'redis', check: () => Promise.resolve(store.health()) }] : []),
+          // Fail-open keeps taking mail with per-node limits: a Redis outage must not take every
+          // node out of the balancer at once (readiness would stop all mail). Fail-closed cannot take mail.
+          ...(sharedStore ? [{
+            name: 'redis',
+            check: () => {
+              const health = store.health();
+              if (health.ok || running.redis.failMode === 'closed') return Promise.resolve(health);
+              return Promise.resolve({ ok: true as const, degraded: `${health.error} (failMode open: limits per node)` });
+            },
+          }] : []),
         ]);
       }
       logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
-    async reload() {
-      // All or nothing: config, policies and lists load aside, then swap together.
-      try {
-        const change = configChange(running, overrides.reloadConfig?.() ?? running);
-        const next = change.effective;
-        const nextRules = await loadPolicies(next.policies);
-        const nextLists = loadLists(next.lists);
-        ruleSet = nextRules;
-        lists = nextLists;
-        running = next;
-        deps = buildDeps(next);
-        logger.level = next.log.level;
-        metrics.policyReloads.inc({ outcome: 'ok' });
-        metrics.policyRules.set(nextRules.rules.length);
-        logger.info({ rules: nextRules.rules.length, applied: change.applied }, 'configuration and policies reloaded');
-        if (change.needsRestart.length > 0) {
-          logger.warn({ keys: change.needsRestart }, 'these settings changed but take effect only after a restart; their running values are kept');
-        }
-      } catch (err) {
-        metrics.policyReloads.inc({ outcome: 'failed' });
-        logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'reload failed (policy, list or config), keeping the previous one');
-        throw err;
-      }
+    reload() {
+      // One reload at a time, in signal order: a later SIGHUP never loses to an earlier, slower one.
+      reloading = reloading.catch(() => undefined).then(reloadNow);
+      return reloading;
     },
     async stop() {
       draining = true;

@@ -3,7 +3,7 @@
  * long-lived clients (sockets, pools, the Redis connection, the DNS cache) need a restart:
  * a reload keeps their running values and names them, so the configuration in force is
  * always one coherent set. Everything else (domains, message limits, auth, policies, lists,
- * rate limits and tiers, log level) takes effect for the next transaction.
+ * rate limits and tiers, log level) takes effect from the next SMTP command on.
  */
 import { configLeaves, deepFreeze } from './load.ts';
 import type { Config } from './schema.ts';
@@ -13,6 +13,8 @@ const RESTART_ONLY = [
   'backend.poolSize', 'backend.idleTimeoutMs', 'backend.maxMessagesPerConnection', 'backend.maxRcptErrorsPerConnection',
   'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
   'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',
+  // read once at start: the SIZE smtp-server advertises and counts, the first-seen and refusal caches
+  'limits.maxMessageSize', 'auth.firstSeenTtlSeconds', 'backend.recipientCacheSeconds',
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
 ];
 

@@ -5,7 +5,8 @@ import { parseHostPort } from '../config/load.ts';
 
 export interface ReadinessCheck {
   readonly name: string;
-  check(): Promise<{ ok: true } | { ok: false; error: string }>;
+  /** `degraded`: working around a problem (e.g. Redis down, fail-open): still ready, but say so. */
+  check(): Promise<{ ok: true; degraded?: string } | { ok: false; error: string }>;
 }
 
 export interface HttpEndpoint {
@@ -31,7 +32,8 @@ export async function startHttp(listen: string, registry: Registry, checks: () =
       Promise.all(list.map(async (c) => ({ name: c.name, ...(await c.check().catch((e: Error) => ({ ok: false as const, error: e.message }))) })))
         .then((results) => {
           const ok = results.every((r) => r.ok);
-          const body = { status: ok ? 'ready' : 'not ready', checks: Object.fromEntries(results.map(({ name, ...r }) => [name, r])) };
+          const degraded = results.some((r) => r.ok && 'degraded' in r);
+          const body = { status: ok ? (degraded ? 'degraded' : 'ready') : 'not ready', checks: Object.fromEntries(results.map(({ name, ...r }) => [name, r])) };
           reply(ok ? 200 : 503, 'application/json', JSON.stringify(body) + '\n');
         }, (err: Error) => reply(500, 'text/plain', `${err.message}\n`));
       return;

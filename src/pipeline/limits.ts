@@ -11,7 +11,7 @@ import { SmtpReplyError } from '../core/errors.ts';
 import type { Facts } from '../core/facts.ts';
 import type { TempReply } from '../core/reply.ts';
 import type { Reason } from '../core/verdict.ts';
-import type { Limited, Outcome } from '../reputation/types.ts';
+import type { Limited, Outcome, Reservation } from '../reputation/types.ts';
 import type { PipelineDeps } from './deps.ts';
 import type { SessionState, Transaction } from './state.ts';
 
@@ -34,7 +34,8 @@ function refuse(deps: PipelineDeps, state: SessionState, step: Step, limited: Li
   const reason: Reason = limited.storeUnavailable ? 'internal-error' : 'rate-limited';
   state.log.info({ step, limiter: limited.limitedBy, retryAfterMs: limited.retryAfterMs, storeUnavailable: limited.storeUnavailable ?? false }, 'rate limited');
   deps.metrics.replies.inc({ stage: step, class: '4xx' });
-  if (!limited.storeUnavailable) learn(deps, state.ip, null, 'rate-limited');
+  // A sender domain over its own bucket says nothing about the IP (a shared ESP address).
+  if (!limited.storeUnavailable && limited.limitedBy !== 'domain-messages') learn(deps, state.ip, null, 'rate-limited');
   return new SmtpReplyError(reply, reason, state.id);
 }
 
@@ -59,13 +60,25 @@ async function tierFor(deps: PipelineDeps, state: SessionState): Promise<NonNull
 export async function limitMail(deps: PipelineDeps, state: SessionState, tx: Transaction): Promise<void> {
   const r = await deps.reputation.mail(state.ip, await tierFor(deps, state), deps.clock.now());
   if (!r.ok) throw refuse(deps, state, 'mail', r);
-  tx.reservations.push(r.reservation);
+  keep(state, tx, r.reservation);
 }
 
 export async function limitRcpt(deps: PipelineDeps, state: SessionState, tx: Transaction, recipient: string): Promise<void> {
   const r = await deps.reputation.rcpt(state.ip, recipient, await tierFor(deps, state), deps.clock.now());
   if (!r.ok) throw refuse(deps, state, 'rcpt', r);
-  tx.reservations.push(r.reservation);
+  keep(state, tx, r.reservation);
+}
+
+/**
+ * Books tokens on the transaction, unless it ended while the store answered (client gone,
+ * RSET): then nobody would release them, so they go back now.
+ */
+function keep(state: SessionState, tx: Transaction, reservation: Reservation): void {
+  if (state.closed || state.tx !== tx) {
+    state.release([reservation]);
+    throw new SmtpReplyError({ code: 451, enhanced: '4.3.0', text: 'Transaction ended' }, 'internal-error', state.id);
+  }
+  tx.reservations.push(reservation);
 }
 
 /** The authenticated sender domain's bucket: only a DMARC-pass (aligned) From domain counts. */

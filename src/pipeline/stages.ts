@@ -29,6 +29,7 @@ export async function mailStage(deps: PipelineDeps, state: SessionState, seq: nu
     throw reply(deps, state, 'mail', REPLIES.badSender(), 'bad-address');
   }
   const spf = await deps.checkSpf({ ip: state.ip, helo: state.helo, sender });
+  if (state.closed) throw new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id); // the client left meanwhile
   const tx: Transaction = { seq, startedAt: deps.clock.now(), sender, senderDomain, mailParams: params, spf, recipients: [], backend: null, backendLost: false, rcptRefused: 0, reservations: [], completed: false };
   state.tx = tx;
   const decision = deps.decide(factsOf(state, tx), 'mail');
@@ -132,11 +133,13 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
   }
   const started = deps.clock.now();
   const { message, repaired, oversize } = await readMessage(deps, state, tx, stream);
-  tx.completed = true; // the message arrived in full: its rate-limit tokens stay spent
   const base = factsOf(state, tx);
 
+  // Rate-limit tokens stay spent for a message that was delivered or refused for good (5xx);
+  // on any 4xx (ours or the backend's) they are given back: the retry pays, not both.
   if (oversize) {
     // smtp-server answers 552 itself once it has counted the bytes; we only record it.
+    tx.completed = true;
     await closeTransaction(state, 'release');
     const r = REPLIES.oversize(deps.config.limits.maxMessageSize);
     record(deps, state, tx, { facts: base, reply: r, stage: 'data', reason: 'oversize' });
@@ -144,6 +147,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
   }
   const headerEnd = message.bytes.indexOf('\r\n\r\n');
   if ((headerEnd < 0 ? message.bytes.length : headerEnd) > deps.config.limits.maxHeaderBytes) {
+    tx.completed = true;
     await closeTransaction(state, 'release');
     message.auth.catch(() => undefined);
     const r = REPLIES.headerTooLarge(deps.config.limits.maxHeaderBytes);
@@ -151,6 +155,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     throw new SmtpReplyError(r, 'oversize', state.id);
   }
   if (repaired > 0 && deps.config.limits.bareLineEndings === 'reject') {
+    tx.completed = true;
     await closeTransaction(state, 'release');
     message.auth.catch(() => undefined);
     const r = REPLIES.bareLineEnding();
@@ -173,6 +178,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
   const timing = { authMs: authDone - started };
 
   if (verdict.action === 'reject' || verdict.action === 'tempfail') {
+    tx.completed = verdict.action === 'reject';
     await closeTransaction(state, 'release');
     record(deps, state, tx, { decision, facts, reply: verdict.reply, stage: 'data', timing });
     throw new SmtpReplyError(verdict.reply, verdict.reason, state.id);
@@ -208,6 +214,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     throw new SmtpReplyError(r, 'backend-unavailable', state.id, { cause: err });
   }
   const relayMs = deps.clock.now() - relayStart;
+  tx.completed = answer.code < 400 || answer.code >= 500;
   // Answer the client first: the backend's RSET/pooling must not widen the window between
   // its 250 and ours (RFC 1047 duplicates). release() never rejects.
   void closeTransaction(state, 'release');

@@ -9,6 +9,7 @@ import { domainSubject } from '../../src/reputation/keys.ts';
 import { createMemoryStore } from '../../src/reputation/memory-store.ts';
 import { scoreParams } from '../../src/reputation/store.ts';
 import { reputationConfigSchema } from '../../src/reputation/config.ts';
+import type { RateStore } from '../../src/reputation/types.ts';
 import { message, sign } from '../harness/mail.ts';
 import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
 import { manualClock, startWorld, type World } from '../harness/world.ts';
@@ -82,6 +83,46 @@ describe('rate limits at the SMTP boundary (memory store)', () => {
       assert.equal((await client.data(message({ from: FROM }))).code, 250);
       assert.equal((await client.cmd(`MAIL FROM:<${FROM}>`)).code, 451, 'a completed message keeps its token');
       await client.quit();
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a message that only got a 4xx (backend trouble) does not spend the sender\'s tokens: the retry pays once', async () => {
+    const w = await startWorld({ clock: manualClock(), config: { rateLimits: { ipMessages: { rate: '1/hour', burst: 2 } } } });
+    try {
+      let failures = 2;
+      w.sink.behaviour = { data: () => (failures-- > 0 ? { code: 451, message: '4.3.0 Queue file write error' } : undefined) };
+      const codes = [];
+      for (let i = 0; i < 3; i++) codes.push((await sendMail(w.gw.port, { from: FROM, to: ['user@example.net'], message: message({ from: FROM }) })).data?.code);
+      assert.deepEqual(codes, [451, 451, 250]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('tokens taken while the client disconnects are given back', async () => {
+    const rep = reputationConfigSchema.parse({});
+    const inner = createMemoryStore({ score: scoreParams(rep) });
+    let slow = true;
+    const store: RateStore = {
+      ...inner,
+      take: async (requests, now) => {
+        if (slow && requests.some((r) => r.limiter === 'ip-messages')) await new Promise((r) => setTimeout(r, 300));
+        return inner.take(requests, now);
+      },
+    };
+    const w = await startWorld({ clock: manualClock(), store, config: { rateLimits: { ipMessages: { rate: '1/hour', burst: 1 } } } });
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      client.write(`MAIL FROM:<${FROM}>\r\n`);
+      await new Promise((r) => setTimeout(r, 100));
+      client.destroy(); // gone while the store is still answering
+      await new Promise((r) => setTimeout(r, 400));
+      slow = false;
+      const r = await sendMail(w.gw.port, { from: FROM, to: ['user@example.net'], message: message({ from: FROM }) });
+      assert.equal(r.mail.code, 250, r.mail.lines.join('|'));
     } finally {
       await w.close();
     }

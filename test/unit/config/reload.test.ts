@@ -14,8 +14,8 @@ describe('configChange', () => {
       rateLimits: { ipMessages: { rate: '1/min', burst: 1 } }, log: { level: 'warn' },
     });
     const change = configChange(base, next);
-    assert.deepEqual([...change.applied].sort(), ['backend.recipientCacheSeconds', 'domains', 'limits.maxRecipients', 'log.level', 'rateLimits.ipMessages.burst', 'rateLimits.ipMessages.rate']);
-    assert.deepEqual([...change.needsRestart].sort(), ['backend.port', 'limits.maxConnections', 'listen']);
+    assert.deepEqual([...change.applied].sort(), ['domains', 'limits.maxRecipients', 'log.level', 'rateLimits.ipMessages.burst', 'rateLimits.ipMessages.rate']);
+    assert.deepEqual([...change.needsRestart].sort(), ['backend.port', 'backend.recipientCacheSeconds', 'limits.maxConnections', 'listen']);
     assert.deepEqual(change.effective.domains, ['example.net', 'example.org']);
     assert.equal(change.effective.limits.maxRecipients, 50);
     assert.deepEqual(change.effective.listen, ['127.0.0.1:2525'], 'listener kept');
