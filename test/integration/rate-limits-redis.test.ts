@@ -12,7 +12,7 @@ import { deletePrefix, keysWithPrefix, sharedRedisUrl, startRedisCluster, startR
 import { startSink, type Sink } from '../harness/sink.ts';
 import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
 import { startWorld } from '../harness/world.ts';
-import { startChildGateway, type ChildGateway } from '../ops/helpers/child-gateway.ts';
+import { startChildGateway, type ChildGateway } from '../harness/child-gateway.ts';
 
 const FROM = 'bob@good.example';
 const send = async (port: number): Promise<number> => {

@@ -12,7 +12,7 @@ import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { SmtpTestClient } from '../harness/smtp-client.ts';
 import { startSink, type Sink } from '../harness/sink.ts';
 import { SHIPPED_POLICIES } from '../harness/gateway.ts';
-import { startChildGateway, type ChildGateway } from '../ops/helpers/child-gateway.ts';
+import { startChildGateway, type ChildGateway } from '../harness/child-gateway.ts';
 
 describe('SIGHUP reload of config and lists', () => {
   let dir: string;

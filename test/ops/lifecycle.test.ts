@@ -14,7 +14,7 @@ import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { dkimKey, message } from '../harness/mail.ts';
 import { sendMail, SmtpTestClient } from '../harness/smtp-client.ts';
 import { standardZone } from '../harness/world.ts';
-import { startChildGateway, type ChildGateway } from './helpers/child-gateway.ts';
+import { startChildGateway, type ChildGateway } from '../harness/child-gateway.ts';
 import { startHeldBackend, type HeldBackend } from './helpers/held-backend.ts';
 
 const GOOD = { from: 'bob@good.example', to: ['user@example.net'] };

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { ROOT } from './tools.ts';
+const ROOT = path.resolve(import.meta.dirname, '../..');
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
