@@ -144,6 +144,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       store,
       config,
       lists: () => lists,
+      scoreCacheMs: config.reputation.scoreCacheSeconds * 1000,
       observer: { limited: (limiter) => metrics.rateLimitHits.inc({ limiter }), tier: () => undefined },
     });
     const strict = config.auth.strict;

@@ -42,6 +42,7 @@ export const reputationConfigSchema = z.strictObject({
   networkBitsV4: z.number().int().min(8).max(32).default(24).describe('IPv4 prefix length of the network score and buckets'),
   networkBitsV6: z.number().int().min(16).max(128).default(64).describe('IPv6 prefix length of the network score and buckets'),
   keyTtlDays: z.number().positive().default(30).describe('A score not updated for this long is forgotten (key TTL)'),
+  scoreCacheSeconds: z.number().min(0).default(30).describe('Scores read at connect and DATA are reused this long, so a busy sender costs one store round trip per step (0 = always read)'),
   memoryMaxKeys: z.number().int().min(100).default(100_000).describe('Buckets and scores each kept in memory (memory store and Redis fail-open fallback), least recently used dropped'),
   thresholds: z.strictObject({
     trusted: z.number().default(50).describe('Score at or above which a sender is trusted'),
@@ -82,13 +83,13 @@ const bucket = (rate: string, burst: number, doc: string) => z.strictObject({
 }).prefault({});
 
 export const rateLimitsConfigSchema = z.strictObject({
-  ipConnections: bucket('120/min', 60, 'Connections per client IP'),
-  netConnections: bucket('600/min', 300, 'Connections per client network'),
-  ipMessages: bucket('300/min', 200, 'Messages (MAIL) per client IP'),
-  netMessages: bucket('1200/min', 600, 'Messages (MAIL) per client network'),
-  domainMessages: bucket('1200/min', 600, 'Messages per authenticated sender domain'),
-  ipRecipients: bucket('1000/min', 500, 'Recipients (RCPT) per client IP'),
-  netRecipients: bucket('3000/min', 1500, 'Recipients (RCPT) per client network'),
+  ipConnections: bucket('600/min', 300, 'Connections per client IP'),
+  netConnections: bucket('3000/min', 1500, 'Connections per client network'),
+  ipMessages: bucket('1200/min', 600, 'Messages (MAIL) per client IP'),
+  netMessages: bucket('6000/min', 3000, 'Messages (MAIL) per client network'),
+  domainMessages: bucket('6000/min', 3000, 'Messages per authenticated sender domain'),
+  ipRecipients: bucket('6000/min', 3000, 'Recipients (RCPT) per client IP'),
+  netRecipients: bucket('20000/min', 10000, 'Recipients (RCPT) per client network'),
   rcptMessages: bucket('600/min', 1200, 'Messages per recipient address (mail bombing)'),
 }).prefault({});
 

@@ -16,7 +16,8 @@ import { baseLimits, type RateLimitsConfig, type ReputationConfig } from './conf
 import { domainSubject, ipSubject, netSubject, rcptSubject } from './keys.ts';
 import { NO_LISTS, type Lists } from './lists.ts';
 import { boundedMultiplier, combinedTier, deltasFor, tierOf, type TierThresholds } from './scores.ts';
-import type { BucketRequest, Limited, Limiter, RateStore, Reputation, Reservation, Subject, TierInfo } from './types.ts';
+import { LRUCache } from 'lru-cache';
+import type { BucketRequest, Limited, Limiter, RateStore, Reputation, Reservation, ScoreState, Subject, TierInfo } from './types.ts';
 
 /** Retry hints where no bucket gives one: a block-listed client, or a tier whose multiplier is 0. */
 export const BLOCKED_RETRY_AFTER_MS = 60 * 60_000;
@@ -35,6 +36,12 @@ export interface CreateReputationOptions {
   /** The current lists; a function so a SIGHUP reload can swap them without rebuilding the facade. */
   readonly lists?: Lists | (() => Lists);
   readonly observer?: ReputationObserver;
+  /**
+   * Scores read at connect and DATA are reused for this long (0 = always read), so a busy
+   * sender's step costs one store round trip (the take) instead of two. A tier lags its score
+   * by at most this much.
+   */
+  readonly scoreCacheMs?: number;
 }
 
 type Step = { ok: true; reservation: Reservation } | ({ ok: false } & Limited);
@@ -50,6 +57,21 @@ export function createReputation(opts: CreateReputationOptions): Reputation {
   const net = (ip: string): Subject => netSubject(ip, rep.networkBitsV4, rep.networkBitsV6);
 
   const multiplier = (tier: Tier): number => boundedMultiplier(rep.multipliers[tier]);
+
+  const cacheMs = opts.scoreCacheMs ?? 0;
+  const cached = new LRUCache<string, { state: ScoreState; at: number }>({ max: 50_000 });
+  /** Scores of the subjects, from the short-lived cache where fresh, else one store call for the rest. */
+  async function scoresOf(subjects: readonly Subject[], now: number): Promise<ScoreState[]> {
+    const key = (s: Subject): string => `${s.kind}:${s.id}`;
+    const hit = (s: Subject): ScoreState | undefined => {
+      const e = cacheMs > 0 ? cached.get(key(s)) : undefined;
+      return e && now - e.at < cacheMs && now >= e.at ? e.state : undefined;
+    };
+    const missing = subjects.filter((s) => !hit(s));
+    const fetched = missing.length > 0 ? await store.scores(missing, now) : [];
+    fetched.forEach((state, i) => { if (cacheMs > 0) cached.set(key(missing[i]!), { state, at: now }); });
+    return subjects.map((s) => hit(s) ?? fetched[missing.indexOf(s)]!);
+  }
 
   const request = (limiter: Exclude<Limiter, 'blocklist'>, subject: Subject, m: number, cost = 1): BucketRequest => {
     const base = limits[limiter];
@@ -83,7 +105,7 @@ export function createReputation(opts: CreateReputationOptions): Reputation {
     async connect(ip, now) {
       const ipS = ipSubject(ip);
       const netS = net(ipS.id);
-      const [ipState, netState] = await store.scores([ipS, netS], now);
+      const [ipState, netState] = await scoresOf([ipS, netS], now);
       const list = listed(ipS.id);
       const computed = combinedTier(ipState!, netState!, thresholds, rep.minSamples);
       const tier: TierInfo = {
@@ -125,7 +147,7 @@ export function createReputation(opts: CreateReputationOptions): Reputation {
       const l = lists();
       if (l.block.hasDomain(subject.id)) return { domainTier: 'bad', ...limited('blocklist', BLOCKED_RETRY_AFTER_MS) };
       if (l.allow.hasDomain(subject.id)) return { domainTier: 'trusted', ok: true, reservation: EMPTY };
-      const [state] = await store.scores([subject], now);
+      const [state] = await scoresOf([subject], now);
       const domainTier = tierOf(state!, thresholds, rep.minSamples);
       const step = await take(domainTier, (m) => [request('domain-messages', subject, m)], now);
       return { domainTier, ...step };

@@ -18,13 +18,13 @@ describe('reputation configuration', () => {
       commandTimeoutMs: 500, connectTimeoutMs: 2000, failMode: 'open', failCooldownMs: 1000,
     });
     assert.deepEqual(c.reputation, {
-      halfLifeHours: 72, minSamples: 5, networkBitsV4: 24, networkBitsV6: 64, keyTtlDays: 30, memoryMaxKeys: 100_000,
+      halfLifeHours: 72, minSamples: 5, networkBitsV4: 24, networkBitsV6: 64, keyTtlDays: 30, scoreCacheSeconds: 30, memoryMaxKeys: 100_000,
       thresholds: { trusted: 50, good: 10, suspect: -10, bad: -40 },
       multipliers: { trusted: 4, good: 2, neutral: 1, suspect: 0.5, bad: 0.25 },
     });
-    assert.deepEqual(c.rateLimits.ipConnections, { rate: '120/min', burst: 60 });
+    assert.deepEqual(c.rateLimits.ipConnections, { rate: '600/min', burst: 300 });
     assert.deepEqual(c.lists, {});
-    assert.deepEqual(baseLimits(c.rateLimits)['ip-messages'], { ratePerSecond: 5, burst: 200 });
+    assert.deepEqual(baseLimits(c.rateLimits)['ip-messages'], { ratePerSecond: 20, burst: 600 });
   });
 
   it('reads rates as N/unit or {perSecond}', () => {
@@ -32,7 +32,7 @@ describe('reputation configuration', () => {
     assert.equal(toPerSecond('7200 / hour'), 2);
     assert.equal(toPerSecond('86400/day'), 1);
     assert.equal(toPerSecond({ perSecond: 0.5 }), 0.5);
-    assert.deepEqual(rateLimitsConfigSchema.parse({ ipMessages: { rate: { perSecond: 3 } } }).ipMessages, { rate: { perSecond: 3 }, burst: 200 });
+    assert.deepEqual(rateLimitsConfigSchema.parse({ ipMessages: { rate: { perSecond: 3 } } }).ipMessages, { rate: { perSecond: 3 }, burst: 600 });
     assert.throws(() => rateLimitsConfigSchema.parse({ ipMessages: { rate: '10 per minute' } }));
     assert.throws(() => rateLimitsConfigSchema.parse({ ipMessages: { rate: '0/min' } }));
     assert.throws(() => rateLimitsConfigSchema.parse({ ipMessages: { burst: 0.5 } }));

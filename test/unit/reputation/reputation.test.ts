@@ -56,7 +56,7 @@ describe('reputation facade', () => {
     const c = await rep.connect(IP, T0);
     assert.ok(c.ok);
     assert.deepEqual(c.reservation.taken.map((t) => [t.limiter, t.subject.id, t.ratePerSecond, t.burst]), [
-      ['ip-connections', IP, 2, 60], ['net-connections', '203.0.113.0/24', 10, 300],
+      ['ip-connections', IP, 10, 300], ['net-connections', '203.0.113.0/24', 50, 1500],
     ]);
     const m = await rep.mail(IP, c.tier, T0);
     assert.ok(m.ok);
