@@ -3,7 +3,7 @@
 NODE := node_modules/.bin/node
 STAMP := node_modules/.install-stamp
 
-.PHONY: run test test-deps bench check-config demo clean
+.PHONY: run test test-deps bench check-config clean
 
 $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
