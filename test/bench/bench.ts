@@ -123,9 +123,14 @@ async function runSize(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; not
     const warm = await measure(bench, target, WARM_UP, set);
     if (warm.row.accepted === 0) throw new Error(`warm-up through ${target} failed:\n${details([warm]).join('\n')}`);
   }
+  return grid(bench, POINTS, ['gateway', 'direct'], set);
+}
+
+/** Every point through every target, in that order, printing progress. */
+async function grid(bench: Bench, points: readonly PointSpec[], targets: ReadonlyArray<Row['target']>, set: SignedSet): Promise<{ rows: Row[]; notes: string[] }> {
   const measured: Measured[] = [];
-  for (const spec of POINTS) {
-    for (const target of ['gateway', 'direct'] as const) {
+  for (const spec of points) {
+    for (const target of targets) {
       const m = await measure(bench, target, spec, set);
       progress(m);
       measured.push(m);
@@ -142,15 +147,7 @@ async function runStoreComparison(bench: Bench, set: SignedSet): Promise<{ rows:
   if (!bench.redisGateway) return null;
   process.stdout.write(`\nstore comparison (${set.size.name}): memory vs Redis rate store\n`);
   await measure(bench, 'gateway-redis', WARM_UP, set);
-  const measured: Measured[] = [];
-  for (const spec of STORE_POINTS) {
-    for (const target of ['gateway', 'gateway-redis'] as const) {
-      const m = await measure(bench, target, spec, set);
-      progress(m);
-      measured.push(m);
-    }
-  }
-  return { rows: measured.map((m) => m.row), notes: details(measured) };
+  return grid(bench, STORE_POINTS, ['gateway', 'gateway-redis'], set);
 }
 
 async function dropKeys(url: string, prefix: string): Promise<void> {

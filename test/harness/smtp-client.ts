@@ -128,6 +128,13 @@ export class SmtpTestClient {
   }
 }
 
+/** Opens `n` sessions one after the other (each past its greeting); returns their greetings in order. */
+export async function connectMany(port: number, n: number): Promise<Array<{ client: SmtpTestClient; greeting: Reply }>> {
+  const out: Array<{ client: SmtpTestClient; greeting: Reply }> = [];
+  for (let i = 0; i < n; i++) out.push(await SmtpTestClient.connect(port));
+  return out;
+}
+
 /** One whole transaction; returns every reply so tests can assert each step. */
 export async function sendMail(port: number, opts: {
   from: string; to: string[]; message: string | Buffer; helo?: string; preface?: Buffer | string;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { message } from '../harness/mail.ts';
-import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
+import { SmtpTestClient, connectMany, sendMail } from '../harness/smtp-client.ts';
 import { headerValue, proxyV1, startWorld } from '../harness/world.ts';
 
 describe('connection limits', () => {
@@ -41,14 +41,10 @@ describe('connection limits', () => {
   it('refuses connections over maxConnections with 421 4.7.0', async () => {
     const w = await startWorld({ config: { limits: { maxConnections: 2 } } });
     try {
-      const a = await SmtpTestClient.connect(w.gw.port);
-      const b = await SmtpTestClient.connect(w.gw.port);
-      const c = await SmtpTestClient.connect(w.gw.port);
-      assert.equal(a.greeting.code, 220);
-      assert.equal(b.greeting.code, 220);
-      assert.equal(c.greeting.code, 421);
-      assert.match(c.greeting.text, /^4\.7\.0 /);
-      for (const x of [a.client, b.client, c.client]) x.destroy();
+      const sessions = await connectMany(w.gw.port, 3);
+      assert.deepEqual(sessions.map((s) => s.greeting.code), [220, 220, 421]);
+      assert.match(sessions[2]!.greeting.text, /^4\.7\.0 /);
+      for (const s of sessions) s.client.destroy();
     } finally {
       await w.close();
     }

@@ -176,15 +176,21 @@ describe('delivery to the backend', () => {
   });
 });
 
+/** A session that has just been told 354: the test writes the message (or not) itself. */
+async function atData(port: number): Promise<SmtpTestClient> {
+  const { client } = await SmtpTestClient.connect(port);
+  await client.cmd('EHLO client.example');
+  await client.cmd(`MAIL FROM:<${FROM}>`);
+  await client.cmd('RCPT TO:<user@example.net>');
+  assert.equal((await client.cmd('DATA')).code, 354);
+  return client;
+}
+
 describe('client failures', () => {
   it('a client that disconnects in the middle of DATA delivers nothing, and the next client is served normally', async () => {
     const w = await startWorld();
     try {
-      const { client } = await SmtpTestClient.connect(w.gw.port);
-      await client.cmd('EHLO client.example');
-      await client.cmd(`MAIL FROM:<${FROM}>`);
-      await client.cmd('RCPT TO:<user@example.net>');
-      assert.equal((await client.cmd('DATA')).code, 354);
+      const client = await atData(w.gw.port);
       client.write(`From: <${FROM}>\r\nSubject: cut\r\n\r\nhalf a mess`);
       await new Promise((r) => setTimeout(r, 50));
       client.destroy();
@@ -205,11 +211,7 @@ describe('client failures', () => {
   it('a client too slow to finish DATA within limits.dataTimeoutMs gets 421 4.4.2 and is disconnected; nothing is delivered', async () => {
     const w = await startWorld({ config: { limits: { dataTimeoutMs: 300 } } });
     try {
-      const { client } = await SmtpTestClient.connect(w.gw.port);
-      await client.cmd('EHLO client.example');
-      await client.cmd(`MAIL FROM:<${FROM}>`);
-      await client.cmd('RCPT TO:<user@example.net>');
-      assert.equal((await client.cmd('DATA')).code, 354);
+      const client = await atData(w.gw.port);
       client.write(`From: <${FROM}>\r\nSubject: slow\r\n\r\n`);
       const r = await client.read(3_000);
       assert.equal(r.code, 421);

@@ -11,7 +11,7 @@ import { scoreParams } from '../../src/reputation/store.ts';
 import { reputationConfigSchema } from '../../src/reputation/config.ts';
 import type { RateStore } from '../../src/reputation/types.ts';
 import { message, sign } from '../harness/mail.ts';
-import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
+import { SmtpTestClient, connectMany, sendMail } from '../harness/smtp-client.ts';
 import { manualClock, startWorld, type World } from '../harness/world.ts';
 
 const FROM = 'bob@good.example';
@@ -53,17 +53,13 @@ describe('rate limits at the SMTP boundary (memory store)', () => {
   it('connections over the per-IP connection rate get 421 4.7.0 at the greeting', async () => {
     const w = await startWorld({ clock: manualClock(), config: { rateLimits: { ipConnections: { rate: '1/min', burst: 2 } } } });
     try {
-      const a = await SmtpTestClient.connect(w.gw.port);
-      const b = await SmtpTestClient.connect(w.gw.port);
-      const c = await SmtpTestClient.connect(w.gw.port);
-      assert.equal(a.greeting.code, 220);
-      assert.equal(b.greeting.code, 220);
-      assert.equal(c.greeting.code, 421);
-      assert.match(c.greeting.text, /^4\.7\.0 Rate limit exceeded, please slow down/);
+      const sessions = await connectMany(w.gw.port, 3);
+      assert.deepEqual(sessions.map((s) => s.greeting.code), [220, 220, 421]);
+      assert.match(sessions[2]!.greeting.text, /^4\.7\.0 Rate limit exceeded, please slow down/);
       const metrics = await (await fetch(`http://127.0.0.1:${w.gw.httpPort}/metrics`)).text();
       assert.match(metrics, /^postern_connections_total\{outcome="refused",reason="rate-limited"\} 1$/m);
       assert.match(metrics, /^postern_connections_total\{outcome="accepted",reason="ok"\} 2$/m);
-      for (const x of [a, b, c]) x.client.destroy();
+      for (const s of sessions) s.client.destroy();
     } finally {
       await w.close();
     }
