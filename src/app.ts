@@ -60,6 +60,8 @@ export interface Gateway {
   reload(): Promise<void>;
   /** Stops accepting (new connections get 421), waits for in-flight transactions up to drainTimeoutMs, closes. */
   stop(): Promise<void>;
+  /** Client connections holding a slot now (total, all addresses). */
+  openConnections(): number;
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly logger: Logger;
@@ -182,7 +184,13 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
 
   let draining = false;
   const servers = createSmtpServers({ deps: () => deps, logger, reverse: confirmedReverseCallback(resolver), isDraining: () => draining,
-    onSessionCount: (n) => metrics.sessionsInFlight.set(n), onSecure: () => metrics.tlsHandshakes.inc({ outcome: 'ok' }) });
+    onSessionCount: (n) => metrics.sessionsInFlight.set(n),
+    onSecure: (id, socket) => {
+      metrics.tlsHandshakes.inc({ outcome: 'ok' });
+      listener.adoptSocket(id, socket);
+    },
+    onSessionClosed: (id) => listener.sessionClosed(id),
+  });
   const listener: Listener = createListener({
     listen: config.listen,
     proxyTrusted: cidrSet(config.proxyProtocol.trusted),
@@ -193,12 +201,18 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     servers,
     logger,
     onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
+    onConnectionCount: (n) => metrics.connectionsOpen.set(n),
   });
+  // A failed handshake reaches us once per TLS socket event that reports it ('_tlsError', then
+  // 'error' with the same object): counted and logged once.
+  const seenErrors = new WeakSet<Error>();
   for (const s of [servers.plain, servers.xclient]) {
     s.on('connect', () => metrics.connections.inc({ outcome: 'accepted', reason: 'ok' }));
     // smtp-server re-emits socket and TLS errors of its sessions here; without a listener an
     // EventEmitter 'error' would end the process. A client's broken connection is its problem.
     s.on('error', (err: NodeJS.ErrnoException & { meta?: unknown }) => {
+      if (seenErrors.has(err)) return;
+      seenErrors.add(err);
       const tls = /TLS|SSL/i.test(`${err.code ?? ''} ${err.message}`);
       if (tls) metrics.tlsHandshakes.inc({ outcome: 'failed' });
       logger.info({ err: err.message, code: err.code }, tls ? 'TLS error on a client connection' : 'client connection error');
@@ -237,6 +251,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     metrics,
     registry,
     logger,
+    openConnections: () => listener.connectionCount(),
     async start() {
       const smtp = await listener.start();
       if (config.metrics.listen) {

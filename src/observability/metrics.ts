@@ -16,6 +16,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       labelNames: ['outcome', 'reason'] as const,
     }),
     sessionsInFlight: new Gauge({ name: 'postern_sessions_in_flight', help: 'Open SMTP sessions', registers }),
+    connectionsOpen: new Gauge({ name: 'postern_connections_open', help: 'Client connections holding a connection slot (counted against limits.maxConnections)', registers }),
     messages: new Counter({
       name: 'postern_messages_total', registers,
       help: 'Finished transactions by enforced action (accept, tag, quarantine, tempfail, reject), policy rule ("" = none) and reason',

@@ -24,6 +24,8 @@ export interface ListenerOptions {
   readonly servers: { readonly plain: PosternSmtpServer; readonly xclient: PosternSmtpServer };
   readonly logger: Logger;
   readonly onRefused?: (reason: 'too-many-connections' | 'shutting-down' | 'proxy-error') => void;
+  /** Connection slots held, after every change (the open-connections gauge). */
+  readonly onConnectionCount?: (open: number) => void;
 }
 
 export interface Listener {
@@ -36,6 +38,13 @@ export interface Listener {
   connectionCount(): number;
   /** Writes a final reply line to a session's socket and closes it (bypassing the SMTP state machine). */
   dropSession(sessionId: string, line: string): void;
+  /**
+   * The session now talks over `socket` (STARTTLS): replies written by dropSession go there,
+   * and its close gives the slots back too.
+   */
+  adoptSocket(sessionId: string, socket: net.Socket): void;
+  /** The SMTP session ended (smtp-server's close): its connection slots are given back. */
+  sessionClosed(sessionId: string): void;
 }
 
 /** Same alphabet and length as smtp-server's own ids, so logs look alike. */
@@ -46,7 +55,6 @@ function sessionId(): string {
 export function createListener(opts: ListenerOptions): Listener {
   const servers: net.Server[] = [];
   const perIp = new Map<string, number>();
-  const sockets = new Map<string, net.Socket>();
   let total = 0;
   let draining = false;
 
@@ -57,17 +65,35 @@ export function createListener(opts: ListenerOptions): Listener {
     setTimeout(() => socket.destroy(), 2_000).unref();
   };
 
+  /** Live sessions: the socket replies go to (TLS after STARTTLS) and how to give their slots back. */
+  const live = new Map<string, { socket: net.Socket; release: () => void }>();
+
+  /**
+   * A connection holds one total slot and one per-IP slot from accept until it ends. The end is
+   * seen from several places, whichever comes first, and counted once: the raw socket's close
+   * (smtp-server's STARTTLS upgrade removes every listener from the raw socket, so that one
+   * alone would leak the slots of TLS sessions: STYLE.md §2.9), the TLS socket's close, and
+   * smtp-server's own session close.
+   */
   const handle = async (socket: net.Socket): Promise<void> => {
     total++;
+    opts.onConnectionCount?.(total);
     let counted: string | null = null;
-    socket.once('close', () => {
+    let id: string | null = null;
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
       total--;
+      opts.onConnectionCount?.(total);
       if (counted !== null) {
         const n = (perIp.get(counted) ?? 1) - 1;
         if (n <= 0) perIp.delete(counted);
         else perIp.set(counted, n);
       }
-    });
+      if (id !== null) live.delete(id);
+    };
+    socket.once('close', release);
     if (draining) return refuse(socket, REPLIES.shuttingDown(), 'shutting-down');
     if (total > opts.maxConnections) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
 
@@ -88,15 +114,15 @@ export function createListener(opts: ListenerOptions): Listener {
         return;
       }
     }
+    if (released) return; // the client left while we read its PROXY header
     const n = (perIp.get(remoteAddress) ?? 0) + 1;
     perIp.set(remoteAddress, n);
     counted = remoteAddress;
     if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
 
     const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
-    const id = sessionId();
-    sockets.set(id, socket);
-    socket.once('close', () => sockets.delete(id));
+    id = sessionId();
+    live.set(id, { socket, release });
     server.connect(socket, { id, remoteAddress, remotePort });
   };
 
@@ -135,10 +161,20 @@ export function createListener(opts: ListenerOptions): Listener {
     },
     connectionCount: () => total,
     dropSession(sessionId, line) {
-      const socket = sockets.get(sessionId);
-      if (!socket) return;
+      const session = live.get(sessionId);
+      if (!session) return;
+      const { socket } = session;
       socket.end(line.endsWith('\r\n') ? line : line + '\r\n');
       setTimeout(() => socket.destroy(), 1_000).unref();
+    },
+    adoptSocket(sessionId, socket) {
+      const session = live.get(sessionId);
+      if (!session) return;
+      session.socket = socket;
+      socket.once('close', session.release);
+    },
+    sessionClosed(sessionId) {
+      live.get(sessionId)?.release();
     },
   };
 }

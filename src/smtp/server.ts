@@ -32,8 +32,10 @@ export interface SmtpServerOptions {
   readonly isDraining: () => boolean;
   /** Called whenever the number of open sessions changes (the in-flight gauge). */
   readonly onSessionCount?: (open: number) => void;
-  /** A STARTTLS handshake completed. */
-  readonly onSecure?: () => void;
+  /** A STARTTLS handshake completed: the session now talks over `socket`. */
+  readonly onSecure?: (sessionId: string, socket: import('node:net').Socket) => void;
+  /** The session ended, however it ended (its connection slots go back). */
+  readonly onSessionClosed?: (sessionId: string) => void;
 }
 
 export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
@@ -111,8 +113,8 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
         await limitConnect(opts.deps(), state);
       });
     },
-    onSecure(_socket, _session, callback) {
-      opts.onSecure?.();
+    onSecure(socket, session, callback) {
+      opts.onSecure?.(session.id, socket);
       callback();
     },
     onMailFrom(address: SMTPServerAddress, session, callback) {
@@ -132,6 +134,7 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       );
     },
     onClose(session) {
+      opts.onSessionClosed?.(session.id);
       const state = sessions.get(session.id);
       if (!state) return;
       sessions.delete(session.id);

@@ -4,6 +4,7 @@
  * malformed or hostile input (smuggling, bare LF) that a well-behaved client library won't.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 
 export interface Reply {
   readonly code: number;
@@ -14,13 +15,20 @@ export interface Reply {
 }
 
 export class SmtpTestClient {
-  readonly #socket: net.Socket;
+  #socket: net.Socket;
+  /** The TCP socket under TLS, for a reset. */
+  readonly #tcp: net.Socket;
   #buffer = '';
   #waiters: Array<() => void> = [];
   #closed = false;
 
   private constructor(socket: net.Socket) {
     this.#socket = socket;
+    this.#tcp = socket;
+    this.#listen(socket);
+  }
+
+  #listen(socket: net.Socket): void {
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       this.#buffer += d;
@@ -82,6 +90,26 @@ export class SmtpTestClient {
     }
   }
 
+  /**
+   * STARTTLS (RFC 3207): on 220 the session continues over TLS (any certificate accepted).
+   * Returns the reply to STARTTLS; a non-220 leaves the session in plain text.
+   */
+  async startTls(): Promise<Reply> {
+    const reply = await this.cmd('STARTTLS');
+    if (reply.code !== 220) return reply;
+    const plain = this.#socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('close');
+    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, servername: 'mx.postern.test' });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    this.#socket = secure;
+    this.#listen(secure);
+    return reply;
+  }
+
   /** Sends one command line (CRLF appended) and reads the reply. */
   async cmd(line: string, timeoutMs?: number): Promise<Reply> {
     this.#socket.write(line + '\r\n');
@@ -124,7 +152,7 @@ export class SmtpTestClient {
 
   /** Aborts with a TCP RST, as a crashed client or a middlebox would. */
   reset(): void {
-    this.#socket.resetAndDestroy();
+    this.#tcp.resetAndDestroy();
   }
 }
 

@@ -11,7 +11,21 @@ import { describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
 import { message } from '../harness/mail.ts';
 import { SmtpTestClient, connectMany, sendMail } from '../harness/smtp-client.ts';
+import { eventually } from '../harness/wait.ts';
 import { headerValue, proxyV1, startWorld } from '../harness/world.ts';
+
+/** A throw-away self-signed certificate for mx.postern.test. */
+function selfSigned(): { cert: string; key: string; dir: string } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=mx.postern.test', '-days', '2', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  return { cert, key, dir };
+}
+
+async function metricsText(port: number | null): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
 
 describe('connection limits', () => {
   it('refuses a client IP over maxConnectionsPerIp with 421 4.7.0, counted per real (proxied) address', async () => {
@@ -53,10 +67,7 @@ describe('connection limits', () => {
 
 describe('STARTTLS', () => {
   it('is offered with a configured certificate; the session is marked ESMTPS in the trace header and the decision', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-tls-'));
-    const cert = path.join(dir, 'cert.pem');
-    const key = path.join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=mx.postern.test', '-days', '2', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const { cert, key, dir } = selfSigned();
     const w = await startWorld({ config: { tls: { cert, key } } });
     try {
       const { client } = await SmtpTestClient.connect(w.gw.port);
@@ -69,9 +80,82 @@ describe('STARTTLS', () => {
       const [m] = await w.sink.waitFor(1);
       assert.match(headerValue(m!.raw, 'Received') ?? '', /with ESMTPS/);
       assert.equal((w.gw.decisions().at(-1)!.client as { tls: boolean }).tls, true);
-      const metrics = await (await fetch(`http://127.0.0.1:${w.gw.httpPort}/metrics`)).text();
-      assert.match(metrics, /^postern_tls_handshakes_total\{outcome="ok"\} 1$/m);
+      assert.match(await metricsText(w.gw.httpPort), /^postern_tls_handshakes_total\{outcome="ok"\} 1$/m);
       transport.close();
+    } finally {
+      await w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('STARTTLS and connection slots (regression: upgraded sessions kept their slots forever)', () => {
+  it('sessions that upgrade give their per-IP and total slots back, however they end', async () => {
+    const { cert, key, dir } = selfSigned();
+    const w = await startWorld({ config: { tls: { cert, key }, limits: { maxConnectionsPerIp: 2, maxConnections: 3 } } });
+    try {
+      // more TLS sessions than either limit, one after the other, ending by QUIT, close and reset
+      for (let i = 0; i < 9; i++) {
+        const { client, greeting } = await SmtpTestClient.connect(w.gw.port);
+        assert.equal(greeting.code, 220, `TLS session ${i} greeted`);
+        await client.cmd('EHLO client.example');
+        assert.equal((await client.startTls()).code, 220);
+        assert.equal((await client.cmd('EHLO client.example')).code, 250);
+        if (i % 3 === 0) await client.quit();
+        else if (i % 3 === 1) client.destroy();
+        else client.reset();
+        await eventually(() => w.gw.gateway.openConnections() === 0, `the slot of TLS session ${i} given back`);
+      }
+      const plain = await connectMany(w.gw.port, 2);
+      assert.deepEqual(plain.map((p) => p.greeting.code), [220, 220]);
+      assert.match(await metricsText(w.gw.httpPort), /^postern_connections_open 2$/m);
+      for (const p of plain) p.client.destroy();
+      await eventually(() => w.gw.gateway.openConnections() === 0, 'plain sessions gone');
+    } finally {
+      await w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failed TLS handshake gives the slot back and is counted once', async () => {
+    const { cert, key, dir } = selfSigned();
+    const w = await startWorld({ config: { tls: { cert, key }, limits: { maxConnectionsPerIp: 1 } } });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const { client } = await SmtpTestClient.connect(w.gw.port);
+        await client.cmd('EHLO client.example');
+        assert.equal((await client.cmd('STARTTLS')).code, 220);
+        client.write('this is not a TLS ClientHello\r\n'.repeat(4));
+        await eventually(() => client.closed, 'the gateway closing the failed handshake');
+        await eventually(() => w.gw.gateway.openConnections() === 0, `slot of failed handshake ${i} given back`);
+      }
+      assert.match(await metricsText(w.gw.httpPort), /^postern_tls_handshakes_total\{outcome="failed"\} 3$/m);
+      assert.equal(w.gw.logs.filter((l) => l.msg === 'TLS error on a client connection').length, 3);
+      const { greeting, client } = await SmtpTestClient.connect(w.gw.port);
+      assert.equal(greeting.code, 220);
+      client.destroy();
+    } finally {
+      await w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a client too slow to finish DATA inside TLS gets its 421 over TLS, not in plain text', async () => {
+    const { cert, key, dir } = selfSigned();
+    const w = await startWorld({ config: { tls: { cert, key }, limits: { dataTimeoutMs: 500 } } });
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      await client.startTls();
+      await client.cmd('EHLO client.example');
+      assert.equal((await client.cmd('MAIL FROM:<bob@good.example>')).code, 250);
+      assert.equal((await client.cmd('RCPT TO:<user@example.net>')).code, 250);
+      assert.equal((await client.cmd('DATA')).code, 354);
+      client.write('Subject: slow\r\n');
+      const r = await client.read();
+      assert.equal(r.code, 421);
+      assert.match(r.text, /^4\.4\.2 /);
+      await eventually(() => w.gw.gateway.openConnections() === 0, 'slot given back after the data timeout');
     } finally {
       await w.close();
       fs.rmSync(dir, { recursive: true, force: true });
