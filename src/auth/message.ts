@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { arc, dkimVerify, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
 import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
-import type { ArcFacts, DkimSignatureFacts, DmarcFacts } from '../core/facts.ts';
+import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
 import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
 import type { SpfOutcome } from './spf.ts';
@@ -49,6 +49,7 @@ export interface MessageAuthOutcome {
 }
 
 type DmarcEvaluation = Awaited<ReturnType<typeof evaluateDmarc>>;
+type DmarcResponse = Exclude<DmarcEvaluation['response'], false | null | undefined>;
 
 /**
  * A key name the resolver refuses to ask for (EBADNAME: a selector label over 63 octets) can
@@ -112,10 +113,13 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
   let dmarcSkipReason: DmarcSkipReason | null = null;
   let dmarcInfo: string;
   if (response) {
+    const published = publishedPolicy(response, fromDomain ?? '');
     dmarc = {
       result: toAuthResult(response.status.result),
       domain: fromDomain ?? '',
       policy: toDmarcPolicy(response.policy),
+      ...(response.policyDomain ? { policyDomain: normaliseDomain(response.policyDomain) } : {}),
+      ...(published ? { published } : {}),
       spfAligned: Boolean(response.alignment?.spf?.result),
       dkimAligned: Boolean(response.alignment?.dkim?.result),
       reason: reasonOf(response.status, response.error),
@@ -145,6 +149,30 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
       dmarc: dmarcInfo,
     }),
   };
+}
+
+/** RFC 9989 §4.7 t=y: the policy applied is one step weaker than the one published. */
+const TEST_MODE: Readonly<Record<DmarcPolicy, DmarcPolicy>> = { reject: 'quarantine', quarantine: 'none', none: 'none' };
+
+/**
+ * Which tag of the record at the Policy Domain applied, with its published value, so that a
+ * refusal can say what the domain owner published: p= at the author domain itself; for a
+ * subdomain sp= (or p= when there is no sp=), or np= when the author domain does not exist
+ * (RFC 9989 §4.10.1). mailauth reports the applied policy and the record's tags; the choice
+ * between sp= and np= is read back from the applied policy, and is 'sp' where both agree.
+ */
+function publishedPolicy(response: DmarcResponse, authorDomain: string): NonNullable<DmarcFacts['published']> | null {
+  const p = toDmarcPolicy(response.p);
+  const applied = toDmarcPolicy(response.policy);
+  if (!p || !applied || !response.policyDomain) return null;
+  if (normaliseDomain(response.policyDomain) === authorDomain) return { tag: 'p', value: p };
+  const record = (response as { record?: { sp?: unknown } }).record; // mailauth keeps the raw record as a hidden property
+  const sp = toDmarcPolicy(record?.sp);
+  const inherited = sp ? { tag: 'sp' as const, value: sp } : { tag: 'p' as const, value: p };
+  const np = toDmarcPolicy(response.np);
+  if (!np || np === inherited.value) return inherited;
+  const effective = (v: DmarcPolicy): DmarcPolicy => (response.testMode ? TEST_MODE[v] : v);
+  return effective(np) === applied && effective(inherited.value) !== applied ? { tag: 'np', value: np } : inherited;
 }
 
 async function verifyArc(

@@ -65,6 +65,13 @@ export interface DmarcFacts {
   readonly domain: string;
   /** Policy that applies to this domain (p=, or sp=/np= for a subdomain), null when no record. */
   readonly policy: DmarcPolicy | null;
+  /**
+   * The DMARC Policy Domain: where the applied record was published (the author domain, its
+   * organizational domain, or a public-suffix domain found by the tree walk; RFC 9989 §3.2.5).
+   */
+  readonly policyDomain?: string;
+  /** The tag that applied at policyDomain and its published value (before a t=y downgrade). */
+  readonly published?: { readonly tag: 'p' | 'sp' | 'np'; readonly value: DmarcPolicy };
   readonly spfAligned: boolean;
   readonly dkimAligned: boolean;
   readonly reason: string;

@@ -22,6 +22,11 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       help: 'Finished transactions by enforced action (accept, tag, quarantine, tempfail, reject), policy rule ("" = none) and reason',
       labelNames: ['action', 'rule', 'reason'] as const,
     }),
+    transactionEndings: new Counter({
+      name: 'postern_transaction_endings_total', registers,
+      help: 'Transactions by how they ended (delivered, policy, backend-refused, rate-limited, message-limit, data-timeout, client-gone, backend-lost, quarantine-failed, shutdown, abandoned, internal-error)',
+      labelNames: ['ending'] as const,
+    }),
     monitorWouldHave: new Counter({
       name: 'postern_monitor_would_have_total', registers,
       help: 'Monitor-mode rules that matched: the action enforcing them would have taken, by rule',

@@ -114,7 +114,6 @@ export const OUTCOME_DELTAS: Readonly<Record<Outcome, Deltas>> = {
   'delivered': { ip: 0.5, net: 0.25, domain: 0 },
   'auth-failed': { ip: -3, net: -1.5, domain: 0 },
   'policy-rejected': { ip: -3, net: -1.5, domain: -3 },
-  'rate-limited': { ip: -1, net: -0.5, domain: -1 },
   'recipient-refused': { ip: -1, net: -0.5, domain: -0.5 },
   'protocol-error': { ip: -2, net: -1, domain: 0 },
 };

@@ -146,6 +146,7 @@ describe('DMARC through authenticateMessage', () => {
     const out = await authenticate(message(), { zone, sender: 'bounce@mail.example.com' });
     assert.deepEqual(out.dmarc, {
       result: 'pass', domain: 'example.com', policy: 'reject', spfAligned: true, dkimAligned: false,
+      policyDomain: 'example.com', published: { tag: 'p', value: 'reject' },
       reason: 'p=REJECT arc=none; dmarc=reject',
     });
     assert.equal(out.fromDomain, 'example.com');
@@ -175,12 +176,31 @@ describe('DMARC through authenticateMessage', () => {
     assert.equal(out.fromDomain, 'news.example.com');
     assert.equal(out.dmarc?.result, 'fail');
     assert.equal(out.dmarc?.policy, 'quarantine');
+    // the record that decided is the organizational domain's, and what applied there is sp=
+    assert.equal(out.dmarc?.policyDomain, 'example.com');
+    assert.deepEqual(out.dmarc?.published, { tag: 'sp', value: 'quarantine' });
+  });
+
+  it('a subdomain without sp= inherits p=, and says so', async () => {
+    const zone = { ...baseZone(), 'TXT _dmarc.example.com': txt('v=DMARC1; p=reject') };
+    const out = await authenticate(message('news@news.example.com'), { zone });
+    assert.equal(out.dmarc?.policyDomain, 'example.com');
+    assert.deepEqual(out.dmarc?.published, { tag: 'p', value: 'reject' });
+  });
+
+  it('t=y: the published value is reported, the applied policy is one step weaker', async () => {
+    const zone = { ...baseZone(), 'TXT _dmarc.example.com': txt('v=DMARC1; p=reject; t=y') };
+    const out = await authenticate(message(), { zone });
+    assert.equal(out.dmarc?.policy, 'quarantine');
+    assert.deepEqual(out.dmarc?.published, { tag: 'p', value: 'reject' });
   });
 
   it('applies np= to a non-existent subdomain', async () => {
     const zone = { ...baseZone(), 'TXT _dmarc.example.com': txt('v=DMARC1; p=none; sp=none; np=reject') };
     const out = await authenticate(message('ceo@nowhere.example.com'), { zone });
     assert.equal(out.dmarc?.policy, 'reject');
+    assert.equal(out.dmarc?.policyDomain, 'example.com');
+    assert.deepEqual(out.dmarc?.published, { tag: 'np', value: 'reject' });
   });
 
   it('none with no policy when no record is published', async () => {

@@ -46,7 +46,7 @@ describe('loader errors name file:line:column and the key', () => {
     ]],
     ['missing-list.yaml', [`broken/missing-list.yaml:5:20: rules[0].match.from_domain: list file not found: lists/does-not-exist.txt (looked for ${join(BROKEN, 'lists/does-not-exist.txt')})`]],
     ['bad-list-entry.yaml', [`${join(BROKEN, 'lists/bad-domains.txt')}:3:1: rules[0].match.from_domain: not a valid domain pattern: "not a domain" (use example.com, .example.com or *.example.com)`]],
-    ['bad-template.yaml', ['broken/bad-template.yaml:5:48: rules[0].reply.text: unknown placeholder {from_domian} (known: {from_domain}, {sender_domain}, {spf_domain}, {dmarc_policy}, {ip}, {rule})']],
+    ['bad-template.yaml', ['broken/bad-template.yaml:5:48: rules[0].reply.text: unknown placeholder {from_domian} (known: {from_domain}, {sender_domain}, {spf_domain}, {dmarc_policy}, {dmarc_domain}, {dmarc_published}, {ip}, {rule})']],
     ['wrong-options.yaml', [
       'broken/wrong-options.yaml:4:12: rules[0].reply: reply applies to tempfail and reject, not to accept',
       'broken/wrong-options.yaml:7:14: rules[1].headers: headers apply to tag and quarantine, not to reject',
