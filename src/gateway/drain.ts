@@ -77,4 +77,15 @@ export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait =
     deadline.cancel();
   }
   close(true);
+  // The sessions just closed end their transactions as they go (decision lines, tokens):
+  // wait for that, briefly, so that nothing is left unrecorded when the process exits.
+  const grace = wait(CLOSE_GRACE_MS);
+  try {
+    await Promise.race([target.count.whenZero(), grace.promise]);
+  } finally {
+    grace.cancel();
+  }
 }
+
+/** How long closed sessions get to finish their bookkeeping after the drain deadline. */
+const CLOSE_GRACE_MS = 2_000;
