@@ -112,7 +112,7 @@ describe('transaction endings: reply, decision line, metrics, tokens', () => {
   it('refused by policy at DATA (DMARC p=reject): 550; tokens stay spent (a final outcome)', async () => {
     const r = await ending({ async run(_w, c) { await atData(c, 'x@other.example'); return c.data(message({ from: 'ceo@bank.example' })); } });
     assert.equal(r.reply?.code, 550);
-    assert.match(r.reply!.text, /^5\.7\.1 Rejected by DMARC policy: bank\.example publishes p=reject /);
+    assert.match(r.reply.text, /^5\.7\.1 Rejected by DMARC policy: bank\.example publishes p=reject /);
     assert.equal(r.decisions.length, 1);
     assert.deepEqual([r.decisions[0]!.ending, r.decisions[0]!.action, r.decisions[0]!.rule], ['policy', 'reject', 'dmarc-reject']);
     assert.equal(r.metrics['postern_smtp_replies_total{stage="data",class="5xx"}'], 1);
@@ -130,7 +130,7 @@ describe('transaction endings: reply, decision line, metrics, tokens', () => {
       },
     });
     assert.equal(r.reply?.code, 550);
-    assert.match(r.reply!.text, /^5\.7\.23 /);
+    assert.match(r.reply.text, /^5\.7\.23 /);
     assert.deepEqual([r.decisions.length, r.decisions[0]!.ending, r.decisions[0]!.stage], [1, 'policy', 'mail']);
     assert.deepEqual(r.metrics, {
       'postern_smtp_replies_total{stage="mail",class="5xx"}': 1,
@@ -168,7 +168,7 @@ describe('transaction endings: reply, decision line, metrics, tokens', () => {
       },
     });
     assert.equal(r.reply?.code, 451);
-    assert.match(r.reply!.text, /^4\.7\.1 Rate limit exceeded/);
+    assert.match(r.reply.text, /^4\.7\.1 Rate limit exceeded/);
     assert.deepEqual(r.decisions.map((d) => d.ending), ['delivered', 'rate-limited']);
     assert.equal(r.metrics['postern_smtp_replies_total{stage="data",class="4xx"}'], 1);
     assert.equal(r.metrics['postern_smtp_replies_total{stage="data",class="2xx"}'], 1);

@@ -189,7 +189,7 @@ describe('replies that say what happened', () => {
     try {
       const r = await sendMail(w.gw.port, { from: 'x@other.example', to: ['user@example.net'], message: message({ from: 'ceo@news.bank.example' }) });
       assert.equal(r.data?.code, 550);
-      assert.match(r.data!.text, /^5\.7\.1 Rejected by DMARC policy: bank\.example publishes sp=reject and the message is not authenticated/);
+      assert.match(r.data.text, /^5\.7\.1 Rejected by DMARC policy: bank\.example publishes sp=reject and the message is not authenticated/);
     } finally {
       await w.close();
     }
@@ -202,7 +202,7 @@ describe('replies that say what happened', () => {
       const signed = await sign(message({ from: 'ceo@bank.example' }), { domain: 'good.example', selector: 's1', key: w.keys.rsa });
       const r = await sendMail(w.gw.port, { from: GOOD, to: ['user@example.net'], message: signed });
       assert.equal(r.data?.code, 550);
-      assert.match(r.data!.text, /^5\.7\.22 No valid author-matched DKIM signature found/);
+      assert.match(r.data.text, /^5\.7\.22 No valid author-matched DKIM signature found/);
       const unsigned = await sendMail(w.gw.port, { from: GOOD, to: ['user@example.net'], message: message({ from: 'ceo@bank.example' }) });
       assert.match(unsigned.data!.text, /^5\.7\.20 No passing DKIM signature found/);
     } finally {
