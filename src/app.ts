@@ -4,14 +4,11 @@
  * live in src/gateway/: components (built once), the pipeline's dependencies (rebuilt on
  * reload), reload, readiness and drain.
  */
-import fs from 'node:fs';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { systemClock, type Clock } from './core/clock.ts';
-import { cidrSet } from './core/ip.ts';
 import type { DnsResolver } from './dns/index.ts';
-import { confirmedReverseCallback } from './dns/fcrdns.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { startHttp, type HttpEndpoint } from './observability/http.ts';
@@ -21,14 +18,12 @@ import type { Backend } from './relay/backend.ts';
 import { loadLists, type Lists } from './reputation/lists.ts';
 import { redisConfigured } from './reputation/store.ts';
 import type { RateStore } from './reputation/types.ts';
-import { createListener } from './smtp/listener.ts';
-import { createSmtpServers } from './smtp/server.ts';
 import { createComponents } from './gateway/components.ts';
-import { drain, sessionCount, type Wait } from './gateway/drain.ts';
+import { drain, type Wait } from './gateway/drain.ts';
+import { createFront } from './gateway/front.ts';
 import { buildPipelineDeps } from './gateway/pipeline-deps.ts';
 import { readinessChecks } from './gateway/readiness.ts';
 import { createReloader } from './gateway/reload.ts';
-import { watchClientErrors } from './gateway/client-errors.ts';
 
 export interface Deps {
   clock: Clock;
@@ -80,35 +75,12 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   let running = config;
   const pipelineContext = {
     clock, logger, metrics, components, ruleSet: () => ruleSet, lists: () => lists,
-    dropSession: (id: string, line: string) => listener.dropSession(id, line),
+    dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
   };
   let deps = buildPipelineDeps(config, pipelineContext);
 
   let draining = false;
-  const count = sessionCount((n) => metrics.sessionsInFlight.set(n));
-  const servers = createSmtpServers({
-    deps: () => deps, logger, hostname: config.hostname, maxMessageSize: config.limits.maxMessageSize,
-    socketTimeoutMs: config.limits.socketTimeoutMs, closeTimeoutMs: config.shutdown.drainTimeoutMs, tls: readTls(config),
-    reverse: confirmedReverseCallback(components.resolver), isDraining: () => draining, onSessionCount: (n) => count.set(n),
-    onSecure: (id, socket) => {
-      metrics.tlsHandshakes.inc({ outcome: 'ok' });
-      listener.adoptSocket(id, socket);
-    },
-    onSessionClosed: (id) => listener.sessionClosed(id),
-  });
-  const listener = createListener({
-    listen: config.listen,
-    proxyTrusted: cidrSet(config.proxyProtocol.trusted),
-    xclientTrusted: cidrSet(config.xclient.trusted),
-    maxConnections: config.limits.maxConnections,
-    maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
-    proxyHeaderTimeoutMs: 10_000,
-    servers,
-    logger,
-    onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
-    onConnectionCount: (n) => metrics.connectionsOpen.set(n),
-  });
-  watchClientErrors(servers, metrics, logger);
+  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining });
 
   const reload = createReloader({
     running: () => running,
@@ -131,10 +103,10 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     metrics,
     registry,
     logger,
-    openConnections: () => listener.connectionCount(),
+    openConnections: () => front.listener.connectionCount(),
     reload,
     async start() {
-      const smtp = await listener.start();
+      const smtp = await front.listener.start();
       if (config.metrics.listen) {
         const checks = readinessChecks({
           rules: () => ruleSet.rules.length,
@@ -148,20 +120,12 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     },
     async stop() {
       draining = true;
-      await drain({
-        servers, listener, count,
-        markShutdown: (id) => { const s = servers.sessions.get(id); if (s) s.closedBy = 'shutdown'; },
-      }, config.shutdown.drainTimeoutMs, overrides.wait);
-      await listener.stop();
+      await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
+      await front.listener.stop();
       await components.backend.close();
       if (!overrides.store) await components.store.close();
       components.resolver.close();
       await http?.close();
     },
   };
-}
-
-function readTls(config: Config): { key: Buffer; cert: Buffer } | null {
-  if (!config.tls.cert || !config.tls.key) return null;
-  return { key: fs.readFileSync(config.tls.key), cert: fs.readFileSync(config.tls.cert) };
 }

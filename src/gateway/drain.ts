@@ -40,8 +40,6 @@ export interface DrainTarget {
   readonly servers: SmtpServers;
   readonly listener: Pick<Listener, 'drain'>;
   readonly count: SessionCount;
-  /** Marks a session as closed by us for shutdown (its open transaction ends as 'shutdown'). */
-  markShutdown(sessionId: string): void;
 }
 
 /** Real-time wait; injectable for tests. */
@@ -60,7 +58,9 @@ export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait =
     for (const s of [target.servers.plain, target.servers.xclient]) {
       for (const c of s.sessions()) {
         if (c.busy() && !busyToo) continue;
-        target.markShutdown(c.id);
+        // its open transaction, if any, then ends as 'shutdown'
+        const state = target.servers.sessions.get(c.id);
+        if (state) state.closedBy = 'shutdown';
         c.closeWith(421, line);
       }
     }

@@ -54,49 +54,63 @@ export interface SmtpServerOptions {
 
 export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
   const sessions = new Map<string, SessionState>();
+  const options = smtpOptions(opts, sessions);
+  const plain = new PosternSmtpServer({ ...options });
+  const xclient = new PosternSmtpServer({ ...options, useXClient: true });
+  for (const server of [plain, xclient]) {
+    server.onReset = (id) => {
+      const state = sessions.get(id);
+      if (state) abandonTransaction(opts.deps(), state, 'rset');
+    };
+  }
+  return { plain, xclient, sessions };
+}
 
-  const stateOf = (session: SMTPServerSession): SessionState => {
-    let state = sessions.get(session.id);
-    if (!state) {
-      state = {
-        id: session.id,
-        ip: normaliseIp(session.remoteAddress) ?? session.remoteAddress,
-        connectedAt: Date.now(),
-        log: opts.logger.child({ session: session.id }),
-        ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tierInfo: null, tx: null, messages: 0,
-        closed: false, closedBy: null,
-      };
-      sessions.set(session.id, state);
-      opts.onSessionCount?.(sessions.size);
-    }
-    // XCLIENT and STARTTLS change these within a connection.
-    state.ip = normaliseIp(session.remoteAddress) ?? session.remoteAddress;
-    const host = session.clientHostname;
-    state.ptr = host && !host.startsWith('[') ? host : null;
-    state.helo = session.hostNameAppearsAs || '';
-    state.esmtp = (session.openingCommand || 'EHLO').toUpperCase() !== 'HELO';
-    state.tls = Boolean(session.secure);
-    const cipher = session.tlsOptions ? session.tlsOptions : null;
-    state.tlsInfo = state.tls ? { version: cipher?.version ?? null, cipher: cipher?.name ?? null } : null;
-    return state;
-  };
+/** The session's state, created at its first callback and refreshed at each (XCLIENT and STARTTLS change it). */
+function stateOf(opts: SmtpServerOptions, sessions: Map<string, SessionState>, session: SMTPServerSession): SessionState {
+  let state = sessions.get(session.id);
+  if (!state) {
+    state = {
+      id: session.id,
+      ip: normaliseIp(session.remoteAddress) ?? session.remoteAddress,
+      connectedAt: Date.now(),
+      log: opts.logger.child({ session: session.id }),
+      ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tierInfo: null, tx: null, messages: 0,
+      closed: false, closedBy: null,
+    };
+    sessions.set(session.id, state);
+    opts.onSessionCount?.(sessions.size);
+  }
+  state.ip = normaliseIp(session.remoteAddress) ?? session.remoteAddress;
+  const host = session.clientHostname;
+  state.ptr = host && !host.startsWith('[') ? host : null;
+  state.helo = session.hostNameAppearsAs || '';
+  state.esmtp = (session.openingCommand || 'EHLO').toUpperCase() !== 'HELO';
+  state.tls = Boolean(session.secure);
+  const cipher = session.tlsOptions ? session.tlsOptions : null;
+  state.tlsInfo = state.tls ? { version: cipher?.version ?? null, cipher: cipher?.name ?? null } : null;
+  return state;
+}
 
-  /** The error smtp-server sends for a failed stage; unexpected errors become 451 4.3.0. */
-  const toReplyError = (err: unknown, state: SessionState): SmtpReplyError | ClientGone => {
-    if (err instanceof SmtpReplyError || err instanceof ClientGone) return err;
-    state.log.error({ err }, 'unexpected error in transaction');
-    return new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
-  };
+/** The error smtp-server sends for a failed stage; unexpected errors become 451 4.3.0. */
+function toReplyError(err: unknown, state: SessionState): SmtpReplyError | ClientGone {
+  if (err instanceof SmtpReplyError || err instanceof ClientGone) return err;
+  state.log.error({ err }, 'unexpected error in transaction');
+  return new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
+}
 
-  /** Counts the reply a stage gets, unless the connection is gone (nothing is sent then). */
+/**
+ * Runs a stage and hands its outcome to smtp-server, counting the reply once, unless the
+ * connection is gone (nothing is sent then). The greeting is not counted: it answers no command.
+ */
+function settler(opts: SmtpServerOptions, sessions: Map<string, SessionState>) {
   const count = (stage: Stage, state: SessionState, code: number): void => {
-    if (stage === 'connect' && code < 400) return; // the greeting is not a reply to a command
+    if (stage === 'connect' && code < 400) return;
     if (state.closed || state.closedBy !== null) return;
     opts.deps().metrics.replies.inc({ stage, class: replyClass(code) });
   };
-
-  const settle = (stage: Stage, session: SMTPServerSession, callback: (err: Error | null, text?: string) => void, work: (state: SessionState) => Promise<string | void>): void => {
-    const state = stateOf(session);
+  return (stage: Stage, session: SMTPServerSession, callback: (err: Error | null, text?: string) => void, work: (state: SessionState) => Promise<string | void>): void => {
+    const state = stateOf(opts, sessions, session);
     work(state).then((text) => {
       count(stage, state, 250);
       callback(null, text ?? undefined);
@@ -106,8 +120,11 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       callback(e);
     });
   };
+}
 
-  const options: SMTPServerOptions = {
+function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState>): SMTPServerOptions {
+  const settle = settler(opts, sessions);
+  return {
     name: opts.hostname,
     banner: 'Postern ESMTP',
     size: opts.maxMessageSize,
@@ -157,15 +174,6 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       state.log.debug({ messages: state.messages }, 'disconnected');
     },
   };
-  const plain = new PosternSmtpServer({ ...options });
-  const xclient = new PosternSmtpServer({ ...options, useXClient: true });
-  for (const server of [plain, xclient]) {
-    server.onReset = (id) => {
-      const state = sessions.get(id);
-      if (state) abandonTransaction(opts.deps(), state, 'rset');
-    };
-  }
-  return { plain, xclient, sessions };
 }
 
 /** MAIL/RCPT parameters as the client sent them (keys upper-case); the relay filters them. */
