@@ -25,7 +25,7 @@ const backend = z.strictObject({
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('Messages sent over one backend connection before it is replaced'),
   maxRcptErrorsPerConnection: z.number().int().min(1).default(5).describe('Refused RCPTs on one backend connection before it is replaced (Postfix slows down from the 10th)'),
   maxRcptErrorsPerTransaction: z.number().int().min(1).default(9).describe('Refused RCPTs in one transaction after which further recipients get 452 4.5.3 (keeps under Postfix\'s smtpd_soft_error_limit of 10)'),
-  recipientCacheSeconds: z.number().int().min(0).default(300).describe('How long a recipient the backend refused (5xx) is refused without asking it again; 0 = never cached'),
+  recipientCacheSeconds: z.number().int().min(0).default(60).describe('How long a mailbox the backend refused as such (5.1.1, 5.1.6, 5.1.10, 5.2.1) is refused without asking it again; other refusals are never cached; 0 = never'),
   connectTimeoutMs: ms(10_000, 'Backend connect + greeting timeout'),
   commandTimeoutMs: ms(30_000, 'Backend timeout for MAIL/RCPT/RSET'),
   dataTimeoutMs: ms(300_000, 'Backend timeout for the final reply after the message (RFC 5321 §4.5.3.2.6)'),
