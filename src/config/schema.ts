@@ -48,6 +48,7 @@ const limits = z.strictObject({
   socketTimeoutMs: ms(300_000, 'Idle time allowed between client commands (RFC 5321 §4.5.3.2.7: 5 min)'),
   dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
   maxHeaderBytes: z.number().int().min(1024).default(1_000_000).describe('Largest header block accepted'),
+  maxBytesInFlight: z.number().int().min(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool); past it new messages get 452 4.3.1 until bytes drain'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
 }).prefault({});
 

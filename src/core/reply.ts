@@ -66,6 +66,8 @@ export const REPLIES = {
   storeUnavailable: (atConnect: boolean): TempReply => ({ code: atConnect ? 421 : 451, enhanced: '4.3.0', text: 'Temporary local problem (rate limit store unavailable), please try again later' }),
   tooManyConnections: (): TempReply => ({ code: 421, enhanced: '4.7.0', text: 'Too many connections, please slow down and try again later' }),
   shuttingDown: (): TempReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
+  /** RFC 3463 4.3.1 "mail system full": the in-flight byte budget is used up (no spool to fall back on). */
+  insufficientStorage: (): TempReply => ({ code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, please try again later' }),
   backendUnavailable: (): TempReply => ({ code: 451, enhanced: '4.4.1', text: 'Mail store temporarily unavailable, please try again later' }),
   internalError: (): TempReply => ({ code: 451, enhanced: '4.3.0', text: 'Temporary local problem, please try again later' }),
   /** RFC 5321 §3.5.3: 252 when we will not say whether a mailbox exists. */

@@ -9,6 +9,7 @@ import { parseHostPort } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
 import { createResolver, type DnsResolver } from '../dns/index.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { createByteBudget, type ByteBudget } from '../pipeline/byte-budget.ts';
 import { createRecipientCache } from '../pipeline/recipient-cache.ts';
 import type { RecipientCache } from '../pipeline/deps.ts';
 import { createBackend, type Backend } from '../relay/backend.ts';
@@ -20,6 +21,8 @@ export interface Components {
   readonly backend: Backend;
   readonly store: RateStore;
   readonly recipientCache: RecipientCache;
+  /** Message bytes in memory, all sessions together. */
+  readonly budget: ByteBudget;
 }
 
 export interface ComponentSeams {
@@ -74,5 +77,6 @@ export function createComponents(config: Config, ctx: { clock: Clock; logger: Lo
     },
   });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
-  return { resolver, backend, store, recipientCache };
+  const budget = createByteBudget(config.limits.maxBytesInFlight, (n) => metrics.inflightBytes.set(n));
+  return { resolver, backend, store, recipientCache, budget };
 }

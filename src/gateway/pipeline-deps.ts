@@ -70,6 +70,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     }),
     openBackend: (client) => components.backend.open(client),
     recipientCache: components.recipientCache,
+    budget: components.budget,
     dropConnection: (sessionId, reply) => {
       // written out of band, so counted here: the adapter sees only a closed connection
       metrics.replies.inc({ stage: 'data', class: '4xx' });

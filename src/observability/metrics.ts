@@ -42,6 +42,12 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       help: 'Replies to MAIL, RCPT and end of DATA by stage and class (2xx, 4xx, 5xx)',
       labelNames: ['stage', 'class'] as const,
     }),
+    inflightBytes: new Gauge({ name: 'postern_inflight_bytes', help: 'Message bytes held in memory now, all sessions together (limits.maxBytesInFlight is the budget)', registers }),
+    inflightRefusals: new Counter({
+      name: 'postern_inflight_budget_refusals_total', registers,
+      help: 'Messages deferred with 452 4.3.1 because the in-flight byte budget was used up, by stage (mail, data)',
+      labelNames: ['stage'] as const,
+    }),
     relayLatency: new Histogram({
       name: 'postern_relay_duration_seconds', registers,
       help: 'Time from sending DATA to the backend until its final reply, by outcome (delivered, tempfail, rejected, error)',

@@ -6,7 +6,7 @@
  */
 import { SmtpReplyError } from '../core/errors.ts';
 import type { Facts } from '../core/facts.ts';
-import { REPLIES } from '../core/reply.ts';
+import { REPLIES, type FailReply } from '../core/reply.ts';
 import type { Decision, HeaderField, Verdict } from '../core/verdict.ts';
 import { openQuarantine } from './backend-steps.ts';
 import type { DataDeps, MessageAuth } from './deps.ts';
@@ -78,10 +78,14 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
 }
 
 /** Our limits on the message as read: size, header size, bare line endings. */
-function checkMessage(deps: DataDeps, read: ReadMessage): { reply: import('../core/reply.ts').PermReply; reason: 'oversize' | 'bad-line-endings' } | null {
+function checkMessage(deps: DataDeps, read: ReadMessage): { reply: FailReply; reason: 'oversize' | 'bad-line-endings' | 'in-flight-budget' } | null {
   const { maxMessageSize, maxHeaderBytes, bareLineEndings } = deps.settings;
   // smtp-server answers 552 itself once it has counted the bytes; the ending records it
   if (read.oversize) return { reply: REPLIES.oversize(maxMessageSize), reason: 'oversize' };
+  if (read.overBudget) {
+    deps.metrics.inflightRefusals.inc({ stage: 'data' });
+    return { reply: REPLIES.insufficientStorage(), reason: 'in-flight-budget' };
+  }
   const headerEnd = read.bytes.indexOf('\r\n\r\n');
   if ((headerEnd < 0 ? read.bytes.length : headerEnd) > maxHeaderBytes) return { reply: REPLIES.headerTooLarge(maxHeaderBytes), reason: 'oversize' };
   if (read.repaired > 0 && bareLineEndings === 'reject') return { reply: REPLIES.bareLineEnding(), reason: 'bad-line-endings' };

@@ -32,6 +32,10 @@ export function endTransaction(deps: EndDeps, state: SessionState, tx: Transacti
   if (state.tx === tx) state.tx = null;
 
   if (!keepsMessageTokens(ending) && tx.reservations.message.length > 0) deps.release(tx.reservations.message.splice(0));
+  if (tx.heldBytes > 0) {
+    deps.budget.give(tx.heldBytes);
+    tx.heldBytes = 0;
+  }
 
   const backend = tx.backend;
   tx.backend = null;

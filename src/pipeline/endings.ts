@@ -18,7 +18,7 @@
  * own throttling must not feed back into a worse tier and tighter limits).
  */
 import type { Facts } from '../core/facts.ts';
-import { REPLIES, type FailReply, type PermReply } from '../core/reply.ts';
+import { REPLIES, type FailReply } from '../core/reply.ts';
 import type { Action, Reason, Verdict } from '../core/verdict.ts';
 import type { Limited, Outcome } from '../reputation/types.ts';
 import { backendReply, limitReply } from './replies.ts';
@@ -36,7 +36,7 @@ export type Ending =
   /** The authenticated domain's message bucket at the end of DATA. */
   | { readonly kind: 'rate-limited'; readonly limited: Limited }
   /** The message broke one of our limits (size, header, line endings). */
-  | { readonly kind: 'message-limit'; readonly reply: PermReply; readonly reason: 'oversize' | 'bad-line-endings' }
+  | { readonly kind: 'message-limit'; readonly reply: FailReply; readonly reason: 'oversize' | 'bad-line-endings' | 'in-flight-budget' }
   /** We closed a client too slow to send its message (421 4.4.2 written out of band). */
   | { readonly kind: 'data-timeout' }
   /** The client went away during DATA, before we could answer. */
@@ -140,7 +140,7 @@ export function outcomesOf(ending: Ending, facts: Facts, refused: { backend: num
 function finalOutcome(ending: Ending, facts: Facts): Outcome | null {
   switch (ending.kind) {
     case 'delivered': return authenticatedDomain(facts) ? 'delivered-aligned' : 'delivered';
-    case 'message-limit': return 'protocol-error';
+    case 'message-limit': return ending.reply.code >= 500 ? 'protocol-error' : null; // our memory is not the sender's fault
     case 'policy': {
       if (ending.verdict.action !== 'reject') return null; // a tempfail is not certain
       const r = ending.verdict.reason;

@@ -33,13 +33,19 @@ export async function mailStage(deps: MailDeps, state: SessionState, seq: number
   const senderDomain = sender === '' ? '' : rawDomain.startsWith('[') ? rawDomain.toLowerCase() : normaliseDomain(rawDomain);
   if (sender !== '' && (at <= 0 || !senderDomain)) throw new SmtpReplyError(REPLIES.badSender(), 'bad-address', state.id);
 
+  // No room for another message in memory: defer before the client starts uploading one
+  // (Postfix answers 452 4.3.1 at MAIL when its queue file system is short of space).
+  if (deps.budget.full()) {
+    deps.metrics.inflightRefusals.inc({ stage: 'mail' });
+    throw new SmtpReplyError(REPLIES.insufficientStorage(), 'in-flight-budget', state.id);
+  }
   // The tier first: after XCLIENT this may be another client than the one that connected.
   await currentTier(deps, state);
   const spf = await deps.checkSpf({ ip: state.ip, helo: state.helo, sender });
   if (state.closed) throw new ClientGone(); // the client left meanwhile
   const tx: Transaction = {
     seq, startedAt: deps.clock.now(), sender, senderDomain, mailParams: params, spf, recipients: [], backend: null,
-    backendLost: false, refused: { backend: 0, protocol: 0 }, reservations: { message: [], recipients: [] }, inData: false, ended: false,
+    backendLost: false, refused: { backend: 0, protocol: 0 }, reservations: { message: [], recipients: [] }, heldBytes: 0, inData: false, ended: false,
   };
   state.tx = tx;
   const facts = factsOf(state, tx);

@@ -14,6 +14,8 @@ export interface ReadMessage {
   /** Bare CR or LF repaired to CRLF. */
   readonly repaired: number;
   readonly oversize: boolean;
+  /** The in-flight byte budget could not hold the whole message: its bytes were dropped. */
+  readonly overBudget: boolean;
 }
 
 export type DataStream = Readable & { sizeExceeded?: boolean };
@@ -25,6 +27,7 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
   const chunks: Buffer[] = [];
   let size = 0;
   let oversize = false;
+  let overBudget = false;
   const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf });
   auth.catch(() => undefined); // awaited by the caller; no unhandled rejection if it bails out first
   await new Promise<void>((resolve, reject) => {
@@ -40,15 +43,25 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
       toAuth.destroy(); // lets the verifier finish instead of waiting for an end that never comes
       reject(err);
     };
+    // Past the size limit or the in-flight budget the rest of the upload is read and dropped.
+    const stopKeeping = (): void => {
+      chunks.length = 0;
+      deps.budget.give(tx.heldBytes);
+      tx.heldBytes = 0;
+      toAuth.end();
+    };
     normaliser.on('data', (chunk: Buffer) => {
-      if (oversize) return;
+      if (oversize || overBudget) return;
       size += chunk.length;
       if (size > maxMessageSize) {
         oversize = true;
-        chunks.length = 0;
-        toAuth.end();
-        return;
+        return stopKeeping();
       }
+      if (!deps.budget.tryTake(chunk.length)) {
+        overBudget = true;
+        return stopKeeping();
+      }
+      tx.heldBytes += chunk.length;
       chunks.push(chunk);
       toAuth.write(chunk);
     });
@@ -62,9 +75,10 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
     stream.pipe(normaliser);
   });
   return {
-    bytes: Buffer.concat(chunks, oversize ? 0 : size),
+    bytes: oversize || overBudget ? Buffer.alloc(0) : Buffer.concat(chunks, size),
     auth,
     repaired: normaliser.counts.bareCr + normaliser.counts.bareLf,
     oversize: oversize || Boolean(stream.sizeExceeded),
+    overBudget,
   };
 }

@@ -34,6 +34,8 @@ export interface Transaction {
    * asked about: work done, they stay spent whatever follows.
    */
   readonly reservations: { readonly message: Reservation[]; readonly recipients: Reservation[] };
+  /** Message bytes of this transaction counted against the in-flight budget, given back at its end. */
+  heldBytes: number;
   /** DATA is being received or processed: only the DATA stage may end the transaction now. */
   inData: boolean;
   /** Set by endTransaction: a transaction ends exactly once. */
