@@ -37,6 +37,7 @@ import { createReputation } from './reputation/reputation.ts';
 import { createStoreFromConfig, redisConfigured } from './reputation/store.ts';
 import type { RateStore } from './reputation/types.ts';
 import { createSmtpServers } from './smtp/server.ts';
+import { createReporting } from './reports/index.ts';
 
 export interface Deps {
   clock: Clock;
@@ -137,6 +138,10 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     },
   });
   const authDns = mailauthResolver(resolver);
+  // DMARC aggregate reports (off by default): collector on the mail path, scheduler in start().
+  const reporting = config.reports.dmarc.enabled
+    ? createReporting(config, { clock, logger, resolver: authDns, metrics: metrics.dmarcReports })
+    : null;
   const firstSeen = createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
 
@@ -167,6 +172,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
       recipientCache,
       firstSeen,
+      ...(reporting ? { reports: reporting.collector } : {}),
       message: {
         normaliser: () => new LineEndingNormaliser(),
         fingerprint: messageFingerprint,
@@ -254,6 +260,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     openConnections: () => listener.connectionCount(),
     async start() {
       const smtp = await listener.start();
+      reporting?.startScheduler();
       if (config.metrics.listen) {
         http = await startHttp(config.metrics.listen, registry, () => [
           { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
@@ -294,6 +301,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       for (const s of [servers.plain, servers.xclient]) for (const c of s.sessions()) c.closeWith(421, '4.3.2 Service shutting down, please try again later');
       await listener.stop();
       await backend.close();
+      await reporting?.close();
       if (!overrides.store) await store.close();
       resolver.close();
       await http?.close();

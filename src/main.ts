@@ -14,6 +14,7 @@ import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
 import { reputationCommand } from './devtools/reputation-cli.ts';
+import { reportsCommand } from './reports/cli.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -26,6 +27,9 @@ commands:
                                           configured DNS, print Authentication-Results and the verdict
   reputation show|reset <ip|cidr|domain|address> [--config FILE]
                                           show or clear a sender's score and rate buckets in Redis
+  reports aggregate [--out DIR] [--config FILE]
+                                          DMARC aggregate reports of the open period, not sent
+  reports send [--now] [--config FILE]    send the DMARC aggregate reports that are due
 
 The config file is --config, else $POSTERN_CONFIG, else ./postern.yaml if present, else the
 embedded defaults; every key can be overridden with POSTERN_* environment variables.`;
@@ -101,6 +105,10 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (command === 'reports') {
+    process.exitCode = await reportsCommand(rest);
     return;
   }
   let parsed;

@@ -4,6 +4,7 @@ import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
 import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import { publishedOf } from './published.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**
@@ -119,6 +120,7 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
       spfAligned: Boolean(response.alignment?.spf?.result),
       dkimAligned: Boolean(response.alignment?.dkim?.result),
       reason: reasonOf(response.status, response.error),
+      ...publishedOf(response),
     };
     dmarcInfo = response.info;
   } else if (dmarcError !== null && fromDomain) {

@@ -59,6 +59,30 @@ export interface ArcFacts {
   readonly reason: string;
 }
 
+/**
+ * The DMARC Policy Record that applied, as aggregate reports describe it (RFC 9990 §2.1
+ * policy_published) and with the report URIs (RFC 9989 §4.7 rua). Absent when no record applied.
+ */
+export interface DmarcPublished {
+  /** The DMARC Policy Domain: where the applied record was found (RFC 9989 §3.2.5). */
+  readonly domain: string;
+  readonly p: DmarcPolicy;
+  /** Only as published; null when the record has no such tag. */
+  readonly sp: DmarcPolicy | null;
+  readonly np: DmarcPolicy | null;
+  readonly adkim: 'r' | 's';
+  readonly aspf: 'r' | 's';
+  /** t=y (RFC 9989 §4.7). */
+  readonly testing: boolean;
+  /** psd=y, psd=n, or 'u' when absent. */
+  readonly psd: 'y' | 'n' | 'u';
+  readonly fo: string | null;
+  /** RFC 9989 §4.10 DNS Tree Walk (mailauth); RFC 7489's PSL lookup would be 'psl'. */
+  readonly discovery: 'treewalk';
+  /** rua= URIs as published, trimmed; empty when none. */
+  readonly rua: readonly string[];
+}
+
 export interface DmarcFacts {
   readonly result: AuthResult;
   /** The RFC5322.From domain evaluated. */
@@ -68,6 +92,8 @@ export interface DmarcFacts {
   readonly spfAligned: boolean;
   readonly dkimAligned: boolean;
   readonly reason: string;
+  /** The record that applied, for aggregate reports (src/reports). */
+  readonly published?: DmarcPublished;
 }
 
 export interface MessageFacts {

@@ -16,6 +16,7 @@ import type { DomainSet } from './recipient.ts';
 import type { LineEndingNormaliser } from '../message/line-endings.ts';
 import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
+import type { Collector } from '../reports/collector.ts';
 
 export interface MessageAuth {
   readonly dkim: readonly DkimSignatureFacts[];
@@ -50,6 +51,8 @@ export interface PipelineDeps {
   readonly recipientCache: { get(address: string): BackendReply | undefined; set(address: string, reply: BackendReply): void };
   /** Sends `reply` and closes the client connection now (a client too slow to finish DATA). */
   dropConnection(sessionId: string, reply: TempReply): void;
+  /** DMARC aggregate report collection (reports.dmarc.enabled); fire-and-forget, never throws. */
+  readonly reports?: Collector;
   /** Seconds since the message with this fingerprint was first offered (0 the first time). */
   firstSeen(fingerprint: string): number;
   readonly message: {

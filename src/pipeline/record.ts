@@ -41,6 +41,8 @@ export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transac
   const would = o.decision?.wouldHave;
   if (would) metrics.monitorWouldHave.inc({ action: would.action, rule: would.rule });
   const f = o.facts;
+  // DMARC aggregate reports count what finally happened to each message (src/reports).
+  if (o.stage === 'data') deps.reports?.collect({ facts: f, action, rule, ...(would ? { wouldHave: { action: would.action, rule: would.rule } } : {}) });
   metrics.authResults.inc({ method: 'spf', result: f.spf.result });
   if (o.stage === 'data' && f.dkim) {
     if (f.dkim.length === 0) metrics.authResults.inc({ method: 'dkim', result: 'none' });
