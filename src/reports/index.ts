@@ -57,6 +57,7 @@ export function createReportStore(config: Config, clock: Clock, onError?: (err: 
       keyPrefix: config.redis.keyPrefix,
       ttlSeconds: Math.ceil((periodMs + cfg.maxAgeHours * 3_600_000) / 1000) + 2 * 86_400,
       ownsClient: true,
+      connectTimeoutMs: config.redis.connectTimeoutMs,
     });
   }
   try {

@@ -69,12 +69,8 @@ export function composeReport(m: ReportMail): string {
 
 /** Prepends a DKIM-Signature; throws when the key cannot sign (a configuration error). */
 export async function signReport(message: string, signer: Signer): Promise<string> {
-  const result = await dkimSign(message, {
-    signingDomain: signer.domain,
-    selector: signer.selector,
-    privateKey: signer.privateKey,
-    canonicalization: 'relaxed/relaxed',
-  });
+  const signature = { signingDomain: signer.domain, selector: signer.selector, privateKey: signer.privateKey, canonicalization: 'relaxed/relaxed' };
+  const result = await dkimSign(message, { ...signature, signatureData: [signature] });
   const failure = result.errors[0];
   if (!result.signatures) throw new Error(`DKIM signing failed: ${failure?.err.message ?? 'no signature'}`);
   return result.signatures + message;

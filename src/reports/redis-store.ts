@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, type Redis } from 'ioredis';
-import type { RedisClient } from '../reputation/redis-connect.ts';
+import { waitReady, type RedisClient } from '../reputation/redis-connect.ts';
 import { keySlot } from './slot.ts';
 import type { CloseOp, CollectOp, JobData, OpenPeriod, ReportStore } from './store.ts';
 
@@ -30,6 +30,8 @@ export interface RedisReportStoreOptions {
   readonly ttlSeconds: number;
   /** Close the client on close() (false when it is shared). */
   readonly ownsClient: boolean;
+  /** How long the sender's operations wait for a (re)connection; collection never waits. */
+  readonly connectTimeoutMs: number;
 }
 
 export function createRedisReportStore(opts: RedisReportStoreOptions): ReportStore {
@@ -48,6 +50,8 @@ export function createRedisReportStore(opts: RedisReportStoreOptions): ReportSto
   const indexed = new Set<string>();
   let indexedPeriod = 0;
   const replicas = new Map<Redis, { count: number; at: number }>();
+  // No offline queue (redis-connect.ts): the sender waits for the connection, the mail path does not.
+  const ready = (): Promise<void> => waitReady(client, opts.connectTimeoutMs);
 
   return {
     async collect(op: CollectOp) {
@@ -62,9 +66,11 @@ export function createRedisReportStore(opts: RedisReportStoreOptions): ReportSto
       await Promise.all([index, count]);
     },
     async domains() {
+      await ready();
       return client.zrange(domainsKey, 0, -1);
     },
     async openPeriods(domain) {
+      await ready();
       const flat = await client.zrange(k(domain, 'periods'), 0, -1, 'WITHSCORES');
       const out: OpenPeriod[] = [];
       for (let i = 0; i < flat.length; i += 2) {
@@ -75,42 +81,52 @@ export function createRedisReportStore(opts: RedisReportStoreOptions): ReportSto
       return out;
     },
     async closePeriod(op: CloseOp) {
+      await ready();
       const made = await s.dmarcClose(k(op.domain, 'periods'), k(op.domain, 'jobs'), k(op.domain, `rows:${op.period}`),
         k(op.domain, `meta:${op.period}`), k(op.domain, `job:${op.jobId}`), k(op.domain, `jobrows:${op.jobId}`),
         op.period, op.jobId, op.end, op.due, opts.ttlSeconds, op.reopenAt === null ? '' : op.reopenAt);
       return made === 1;
     },
     async jobs(domain, now) {
+      await ready();
       return client.zrangebyscore(k(domain, 'jobs'), '-inf', Number.isFinite(now) ? now : '+inf');
     },
     async lock(domain, jobId, ttlMs) {
+      await ready();
       const token = randomBytes(12).toString('hex');
       const ok = await client.set(k(domain, `lock:${jobId}`), token, 'PX', ttlMs, 'NX');
       return ok === 'OK' ? token : null;
     },
     async renew(domain, jobId, token, ttlMs) {
+      await ready();
       return (await s.dmarcRenew(k(domain, `lock:${jobId}`), token, ttlMs)) === 1;
     },
     async unlock(domain, jobId, token) {
+      await ready();
       await s.dmarcUnlock(k(domain, `lock:${jobId}`), token);
     },
     async load(domain, jobId) {
+      await ready();
       const [job, rows] = await Promise.all([client.hgetall(k(domain, `job:${jobId}`)), client.hgetall(k(domain, `jobrows:${jobId}`))]);
       if (!job.begin) return null;
       const states = new Map(Object.entries(job).filter(([f]) => f.startsWith('s:')));
       return { id: jobId, domain, begin: Number(job.begin), end: Number(job.end), policy: job.policy ?? '', rows: counts(rows), parts: job.parts ?? null, states } satisfies JobData;
     },
     async cas(domain, jobId, token, field, allowed, value, ttlMs) {
+      await ready();
       return (await s.dmarcCas(k(domain, `lock:${jobId}`), k(domain, `job:${jobId}`), token, field, allowed.join('|'), value, ttlMs)) === 1;
     },
     async schedule(domain, jobId, at) {
+      await ready();
       await client.zadd(k(domain, 'jobs'), 'XX', at, jobId);
     },
     async finish(domain, jobId, keepMs) {
+      await ready();
       await client.zrem(k(domain, 'jobs'), jobId);
       await Promise.all([client.pexpire(k(domain, `job:${jobId}`), keepMs), client.pexpire(k(domain, `jobrows:${jobId}`), keepMs)]);
     },
     async durable(domain) {
+      await ready();
       const node = nodeFor(client, k(domain, 'jobs'));
       if (!node) return false;
       // A master without replicas has nothing to wait for; the count is re-read each minute.
