@@ -25,6 +25,7 @@ export const dmarcReportsSchema = z.strictObject({
     selector: z.string().regex(/^[A-Za-z0-9._-]*$/, 'expected a DKIM selector').default('').describe('DKIM selector for reports'),
     keyFile: z.string().default('').describe('PEM private key (RSA or Ed25519) for signing reports, relative to the config file'),
   }).prefault({}),
+  schedule: z.boolean().default(true).describe('Send from inside `serve` (every 5 minutes, one node at a time); false = only `postern reports send` sends (e.g. from cron)'),
   ratePerMinute: z.number().int().min(1).default(30).describe('Reports sent per minute at most, across all domains (pacing protects our own sending reputation)'),
   maxReportBytes: z.number().int().min(1024).default(5_000_000).describe('Largest gzip\'d report; more records are split over several reports'),
   maxAgeHours: z.number().int().min(1).default(72).describe('A report not delivered this long after its period ended is given up (counted as failed)'),

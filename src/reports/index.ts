@@ -97,6 +97,7 @@ export function createReporting(config: Config, deps: {
   return {
     collector, sender, store,
     startScheduler() {
+      if (!cfg.schedule) return;
       scheduler ??= startScheduler({ sender, store, logger, intervalMs: SCHEDULER_INTERVAL_MS });
     },
     async close() {

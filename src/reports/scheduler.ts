@@ -8,6 +8,7 @@ import type { Sender } from './sender.ts';
 import type { ReportStore } from './store.ts';
 
 export const RUNNER = { domain: '_runner', job: 'runner' } as const;
+const STOP_WAIT_MS = 5_000;
 
 export interface Scheduler {
   /** Stops the timer, ends a run in progress after its current delivery, and waits for it. */
@@ -52,7 +53,9 @@ export function startScheduler(deps: { sender: Sender; store: ReportStore; logge
       abort.abort();
       clearInterval(timer);
       clearTimeout(first);
-      await running;
+      // A delivery in flight may wait on a slow relay: shutdown waits a little, not for its timeout.
+      // Left unfinished it is found as "sending" by the next run (uncertain, never resent).
+      await Promise.race([running, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref())]);
     },
   };
 }
