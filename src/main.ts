@@ -15,6 +15,7 @@ import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
 import { reputationCommand } from './devtools/reputation-cli.ts';
 import { reportsCommand } from './reports/cli.ts';
+import { checkReporting } from './reports/index.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -95,6 +96,8 @@ async function checkConfig(file: string | undefined): Promise<void> {
     if (config.domains.length === 0) process.stdout.write('warning: no recipient domains configured; `serve` needs `domains`\n');
     process.stdout.write(describeRuleSet(ruleSet) + '\n');
     for (const l of config.listen) parseHostPort(l);
+    const reports = checkReporting(config);
+    if (reports) process.stdout.write(`${reports}\n`);
   } catch (err) {
     if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
     throw err;

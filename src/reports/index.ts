@@ -47,6 +47,28 @@ export function loadSigner(cfg: Config['reports']['dmarc']): Signer | null {
   return { domain, selector, privateKey: pem };
 }
 
+/**
+ * What `check-config` verifies beyond the schema, so that what it accepts `serve` starts with:
+ * the signing key parses and, without Redis, the state folder is writable. Returns the summary
+ * line, or null when reporting is off; throws ConfigErrors.
+ */
+export function checkReporting(config: Config): string | null {
+  const cfg = config.reports.dmarc;
+  if (!cfg.enabled) return null;
+  const signer = loadSigner(cfg);
+  const redis = redisConfigured(config.redis);
+  if (!redis) {
+    try {
+      fs.mkdirSync(cfg.stateDir, { recursive: true });
+      fs.accessSync(cfg.stateDir, fs.constants.W_OK);
+    } catch (err) {
+      throw new ConfigErrors([new ConfigError(`not a writable folder: ${(err as Error).message}`, { key: 'reports.dmarc.stateDir' })]);
+    }
+  }
+  return `reports: DMARC aggregate reports on, every ${cfg.periodHours} h, store ${redis ? 'Redis' : `${cfg.stateDir}/dmarc-reports.sqlite`}, `
+    + `${signer ? `signed d=${signer.domain} s=${signer.selector}` : 'not signed'}, from ${cfg.email}`;
+}
+
 export function createReportStore(config: Config, clock: Clock, onError?: (err: unknown) => void): ReportStore {
   const cfg = config.reports.dmarc;
   const periodMs = cfg.periodHours * 3_600_000;
