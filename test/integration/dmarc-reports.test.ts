@@ -85,11 +85,10 @@ describe('DMARC aggregate reports from two gateway processes sharing Redis', () 
       assert.match(report.xml, /<feedback xmlns="urn:ietf:params:xml:ns:dmarc-2\.0">/);
       assert.match(report.xml, /<org_name>Postern Test Org<\/org_name>/);
       const verified = await dkimVerify(report.raw, {
-        resolver: async (name: string) => {
-          if (name === 'r1._domainkey.postern.test') return [[signing.record]];
-          throw Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' });
-        },
-      } as unknown as Parameters<typeof dkimVerify>[1]);
+        resolver: (name: string) => name === 'r1._domainkey.postern.test'
+          ? Promise.resolve([[signing.record]])
+          : Promise.reject(Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' })),
+      });
       assert.equal(verified.results[0]?.status.result, 'pass', JSON.stringify(verified.results[0]?.status));
     }
     assert.match(reports.find((x) => x.to === 'reports@rua.example')!.xml, /<policy_published>\s*<domain>b\.example<\/domain>\s*<p>quarantine<\/p>/);
