@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import { deletePrefix, sharedRedisUrl, startRedisCluster, uniquePrefix } from '../harness/redis.ts';
+import { clearSharedPrefix, sharedRedisUrl, startRedisCluster, uniquePrefix } from '../harness/redis.ts';
 import { assertSchemaValid, countsOf, reportsIn, runCli, startCli } from '../harness/reports.ts';
 import { eventually } from '../harness/wait.ts';
 import { startWorld, type World } from '../harness/world.ts';
@@ -51,9 +51,7 @@ describe('DMARC report delivery through a shared Redis', () => {
   const cleanups: Array<() => Promise<void>> = [];
   after(async () => {
     for (const c of cleanups) await c();
-    const client = new Redis(sharedRedisUrl());
-    await deletePrefix(client, prefix);
-    client.disconnect();
+    await clearSharedPrefix(prefix);
   });
   const world = async (label: string): Promise<ReportWorld> => {
     const keyPrefix = `${prefix}${label}:`;

@@ -7,13 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Redis } from 'ioredis';
 import { dkimVerify } from 'mailauth';
 import { startChildGateway, type ChildGateway } from '../harness/child-gateway.ts';
 import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { dkimKey } from '../harness/mail.ts';
 import { collected, expectedCounts, reportZone, sendTraffic } from '../harness/dmarc-traffic.ts';
-import { deletePrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
+import { clearSharedPrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
 import { assertSchemaValid, countsOf, reportsIn, runCli } from '../harness/reports.ts';
 import { startSink, type Sink } from '../harness/sink.ts';
 import { eventually } from '../harness/wait.ts';
@@ -48,7 +47,7 @@ describe('DMARC aggregate reports from two gateway processes sharing Redis', () 
       POSTERN_REPORTS_DMARC_ENABLED: 'true', POSTERN_REPORTS_DMARC_ORG_NAME: 'Postern Test Org', POSTERN_REPORTS_DMARC_EMAIL: REPORTER,
       POSTERN_REPORTS_DMARC_SIGNING_DOMAIN: 'postern.test', POSTERN_REPORTS_DMARC_SIGNING_SELECTOR: 'r1', POSTERN_REPORTS_DMARC_SIGNING_KEY_FILE: keyFile,
       POSTERN_REPORTS_DMARC_RATE_PER_MINUTE: '600',
-      // the CLI sends here; the in-serve schedule would race it for the jobs (its own test is in unit/reports)
+      // the CLI sends here; the in-serve schedule would race it for the jobs (test/unit/reports/scheduler.test.ts)
       POSTERN_REPORTS_DMARC_SCHEDULE: 'false',
     };
     for (let i = 0; i < 2; i++) gateways.push(await startChildGateway({ ...env, POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '127.0.0.1:0' }));
@@ -57,9 +56,7 @@ describe('DMARC aggregate reports from two gateway processes sharing Redis', () 
     await Promise.all(gateways.map((g) => g.kill()));
     await sink.close();
     await dns.close();
-    const client = new Redis(sharedRedisUrl());
-    await deletePrefix(client, prefix);
-    client.disconnect();
+    await clearSharedPrefix(prefix);
   });
 
   it('one schema-valid, signed report per domain with the counts sent, none to an unverified destination, none twice', async () => {
