@@ -147,6 +147,8 @@ describe('DMARC through authenticateMessage', () => {
     assert.deepEqual(out.dmarc, {
       result: 'pass', domain: 'example.com', policy: 'reject', spfAligned: true, dkimAligned: false,
       reason: 'p=REJECT arc=none; dmarc=reject',
+      // the applied record, for aggregate reports (RFC 9990 §2.1 policy_published)
+      published: { domain: 'example.com', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: [] },
     });
     assert.equal(out.fromDomain, 'example.com');
   });
