@@ -16,7 +16,8 @@ export interface Scheduler {
 }
 
 export function startScheduler(deps: { sender: Sender; store: ReportStore; logger: Logger; intervalMs: number }): Scheduler {
-  const lockTtl = deps.intervalMs * 2;
+  // Held for the whole run and renewed while it lasts; long enough that a stalled event loop keeps it.
+  const lockTtl = Math.max(deps.intervalMs * 2, 60_000);
   let running: Promise<void> | null = null;
   let stopped = false;
   const abort = new AbortController();
