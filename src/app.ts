@@ -24,6 +24,8 @@ import { createFront } from './gateway/front.ts';
 import { buildPipelineDeps } from './gateway/pipeline-deps.ts';
 import { readinessChecks } from './gateway/readiness.ts';
 import { createReloader } from './gateway/reload.ts';
+import { mailauthResolver } from './dns/index.ts';
+import { createReporting } from './reports/index.ts';
 
 export interface Deps {
   clock: Clock;
@@ -72,9 +74,13 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   metrics.policyReloads.inc({ outcome: 'ok' });
   metrics.policyRules.set(ruleSet.rules.length);
   let lists: Lists = loadLists(config.lists);
+  // DMARC aggregate reports (off by default): collector on the mail path, scheduler in start().
+  const reporting = config.reports.dmarc.enabled
+    ? createReporting(config, { clock, logger, resolver: mailauthResolver(components.resolver), metrics: metrics.dmarcReports })
+    : null;
   let running = config;
   const pipelineContext = {
-    clock, logger, metrics, components, ruleSet: () => ruleSet, lists: () => lists,
+    clock, logger, metrics, components, ruleSet: () => ruleSet, lists: () => lists, reports: reporting?.collector ?? null,
     dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
   };
   let deps = buildPipelineDeps(config, pipelineContext);
@@ -107,6 +113,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     reload,
     async start() {
       const smtp = await front.listener.start();
+      reporting?.startScheduler();
       if (config.metrics.listen) {
         const checks = readinessChecks({
           rules: () => ruleSet.rules.length,
@@ -123,6 +130,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
       await front.listener.stop();
       await components.backend.close();
+      await reporting?.close();
       if (!overrides.store) await components.store.close();
       components.resolver.close();
       await http?.close();

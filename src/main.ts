@@ -14,6 +14,8 @@ import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
 import { reputationCommand } from './devtools/reputation-cli.ts';
+import { reportsCommand } from './reports/cli.ts';
+import { checkReporting } from './reports/index.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -26,6 +28,9 @@ commands:
                                           configured DNS, print Authentication-Results and the verdict
   reputation show|reset <ip|cidr|domain|address> [--config FILE]
                                           show or clear a sender's score and rate buckets in Redis
+  reports aggregate [--out DIR] [--config FILE]
+                                          DMARC aggregate reports of the open period, not sent
+  reports send [--now] [--config FILE]    send the DMARC aggregate reports that are due
 
 The config file is --config, else $POSTERN_CONFIG, else ./postern.yaml if present, else the
 embedded defaults; every key can be overridden with POSTERN_* environment variables.`;
@@ -91,6 +96,8 @@ async function checkConfig(file: string | undefined): Promise<void> {
     if (config.domains.length === 0) process.stdout.write('warning: no recipient domains configured; `serve` needs `domains`\n');
     process.stdout.write(describeRuleSet(ruleSet) + '\n');
     for (const l of config.listen) parseHostPort(l);
+    const reports = checkReporting(config);
+    if (reports) process.stdout.write(`${reports}\n`);
   } catch (err) {
     if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
     throw err;
@@ -101,6 +108,10 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE + '\n');
+    return;
+  }
+  if (command === 'reports') {
+    process.exitCode = await reportsCommand(rest);
     return;
   }
   let parsed;

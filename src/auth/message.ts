@@ -4,6 +4,7 @@ import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
 import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import { publishedOf } from './published.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**
@@ -113,16 +114,16 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
   let dmarcSkipReason: DmarcSkipReason | null = null;
   let dmarcInfo: string;
   if (response) {
-    const published = publishedPolicy(response, fromDomain ?? '');
+    const applied = appliedTag(response, fromDomain ?? '');
     dmarc = {
       result: toAuthResult(response.status.result),
       domain: fromDomain ?? '',
       policy: toDmarcPolicy(response.policy),
-      ...(response.policyDomain ? { policyDomain: normaliseDomain(response.policyDomain) } : {}),
-      ...(published ? { published } : {}),
+      ...(applied ? { applied } : {}),
       spfAligned: Boolean(response.alignment?.spf?.result),
       dkimAligned: Boolean(response.alignment?.dkim?.result),
       reason: reasonOf(response.status, response.error),
+      ...publishedOf(response),
     };
     dmarcInfo = response.info;
   } else if (dmarcError !== null && fromDomain) {
@@ -161,7 +162,7 @@ const TEST_MODE: Readonly<Record<DmarcPolicy, DmarcPolicy>> = { reject: 'quarant
  * (RFC 9989 §4.10.1). mailauth reports the applied policy and the record's tags; the choice
  * between sp= and np= is read back from the applied policy, and is 'sp' where both agree.
  */
-function publishedPolicy(response: DmarcResponse, authorDomain: string): NonNullable<DmarcFacts['published']> | null {
+function appliedTag(response: DmarcResponse, authorDomain: string): NonNullable<DmarcFacts['applied']> | null {
   const p = toDmarcPolicy(response.p);
   const applied = toDmarcPolicy(response.policy);
   if (!p || !applied || !response.policyDomain) return null;

@@ -16,6 +16,8 @@ const RESTART_ONLY = [
   // read once at start: the SIZE smtp-server advertises and counts, the refusal cache
   'limits.maxMessageSize', 'limits.maxBytesInFlight', 'backend.recipientCacheSeconds',
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
+  // the report collector, store and scheduler are built once at start
+  'reports',
 ];
 
 const needsRestart = (key: string): boolean => RESTART_ONLY.some((p) => key === p || key.startsWith(p + '.'));

@@ -7,6 +7,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { reputationConfigShape } from '../reputation/config.ts';
+import { reportsConfigSchema } from '../reports/config.ts';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
 const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
@@ -88,6 +89,7 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({
     drainTimeoutMs: ms(30_000, 'On SIGTERM, how long in-flight transactions may take before exit'),
   }).prefault({}),
+  reports: reportsConfigSchema, // DMARC aggregate reports (src/reports/config.ts)
 });
 
 export type Config = z.output<typeof configSchema>;

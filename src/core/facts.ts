@@ -59,6 +59,30 @@ export interface ArcFacts {
   readonly reason: string;
 }
 
+/**
+ * The DMARC Policy Record that applied, as aggregate reports describe it (RFC 9990 §2.1
+ * policy_published) and with the report URIs (RFC 9989 §4.7 rua). Absent when no record applied.
+ */
+export interface DmarcPublished {
+  /** The DMARC Policy Domain: where the applied record was found (RFC 9989 §3.2.5). */
+  readonly domain: string;
+  readonly p: DmarcPolicy;
+  /** Only as published; null when the record has no such tag. */
+  readonly sp: DmarcPolicy | null;
+  readonly np: DmarcPolicy | null;
+  readonly adkim: 'r' | 's';
+  readonly aspf: 'r' | 's';
+  /** t=y (RFC 9989 §4.7). */
+  readonly testing: boolean;
+  /** psd=y, psd=n, or 'u' when absent. */
+  readonly psd: 'y' | 'n' | 'u';
+  readonly fo: string | null;
+  /** RFC 9989 §4.10 DNS Tree Walk (mailauth); RFC 7489's PSL lookup would be 'psl'. */
+  readonly discovery: 'treewalk';
+  /** rua= URIs as published, trimmed; empty when none. */
+  readonly rua: readonly string[];
+}
+
 export interface DmarcFacts {
   readonly result: AuthResult;
   /** The RFC5322.From domain evaluated. */
@@ -66,15 +90,15 @@ export interface DmarcFacts {
   /** Policy that applies to this domain (p=, or sp=/np= for a subdomain), null when no record. */
   readonly policy: DmarcPolicy | null;
   /**
-   * The DMARC Policy Domain: where the applied record was published (the author domain, its
-   * organizational domain, or a public-suffix domain found by the tree walk; RFC 9989 §3.2.5).
+   * The tag of the record that applied (at published.domain) and its published value, before
+   * a t=y downgrade: p= at the author domain, sp= or np= for a subdomain (RFC 9989 §4.10.1).
    */
-  readonly policyDomain?: string;
-  /** The tag that applied at policyDomain and its published value (before a t=y downgrade). */
-  readonly published?: { readonly tag: 'p' | 'sp' | 'np'; readonly value: DmarcPolicy };
+  readonly applied?: { readonly tag: 'p' | 'sp' | 'np'; readonly value: DmarcPolicy };
   readonly spfAligned: boolean;
   readonly dkimAligned: boolean;
   readonly reason: string;
+  /** The record that applied, for aggregate reports (src/reports). */
+  readonly published?: DmarcPublished;
 }
 
 export interface MessageFacts {

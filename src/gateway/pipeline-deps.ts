@@ -20,6 +20,7 @@ import { decide } from '../policy/decide.ts';
 import type { RuleSet } from '../policy/types.ts';
 import type { Lists } from '../reputation/lists.ts';
 import { createReputation } from '../reputation/reputation.ts';
+import type { Collector } from '../reports/collector.ts';
 import type { Components } from './components.ts';
 
 export interface PipelineContext {
@@ -30,6 +31,8 @@ export interface PipelineContext {
   /** The rule set and lists in force (swapped on reload). */
   readonly ruleSet: () => RuleSet;
   readonly lists: () => Lists;
+  /** DMARC aggregate report collection, when enabled. */
+  readonly reports: Collector | null;
   /** Writes a line on a session's connection out of band and closes it. */
   readonly dropSession: (sessionId: string, line: string) => void;
 }
@@ -71,6 +74,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     openBackend: (client) => components.backend.open(client),
     recipientCache: components.recipientCache,
     budget: components.budget,
+    ...(ctx.reports ? { reports: ctx.reports } : {}),
     dropConnection: (sessionId, reply) => {
       // written out of band, so counted here: the adapter sees only a closed connection
       metrics.replies.inc({ stage: 'data', class: '4xx' });

@@ -5,6 +5,7 @@
  * an address or an IP.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { reportMetrics } from '../reports/metrics.ts';
 
 export function createMetrics(registry: Registry, opts: { defaultMetrics?: boolean } = {}) {
   const registers = [registry];
@@ -116,6 +117,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       labelNames: ['outcome'] as const,
     }),
     policyRules: new Gauge({ name: 'postern_policy_rules', help: 'Rules in the active policy set', registers }),
+    dmarcReports: reportMetrics(registers), // postern_dmarc_* (src/reports/metrics.ts)
   };
 }
 

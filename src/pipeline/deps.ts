@@ -14,6 +14,7 @@ import type { LineEndingNormaliser } from '../message/line-endings.ts';
 import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
 import type { ClientIdentity } from '../relay/backend.ts';
+import type { Collector } from '../reports/collector.ts';
 import type { ByteBudget } from './byte-budget.ts';
 import type { DomainSet } from './recipient.ts';
 import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
@@ -64,6 +65,8 @@ export interface PipelineDeps {
   openBackend(client: ClientIdentity): Promise<BackendTx>;
   readonly recipientCache: RecipientCache;
   readonly budget: ByteBudget;
+  /** DMARC aggregate report collection (reports.dmarc.enabled); fire-and-forget, never throws. */
+  readonly reports?: Collector;
   /** Writes `reply` on the client connection out of band and closes it (a client too slow to finish DATA). */
   dropConnection(sessionId: string, reply: import('../core/reply.ts').TempReply): void;
   /** Milliseconds since the message with this fingerprint was first offered, on any node (0 the first time). */
@@ -81,7 +84,7 @@ export interface PipelineDeps {
 }
 
 /** What ending a transaction needs (src/pipeline/end.ts). */
-export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget'>;
+export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget' | 'reports'>;
 export type MailDeps = EndDeps & Pick<PipelineDeps, 'decide' | 'checkSpf'>;
 export type RcptDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'domains' | 'openBackend' | 'recipientCache'>;
 export type DataDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'decide' | 'authenticate' | 'openBackend' | 'dropConnection' | 'firstSeen' | 'message'>;

@@ -66,6 +66,9 @@ export function endTransaction(deps: EndDeps, state: SessionState, tx: Transacti
     };
     countMessage(deps.metrics, record);
     logDecision(state, tx, record);
+    // DMARC aggregate reports count what finally happened to each message (src/reports)
+    const would = decision?.wouldHave;
+    if (stage === 'data') deps.reports?.collect({ facts: detail.facts, action: record.action, rule: verdict?.rule ?? '', ...(would ? { wouldHave: { action: would.action, rule: would.rule } } : {}) });
     state.messages++;
   }
 

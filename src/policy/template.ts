@@ -63,10 +63,10 @@ function variableValue(name: Exclude<TemplateVar, 'rule'>, facts: Facts): string
     case 'dmarc_policy': return facts.dmarc?.policy ?? 'absent';
     // where the applied record was found, and what it says there ("sp=reject"); facts without
     // them (older decision records) fall back to the author domain and p=
-    case 'dmarc_domain': return facts.dmarc?.policyDomain ?? facts.dmarc?.domain ?? facts.message?.fromDomain ?? null;
+    case 'dmarc_domain': return facts.dmarc?.published?.domain ?? facts.dmarc?.domain ?? facts.message?.fromDomain ?? null;
     case 'dmarc_published': {
-      const published = facts.dmarc?.published;
-      return published ? `${published.tag}=${published.value}` : `p=${facts.dmarc?.policy ?? 'absent'}`;
+      const applied = facts.dmarc?.applied;
+      return applied ? `${applied.tag}=${applied.value}` : `p=${facts.dmarc?.policy ?? 'absent'}`;
     }
     case 'ip': return facts.client.ip;
   }
