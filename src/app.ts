@@ -21,6 +21,7 @@ import { LineEndingNormaliser } from './message/line-endings.ts';
 import { buildReceived } from './message/received.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { checkDecisionsFile, openDecisionFile } from './observability/decision-file.ts';
 import { startHttp, type HttpEndpoint } from './observability/http.ts';
 import type { PipelineDeps } from './pipeline/deps.ts';
 import { createFirstSeen } from './pipeline/first-seen.ts';
@@ -68,6 +69,8 @@ export interface Gateway {
 }
 
 export async function createGateway(config: Config, overrides: Partial<Deps> = {}): Promise<Gateway> {
+  const decisionsErrors = checkDecisionsFile(config); // before anything is opened
+  if (decisionsErrors.length > 0) throw new ConfigErrors(decisionsErrors);
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   const registry = overrides.registry ?? new Registry();
@@ -136,6 +139,9 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
         : 'rate/reputation store (Redis) unreachable, refusing with 4xx until it is back (failMode closed)');
     },
   });
+  const decisionFile = config.decisions.file
+    ? openDecisionFile({ ...config.decisions, file: config.decisions.file }, { clock, logger, counted: (outcome) => metrics.decisionFileRecords.inc({ outcome }) })
+    : undefined;
   const authDns = mailauthResolver(resolver);
   const firstSeen = createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
@@ -167,6 +173,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
       recipientCache,
       firstSeen,
+      ...(decisionFile ? { decisionFile } : {}),
       message: {
         normaliser: () => new LineEndingNormaliser(),
         fingerprint: messageFingerprint,
@@ -297,6 +304,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       if (!overrides.store) await store.close();
       resolver.close();
       await http?.close();
+      await decisionFile?.close();
     },
   };
 }

@@ -16,6 +16,7 @@ const RESTART_ONLY = [
   // read once at start: the SIZE smtp-server advertises and counts, the first-seen and refusal caches
   'limits.maxMessageSize', 'auth.firstSeenTtlSeconds', 'backend.recipientCacheSeconds',
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
+  'decisions', // the file is opened at start
 ];
 
 const needsRestart = (key: string): boolean => RESTART_ONLY.some((p) => key === p || key.startsWith(p + '.'));

@@ -7,6 +7,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { reputationConfigShape } from '../reputation/config.ts';
+import { decisionsConfigShape } from '../observability/decision-file.ts';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
 const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
@@ -80,6 +81,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   limits,
   auth,
+  ...decisionsConfigShape, // decisions.file (src/observability/decision-file.ts)
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (`fatal` `error` `warn` `info` `debug` `trace` `silent`)'),
     pretty: z.boolean().default(false).describe('Human-readable log lines instead of JSON'),

@@ -11,6 +11,7 @@ import type { TempReply } from '../core/reply.ts';
 import type { Reputation } from '../reputation/types.ts';
 import type { Decision, HeaderField } from '../core/verdict.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { DecisionRecord } from '../observability/decision-record.ts';
 import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
 import type { DomainSet } from './recipient.ts';
 import type { LineEndingNormaliser } from '../message/line-endings.ts';
@@ -52,6 +53,8 @@ export interface PipelineDeps {
   dropConnection(sessionId: string, reply: TempReply): void;
   /** Seconds since the message with this fingerprint was first offered (0 the first time). */
   firstSeen(fingerprint: string): number;
+  /** decisions.file, when configured: takes each decision record without blocking. */
+  readonly decisionFile?: { write(session: string, record: DecisionRecord): void };
   readonly message: {
     /** Streaming line-ending normaliser: bare CR/LF → CRLF, counting repairs. */
     normaliser(): LineEndingNormaliser;

@@ -6,6 +6,7 @@
 import type { Facts } from '../core/facts.ts';
 import type { FailReply } from '../core/reply.ts';
 import type { Action, Decision, Reason } from '../core/verdict.ts';
+import { decisionRecord } from '../observability/decision-record.ts';
 import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from './deps.ts';
 import type { BackendReply, SessionState, Transaction } from './state.ts';
@@ -40,6 +41,8 @@ export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transac
   metrics.replies.inc({ stage: o.stage, class: o.reply ? replyClass(o.reply.code) : '2xx' });
   const would = o.decision?.wouldHave;
   if (would) metrics.monitorWouldHave.inc({ action: would.action, rule: would.rule });
+  const override = o.decision?.override;
+  if (override) metrics.policyOverrides.inc({ by: override.by, policy: override.policy });
   const f = o.facts;
   metrics.authResults.inc({ method: 'spf', result: f.spf.result });
   if (o.stage === 'data' && f.dkim) {
@@ -49,27 +52,21 @@ export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transac
     metrics.authResults.inc({ method: 'dmarc', result: f.dmarc?.result ?? 'none' });
   }
 
-  state.log.info({
-    event: 'decision',
-    client: { ip: f.client.ip, ptr: f.client.ptr, helo: f.client.helo, tls: f.client.tls, tier: f.client.tier },
-    envelope: { from: tx.sender, to: f.envelope.recipients.length ? f.envelope.recipients : tx.recipients.map((r) => r.address) },
-    from_domain: f.message?.fromDomain ?? null,
-    message_id: f.message?.messageId ?? null,
-    size: f.message?.size ?? null,
-    auth: {
-      spf: { result: f.spf.result, domain: f.spf.domain, identity: f.spf.identity, reason: f.spf.reason },
-      dkim: f.dkim?.map((d) => ({ result: d.result, domain: d.domain, selector: d.selector, aligned: d.aligned, reason: d.reason })) ?? null,
-      arc: f.arc ? { result: f.arc.result, reason: f.arc.reason } : null,
-      dmarc: f.dmarc ? { result: f.dmarc.result, domain: f.dmarc.domain, policy: f.dmarc.policy, reason: f.dmarc.reason } : null,
-    },
+  // The decision record (observability/decision-record.ts): every fact a rule can match on, so
+  // `postern replay` can decide it again; also appended to decisions.file when configured.
+  const record = decisionRecord({
+    facts: f,
     stage: o.stage,
+    ...(o.decision ? { decision: o.decision } : {}),
     rule,
     action,
     reason,
-    ...(would ? { would_have: { action: would.action, rule: would.rule } } : {}),
-    reply: o.reply ? `${o.reply.code} ${o.reply.enhanced} ${o.reply.text}` : undefined,
-    backend: o.backend ? `${o.backend.code} ${o.backend.enhanced ?? ''} ${o.backend.text}`.replace(/\s+/g, ' ') : undefined,
+    recipients: tx.recipients.map((r) => r.address),
+    ...(o.reply ? { reply: `${o.reply.code} ${o.reply.enhanced} ${o.reply.text}` } : {}),
+    ...(o.backend ? { backend: `${o.backend.code} ${o.backend.enhanced ?? ''} ${o.backend.text}`.replace(/\s+/g, ' ') } : {}),
     ...(o.error ? { error: (o.error as Error).message } : {}),
     ms: { total: deps.clock.now() - tx.startedAt, ...o.timing },
-  }, 'decision');
+  });
+  state.log.info(record, 'decision');
+  deps.decisionFile?.write(state.id, record);
 }
