@@ -21,12 +21,9 @@ async function isGzip(file: string): Promise<boolean> {
 
 /** Every line of `file` (without its line ending). Rejects when the file cannot be read or unzipped. */
 export async function* fileLines(file: string): AsyncGenerator<string> {
+  const gzip = await isGzip(file); // also the first read: a missing file rejects here
   const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
   let input: Readable = raw;
-  const gzip = await isGzip(file).catch((err: unknown) => {
-    raw.destroy();
-    throw err;
-  });
   if (gzip) {
     const gunzip = createGunzip();
     raw.on('error', (err) => gunzip.destroy(err));
