@@ -95,7 +95,7 @@ describe('decision record round trip: facts → record → facts', () => {
     const facts = sealed(dataFacts({ dmarc: 'fail', dmarcPolicy: 'reject' }), ['lists.example'], 'pass');
     const decision = decide(facts, oneRule('{ arc_sealer: lists.example }', 'accept'), 'data');
     assert.deepEqual(decision?.override, { type: 'local_policy', by: 'arc', policy: 'reject', rule: 'r', sealer: 'lists.example', comment: 'arc=pass as[1].d=lists.example' });
-    const record = decisionRecord({ facts, stage: 'data', decision: decision!, rule: 'r', action: 'accept', reason: 'rule' });
+    const record = decisionRecord({ facts, stage: 'data', decision: decision, rule: 'r', action: 'accept', reason: 'rule' });
     assert.equal(record.v, 1);
     assert.deepEqual(record.override, decision?.override);
     assert.deepEqual(record.auth.arc, { result: 'pass', reason: 'i=2', sealers: ['lists.example'], sealer_dmarc: { result: 'pass', from_domain: 'sender.example' } });
