@@ -46,6 +46,8 @@ export interface DecisionRecord {
   readonly rule: string;
   readonly action: Action;
   readonly reason: Reason;
+  /** How the transaction ended, when the pipeline names it (delivered, policy, backend-refused, …). */
+  readonly ending?: string;
   readonly reply?: string;
   readonly backend?: string;
   readonly error?: string;
@@ -62,6 +64,7 @@ export interface RecordInput {
   readonly reason: Reason;
   /** Recipients when the facts have none yet (a refusal at MAIL FROM). */
   readonly recipients?: readonly string[];
+  readonly ending?: string;
   readonly reply?: string;
   readonly backend?: string;
   readonly error?: string;
@@ -107,6 +110,7 @@ export function decisionRecord(input: RecordInput): DecisionRecord {
     rule: input.rule,
     action: input.action,
     reason: input.reason,
+    ...(input.ending !== undefined ? { ending: input.ending } : {}),
     ...(input.reply !== undefined ? { reply: input.reply } : {}),
     ...(input.backend !== undefined ? { backend: input.backend } : {}),
     ...(input.error !== undefined ? { error: input.error } : {}),
