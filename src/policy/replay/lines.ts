@@ -1,12 +1,16 @@
 /**
  * Lines of log and decision files, streamed: plain or gzip (recognised by its magic bytes,
  * RFC 1952 §2.3.1, whatever the file is called; concatenated members as logrotate and
- * rotating-file-stream write them). One line in memory at a time, however large the file.
+ * rotating-file-stream write them). Chunks are pulled one at a time (the stream's own
+ * backpressure), so memory holds one chunk and one line however large the file; a line longer
+ * than MAX_LINE is no record of ours and comes out empty (counted as ignored).
  */
 import fs from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
+
+export const MAX_LINE = 1 << 20;
 
 async function isGzip(file: string): Promise<boolean> {
   const handle = await fs.promises.open(file, 'r');
@@ -19,27 +23,41 @@ async function isGzip(file: string): Promise<boolean> {
   }
 }
 
+function open(file: string, gzip: boolean): Readable {
+  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  if (!gzip) return raw;
+  const gunzip = createGunzip({ chunkSize: 1 << 20 });
+  raw.on('error', (err) => gunzip.destroy(err));
+  gunzip.on('close', () => raw.destroy());
+  return raw.pipe(gunzip);
+}
+
+const trimCr = (line: string): string => (line.endsWith('\r') ? line.slice(0, -1) : line);
+
 /** Every line of `file` (without its line ending). Rejects when the file cannot be read or unzipped. */
 export async function* fileLines(file: string): AsyncGenerator<string> {
-  const gzip = await isGzip(file); // also the first read: a missing file rejects here
-  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
-  let input: Readable = raw;
-  if (gzip) {
-    const gunzip = createGunzip();
-    raw.on('error', (err) => gunzip.destroy(err));
-    input = raw.pipe(gunzip);
-  }
-  const lines = createInterface({ input, crlfDelay: Infinity });
-  // readline does not pass on errors of its input: surface them to the reader of the lines
-  const failed: { error?: Error } = {};
-  input.on('error', (err: Error) => {
-    failed.error = err;
-    lines.close();
-  });
+  const input = open(file, await isGzip(file)); // the first read: a missing file rejects here
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let overlong = false;
   try {
-    for await (const line of lines) yield line;
+    for await (const chunk of input) {
+      const text = rest + decoder.write(chunk as Buffer);
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
+        yield overlong ? '' : trimCr(text.slice(start, nl));
+        overlong = false;
+        start = nl + 1;
+      }
+      rest = text.slice(start);
+      if (rest.length > MAX_LINE) {
+        overlong = true;
+        rest = '';
+      }
+    }
+    rest += decoder.end();
+    if (rest || overlong) yield overlong ? '' : trimCr(rest);
   } finally {
-    raw.destroy();
+    input.destroy();
   }
-  if (failed.error) throw failed.error;
 }

@@ -41,9 +41,10 @@ export function replayJson(t: ReplayTally, policies: string, top: number): objec
 
 const n = (x: number): string => x.toLocaleString('en-US');
 
-function pad(cells: readonly string[][]): string[] {
+/** Columns padded to their widest cell; the `right` ones (counts) right-aligned. */
+function pad(cells: readonly string[][], right: readonly number[] = []): string[] {
   const widths = cells[0]?.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length))) ?? [];
-  return cells.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
+  return cells.map((row) => row.map((c, i) => (right.includes(i) ? c.padStart(widths[i] ?? 0) : i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd());
 }
 
 function exampleLines(e: Example): string[] {
@@ -63,7 +64,7 @@ export function replayText(t: ReplayTally, policies: string, top: number): strin
   for (const tr of sortedTransitions(t)) {
     rows.push([tr.from, '→', tr.to ?? '(at DATA)', n(tr.count), tr.to === null ? 'unknown: refused at MAIL FROM now' : tr.to !== tr.from ? 'changed' : '']);
   }
-  out.push(...pad(rows));
+  out.push(...pad(rows, [3]));
   const pct = t.redecided ? ((100 * t.changed) / t.redecided).toFixed(2) : '0.00';
   out.push('', `changed: ${n(t.changed)} of ${n(t.redecided)} (${pct}%)${t.undecidable ? `; ${n(t.undecidable)} would wait for the message (refused at MAIL FROM now)` : ''}`);
   out.push('', 'candidate rules, in order:');
@@ -71,11 +72,11 @@ export function replayText(t: ReplayTally, policies: string, top: number): strin
   for (const r of t.rules.values()) {
     ruleRows.push([r.rule || '(no rule: default)', r.mode === 'monitor' ? `accept (monitor: would ${r.action})` : r.action, n(r.matched), n(r.changed)]);
   }
-  out.push(...pad(ruleRows).map((l) => `  ${l}`));
+  out.push(...pad(ruleRows, [2, 3]).map((l) => `  ${l}`));
   for (const [title, list] of [['From (else sender) domains', t.changedDomains.top(top)], ['client IPs', t.changedIps.top(top)]] as const) {
     if (list.length === 0) continue;
     out.push('', `top ${title} whose outcome changes:`);
-    out.push(...pad(list.map((x) => [x.value, n(x.count)])).map((l) => `  ${l}`));
+    out.push(...pad(list.map((x) => [x.value, n(x.count)]), [1]).map((l) => `  ${l}`));
   }
   const err = Math.max(t.changedDomains.maxError, t.changedIps.maxError);
   if (err > 0) out.push(`  (counts above are approximate: each may be over by at most ${n(err)})`);
