@@ -11,6 +11,12 @@ import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 
 export const MAX_LINE = 1 << 20;
+/**
+ * Read size. Under V8's large-object threshold, so each chunk's text is young garbage: with 1 MiB
+ * chunks every one went to the old generation and the heap grew with the input (RSS 420 MB
+ * for a million records instead of ~200 MB).
+ */
+const CHUNK = 64 * 1024;
 
 async function isGzip(file: string): Promise<boolean> {
   const handle = await fs.promises.open(file, 'r');
@@ -24,9 +30,9 @@ async function isGzip(file: string): Promise<boolean> {
 }
 
 function open(file: string, gzip: boolean): Readable {
-  const raw = fs.createReadStream(file, { highWaterMark: 1 << 20 });
+  const raw = fs.createReadStream(file, { highWaterMark: CHUNK });
   if (!gzip) return raw;
-  const gunzip = createGunzip({ chunkSize: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: CHUNK });
   raw.on('error', (err) => gunzip.destroy(err));
   gunzip.on('close', () => raw.destroy());
   return raw.pipe(gunzip);
