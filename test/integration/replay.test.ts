@@ -140,6 +140,29 @@ describe('postern replay over what a gateway recorded', () => {
     assert.equal((JSON.parse(same.stdout) as ReplayJson).totals.changed, 0);
   });
 
+  it('prints exactly the examples of README.md (replay table, explain of a recorded decision)', async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const block = (after: string): string[] => {
+      const at = readme.indexOf(after);
+      assert.ok(at >= 0, `README.md no longer has: ${after}`);
+      const start = readme.indexOf('```\n', at + after.length) + 4;
+      return readme.slice(start, readme.indexOf('\n```', start)).split('\n');
+    };
+    const table = block('What it prints, for the run of `test/integration/replay.test.ts`');
+    const r = await postern(['replay', '--policies', candidate, log()]);
+    const got = r.stdout.trimEnd().split('\n');
+    assert.equal(got[0], table[0]?.replace('/tmp/candidate', candidate));
+    assert.match(got[1] ?? '', /^ {2}\d+ line\(s\) read, \d+ not decision records, 0 record\(s\) skipped$/); // log lines vary
+    assert.deepEqual(got.slice(2), table.slice(2));
+
+    const explained = block('postern explain --record postern.log --session onqf1u5qf5c0v2c0 --policies /tmp/candidate\n```');
+    const session = String(gw.logs.find((l) => l.event === 'decision' && l.from_domain === 'weak.example')?.session);
+    const e = await postern(['explain', '--record', log(), '--session', session, '--policies', candidate]);
+    const lines = e.stdout.trimEnd().split('\n');
+    assert.equal(lines[1], explained[1]?.replace('/tmp/candidate', candidate));
+    assert.deepEqual([lines[0], ...lines.slice(2)], [explained[0], ...explained.slice(2)]);
+  });
+
   it('usage errors and unreadable input exit 2 with a message, never a stack trace', async () => {
     const missing = await postern(['replay', '--policies', candidate, path.join(dir, 'nope.log')]);
     assert.equal(missing.code, 2);

@@ -10,6 +10,7 @@ import { verifyMessage } from '../../devtools/verify.ts';
 import { explainDecision, whyNot, type Explanation } from '../explain.ts';
 import { factLine } from '../fact-view.ts';
 import { recordedDecision, type RecordedDecision } from '../record-facts.ts';
+import { fileLines } from '../replay/lines.ts';
 import type { RuleSet, Stage } from '../types.ts';
 import { EXIT, UsageError, commandConfig, loadRuleSet, parseCommand, processIo, runCommand, stringOption, type Io } from './common.ts';
 
@@ -21,8 +22,8 @@ the facts they saw), ending at the rule that decides.
 
   FILE.eml        a message, authenticated as if it came from --ip (SPF, DKIM, ARC, DMARC
                   with the configured DNS), as \`postern verify\` does
-  --record FILE   a decision record: a log or decisions.file ("-" = stdin); the first one,
-                  or the one of --session ID
+  --record FILE   a decision record: a log or decisions.file, gzip too ("-" = stdin); the
+                  first one, or the one of --session ID
   --policies DIR  the policy folder to explain against (default: the configured one)
 
 Exit status: 0 explained, 1 no such record, 2 usage error or a broken policy.
@@ -60,9 +61,10 @@ export async function explainVerified(policies: string, facts: Facts): Promise<s
   return explanationText(explainDecision(facts, ruleSet, 'data'), ruleSet);
 }
 
+/** The first decision record (of `session`) in a log or decision file, gzip too, streamed; "-" is stdin. */
 async function readRecord(file: string, session: string | undefined): Promise<RecordedDecision | null> {
-  const text = file === '-' ? fs.readFileSync(0, 'utf8') : await fs.promises.readFile(file, 'utf8');
-  for (const line of text.split('\n')) {
+  const lines: Iterable<string> | AsyncIterable<string> = file === '-' ? fs.readFileSync(0, 'utf8').split('\n') : fileLines(file);
+  for await (const line of lines) {
     if (!line.includes('"decision"')) continue;
     let value: unknown;
     try {
