@@ -3,7 +3,7 @@
 NODE := node_modules/.bin/node
 STAMP := node_modules/.install-stamp
 
-.PHONY: run test test-deps bench check-config clean
+.PHONY: run test test-deps bench bench-replay check-config clean
 
 $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -39,6 +39,10 @@ test-deps:
 ## bench: throughput/latency/CPU figures (not part of the tests)
 bench: $(STAMP)
 	$(NODE) test/bench/bench.ts
+
+## bench-replay: `postern replay` over 100k and 1M recorded decisions: time and peak memory (not part of the tests)
+bench-replay: $(STAMP)
+	$(NODE) test/bench/replay.ts
 
 check-config: $(STAMP)
 	$(NODE) src/main.ts check-config

@@ -8,9 +8,11 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { systemClock, type Clock } from './core/clock.ts';
+import { ConfigErrors } from './core/errors.ts';
 import type { DnsResolver } from './dns/index.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { checkDecisionsFile, openDecisionFile } from './observability/decision-file.ts';
 import { startHttp, type HttpEndpoint } from './observability/http.ts';
 import { loadPolicies } from './policy/load.ts';
 import type { RuleSet } from './policy/types.ts';
@@ -59,6 +61,8 @@ export interface Gateway {
 }
 
 export async function createGateway(config: Config, overrides: Partial<Deps> = {}): Promise<Gateway> {
+  const decisionsErrors = checkDecisionsFile(config); // before anything is opened
+  if (decisionsErrors.length > 0) throw new ConfigErrors(decisionsErrors);
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   const registry = overrides.registry ?? new Registry();
@@ -78,8 +82,12 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const reporting = config.reports.dmarc.enabled
     ? createReporting(config, { clock, logger, resolver: mailauthResolver(components.resolver), metrics: metrics.dmarcReports })
     : null;
+  const decisionFile = config.decisions.file
+    ? openDecisionFile({ ...config.decisions, file: config.decisions.file }, { clock, logger, counted: (outcome) => metrics.decisionFileRecords.inc({ outcome }) })
+    : null;
   let running = config;
   const pipelineContext = {
+    decisionFile,
     clock, logger, metrics, components, ruleSet: () => ruleSet, lists: () => lists, reports: reporting?.collector ?? null,
     dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
   };
@@ -131,9 +139,11 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       await front.listener.stop();
       await components.backend.close();
       await reporting?.close();
+      await decisionFile?.close();
       if (!overrides.store) await components.store.close();
       components.resolver.close();
       await http?.close();
+      await decisionFile?.close();
     },
   };
 }

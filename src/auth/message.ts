@@ -185,13 +185,29 @@ async function verifyArc(
     // declared type (ARCSigningData) differs from arc()'s parameter only in that
     const data = (dkimResult.arc ?? { chain: false }) as unknown as ARCData;
     const result = await arc(data, { resolver: input.resolver, minBitLength: input.minBitLength, strict: input.strict, ip: input.ip });
-    const facts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status) };
+    const facts: ArcFacts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status), ...arcChainFacts(result) };
     // the lenient mode leaves arc=none out of the header; we always write it
     return { facts, info: result.info || `arc=${facts.result}`, result };
   } catch (err) {
     const reason = `arc evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
     return { facts: { result: 'temperror', reason }, info: 'arc=temperror (arc evaluation failed)', result: null };
   }
+}
+
+/**
+ * Who sealed a validated chain and what its newest sealer said about DMARC (RFC 8617 §5.2:
+ * only a chain that validated says anything; its AAR is the sealer's claim, which a policy may
+ * trust for a sealer it names). Nothing for a chain that did not validate.
+ */
+function arcChainFacts(result: ARCResult): Pick<ArcFacts, 'sealers' | 'sealerDmarc'> {
+  if (result.status.result !== 'pass' || !Array.isArray(result.chain)) return {};
+  const sealers = result.chain.map((set) => normaliseDomain(String(set['arc-seal']?.parsed?.d?.value ?? '')));
+  const dmarc = (result.authenticationResults as { dmarc?: { result?: unknown; header?: { from?: unknown } } } | undefined)?.dmarc;
+  const from = typeof dmarc?.header?.from === 'string' ? normaliseDomain(dmarc.header.from) : '';
+  return {
+    sealers,
+    sealerDmarc: dmarc ? { result: toAuthResult(dmarc.result), fromDomain: from || null } : null,
+  };
 }
 
 /**

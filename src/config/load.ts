@@ -171,6 +171,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (config.lists.allow) config.lists.allow = path.resolve(base, config.lists.allow);
   if (config.lists.block) config.lists.block = path.resolve(base, config.lists.block);
   if (config.tls.key) config.tls.key = path.resolve(base, config.tls.key);
+  if (config.decisions.file) config.decisions.file = path.resolve(base, config.decisions.file);
   if (Boolean(config.tls.cert) !== Boolean(config.tls.key)) {
     throw new ConfigErrors([new ConfigError('tls.cert and tls.key go together', { file: where?.file, ...locate(doc, lc, ['tls']), key: 'tls' })]);
   }

@@ -18,6 +18,8 @@ const RESTART_ONLY = [
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
   // the report collector, store and scheduler are built once at start
   'reports',
+
+  'decisions', // the file is opened at start
 ];
 
 const needsRestart = (key: string): boolean => RESTART_ONLY.some((p) => key === p || key.startsWith(p + '.'));

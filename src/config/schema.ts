@@ -9,6 +9,8 @@ import { z } from 'zod';
 import { reputationConfigShape } from '../reputation/config.ts';
 import { reportsConfigSchema } from '../reports/config.ts';
 
+import { decisionsConfigShape } from '../observability/decision-file.ts';
+
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
 const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
 const cidr = z.string().min(1);
@@ -82,6 +84,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   limits,
   auth,
+  ...decisionsConfigShape, // decisions.file (src/observability/decision-file.ts)
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (`fatal` `error` `warn` `info` `debug` `trace` `silent`)'),
     pretty: z.boolean().default(false).describe('Human-readable log lines instead of JSON'),

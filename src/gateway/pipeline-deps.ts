@@ -33,6 +33,8 @@ export interface PipelineContext {
   readonly lists: () => Lists;
   /** DMARC aggregate report collection, when enabled. */
   readonly reports: Collector | null;
+  /** decisions.file, when configured. */
+  readonly decisionFile: PipelineDeps['decisionFile'] | null;
   /** Writes a line on a session's connection out of band and closes it. */
   readonly dropSession: (sessionId: string, line: string) => void;
 }
@@ -75,6 +77,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     recipientCache: components.recipientCache,
     budget: components.budget,
     ...(ctx.reports ? { reports: ctx.reports } : {}),
+    ...(ctx.decisionFile ? { decisionFile: ctx.decisionFile } : {}),
     dropConnection: (sessionId, reply) => {
       // written out of band, so counted here: the adapter sees only a closed connection
       metrics.replies.inc({ stage: 'data', class: '4xx' });

@@ -118,6 +118,17 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     policyRules: new Gauge({ name: 'postern_policy_rules', help: 'Rules in the active policy set', registers }),
     dmarcReports: reportMetrics(registers), // postern_dmarc_* (src/reports/metrics.ts)
+
+    policyOverrides: new Counter({
+      name: 'postern_policy_overrides_total', registers,
+      help: 'Messages that failed DMARC and got a verdict weaker than the published policy, by what was trusted (arc, forwarder, rule) and the policy not applied (quarantine, reject)',
+      labelNames: ['by', 'policy'] as const,
+    }),
+    decisionFileRecords: new Counter({
+      name: 'postern_decision_file_records_total', registers,
+      help: 'Decision records for decisions.file by outcome (written, dropped: the disk did not keep up or the file failed)',
+      labelNames: ['outcome'] as const,
+    }),
   };
 }
 
