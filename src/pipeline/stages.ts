@@ -14,7 +14,8 @@ import { REPLIES, type FailReply, type PermCode, type PermReply, type TempCode, 
 import type { Decision, HeaderField, Verdict } from '../core/verdict.ts';
 import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from './deps.ts';
-import { checkRecipient, normaliseDomain } from './recipient.ts';
+import { normaliseDomain } from '../core/domain.ts';
+import { checkRecipient } from './recipient.ts';
 import { closeTransaction, type BackendReply, type BackendTx, type Params, type SessionState, type Transaction } from './state.ts';
 import { logDecision, type Outcome } from './record.ts';
 import { authenticatedDomain, learn, limitData, limitMail, limitRcpt } from './limits.ts';
