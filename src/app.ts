@@ -5,7 +5,6 @@
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
-import { parseHostPort } from './config/load.ts';
 import { configChange } from './config/reload.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { ConfigErrors } from './core/errors.ts';
@@ -28,6 +27,9 @@ import { createRecipientCache } from './pipeline/recipient-cache.ts';
 import { domainSet } from './pipeline/recipient.ts';
 import { decide } from './policy/decide.ts';
 import { loadPolicies } from './policy/load.ts';
+import { VERSION } from './core/version.ts';
+import { createDnsWatch, dnsReadiness, dnsServersOf } from './startup/health.ts';
+import { loadStartupResources, loadTls, type StartupResources } from './startup/resources.ts';
 import type { RuleSet } from './policy/types.ts';
 import { createBackend } from './relay/backend.ts';
 import type { Backend } from './relay/backend.ts';
@@ -48,6 +50,8 @@ export interface Deps {
   store: RateStore;
   /** Reads the configuration again for a reload (main.ts: the same file and environment). */
   reloadConfig: () => Config;
+  /** Policies, lists and TLS as serve's start-up checks loaded them (else loaded here, the same way). */
+  resources: StartupResources;
 }
 
 export interface Gateway {
@@ -62,6 +66,8 @@ export interface Gateway {
   stop(): Promise<void>;
   /** Client connections holding a slot now (total, all addresses). */
   openConnections(): number;
+  /** One backend session (connect, EHLO, QUIT), as /readyz does: serve's start-up warning. */
+  checkBackend(): Promise<{ ok: true } | { ok: false; error: string }>;
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly logger: Logger;
@@ -72,8 +78,11 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   const registry = overrides.registry ?? new Registry();
   const metrics = createMetrics(registry);
+  metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
+  const dnsServers = dnsServersOf(config);
+  const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const resolver = overrides.resolver ?? createResolver({
-    servers: config.dns.servers.map((s) => parseHostPort(s, 53)),
+    servers: dnsServers,
     timeoutMs: config.dns.timeoutMs,
     attempts: config.dns.attempts,
     cacheSize: config.dns.cacheSize,
@@ -82,6 +91,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     clock,
     observer: {
       lookup: (type, outcome, seconds) => {
+        dnsWatch.observe(outcome);
         metrics.dnsLookups.inc({ type, outcome });
         metrics.dnsLatency.observe({ type }, seconds);
       },
@@ -112,15 +122,16 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
 
   // Both series exist from the start, so the first failed reload is an increase() Prometheus sees.
   metrics.policyReloads.inc({ outcome: 'failed' }, 0);
-  let ruleSet: RuleSet = await loadPolicies(config.policies).catch((err: unknown) => {
+  const resources = overrides.resources ?? await loadStartupResources(config).catch((err: unknown) => {
     metrics.policyReloads.inc({ outcome: 'failed' });
     throw err;
   });
+  let ruleSet: RuleSet = resources.ruleSet;
   metrics.policyReloads.inc({ outcome: 'ok' });
   metrics.policyRules.set(ruleSet.rules.length);
 
   // Reputation and rate limits: memory on one node, Redis (behind a local fallback) when configured.
-  let lists: Lists = loadLists(config.lists);
+  let lists: Lists = resources.lists;
   const sharedStore = redisConfigured(config.redis);
   metrics.storeUp.set(1);
   const store = overrides.store ?? createStoreFromConfig(config, {
@@ -190,6 +201,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       listener.adoptSocket(id, socket);
     },
     onSessionClosed: (id) => listener.sessionClosed(id),
+    tls: resources.tls,
   });
   const listener: Listener = createListener({
     listen: config.listen,
@@ -228,11 +240,18 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       const next = change.effective;
       const nextRules = await loadPolicies(next.policies);
       const nextLists = loadLists(next.lists);
+      // The certificate files at the running paths (tls.* paths need a restart): a renewal
+      // is picked up; a broken one fails the whole reload and the old certificate stays.
+      const nextTls = loadTls(next);
       ruleSet = nextRules;
       lists = nextLists;
       running = next;
       deps = buildDeps(next);
       logger.level = next.log.level;
+      if (nextTls) {
+        for (const s of [servers.plain, servers.xclient]) s.updateSecureContext({ key: nextTls.key, cert: nextTls.cert });
+        logger.info({ subject: nextTls.subject, notAfter: nextTls.notAfter.toISOString() }, 'TLS certificate reloaded');
+      }
       metrics.policyReloads.inc({ outcome: 'ok' });
       metrics.policyRules.set(nextRules.rules.length);
       logger.info({ rules: nextRules.rules.length, applied: change.applied }, 'configuration and policies reloaded');
@@ -252,12 +271,15 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     registry,
     logger,
     openConnections: () => listener.connectionCount(),
+    checkBackend: () => backend.probe(),
     async start() {
       const smtp = await listener.start();
+      await dnsWatch.start();
       if (config.metrics.listen) {
         http = await startHttp(config.metrics.listen, registry, () => [
           { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
           { name: 'backend', check: () => backend.probe() },
+          dnsReadiness(dnsWatch),
           // Fail-open keeps taking mail with per-node limits: a Redis outage must not take every
           // node out of the balancer at once (readiness would stop all mail). Fail-closed cannot take mail.
           ...(sharedStore ? [{
@@ -270,7 +292,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
           }] : []),
         ]);
       }
-      logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
+      logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
     reload() {
@@ -296,6 +318,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       await backend.close();
       if (!overrides.store) await store.close();
       resolver.close();
+      dnsWatch.close();
       await http?.close();
     },
   };

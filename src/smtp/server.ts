@@ -4,7 +4,6 @@
  * replies: SmtpReplyError → its reply; anything unexpected → 451 4.3.0, never 250
  * (STYLE.md §4.3). AUTH is disabled (an MX, not a submission server: RFC 6409).
  */
-import fs from 'node:fs';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import { SmtpReplyError } from '../core/errors.ts';
@@ -36,15 +35,16 @@ export interface SmtpServerOptions {
   readonly onSecure?: (sessionId: string, socket: import('node:net').Socket) => void;
   /** The session ended, however it ended (its connection slots go back). */
   readonly onSessionClosed?: (sessionId: string) => void;
+  /** STARTTLS certificate and key (PEM); absent: no STARTTLS. */
+  readonly tls?: { readonly key: Buffer; readonly cert: Buffer } | null;
 }
 
 export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
   const sessions = new Map<string, SessionState>();
   const initial = opts.deps();
   const { config } = initial;
-  const tls = config.tls.cert && config.tls.key
-    ? { key: fs.readFileSync(config.tls.key), cert: fs.readFileSync(config.tls.cert) }
-    : null;
+  // Loaded and checked at start-up (src/startup/resources.ts); SIGHUP swaps it with updateSecureContext.
+  const tls = opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : null;
 
   const stateOf = (session: SMTPServerSession): SessionState => {
     let state = sessions.get(session.id);
