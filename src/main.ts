@@ -1,27 +1,31 @@
 #!/usr/bin/env node
 /**
- * The postern CLI: a table of commands, each in its own module under src/cli/ (name, synopsis,
- * help, run(argv) → exit status). Add a command by adding its module to COMMANDS.
+ * The postern CLI: a table of commands, each in its own module under src/cli/ exporting
+ * `command` (name, synopsis, summary, help, run(argv) → exit status). Add a command with one
+ * line in COMMANDS. Modules load only when used, so `check-config` does not pay for the
+ * gateway's libraries.
  * Errors end here as one line each, never a stack trace: a usage or configuration error exits
  * 2, anything else 1.
  */
-import { checkConfigCommand } from './cli/check-config.ts';
 import { EXIT, UsageError, type Command } from './cli/command.ts';
-import { reputationCommand } from './cli/reputation.ts';
-import { serveCommand } from './cli/serve.ts';
-import { verifyCommand } from './cli/verify.ts';
 import { ConfigErrors } from './core/errors.ts';
 import { VERSION } from './core/version.ts';
 
-const COMMANDS: readonly Command[] = [serveCommand, checkConfigCommand, verifyCommand, reputationCommand];
+const COMMANDS: ReadonlyArray<{ readonly name: string; readonly load: () => Promise<{ command: Command }> }> = [
+  { name: 'serve', load: () => import('./cli/serve.ts') },
+  { name: 'check-config', load: () => import('./cli/check-config.ts') },
+  { name: 'verify', load: () => import('./cli/verify.ts') },
+  { name: 'reputation', load: () => import('./cli/reputation.ts') },
+];
 
-function usage(): string {
-  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+async function usage(): Promise<string> {
+  const commands = await Promise.all(COMMANDS.map(async (c) => (await c.load()).command));
+  const width = Math.max(...commands.map((c) => c.name.length)) + 2;
   return [
     'usage: postern <command> [options]        postern <command> --help        postern --version',
     '',
     'commands:',
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}\n  ${' '.repeat(width)}postern ${c.synopsis}`),
+    ...commands.map((c) => `  ${c.name.padEnd(width)}${c.summary}\n  ${' '.repeat(width)}postern ${c.synopsis}`),
     '',
     'Exit status: 0 success (verify: delivered), 1 refused or failed (verify: reject),',
     '2 usage or configuration error, 3 verify: tempfail.',
@@ -38,12 +42,12 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = COMMANDS.find((c) => c.name === rest[0]);
-    process.stdout.write((topic ? topic.help : usage()) + '\n');
+    process.stdout.write((topic ? (await topic.load()).command.help : await usage()) + '\n');
     return EXIT.ok;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) throw new UsageError(`unknown command "${name}"`, usage());
-  return command.run(rest);
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) throw new UsageError(`unknown command "${name}"`, await usage());
+  return (await entry.load()).command.run(rest);
 }
 
 function report(err: unknown): number {

@@ -21,13 +21,13 @@ problem (or POSTERN_VAR: problem).
                       defaults, as YAML, each value marked with its origin; passwords masked)
 ${CONFIG_HELP}`;
 
-export const checkConfigCommand: Command = {
+export const command: Command = {
   name: 'check-config',
   synopsis,
   summary: 'validate the config, policies, lists and TLS files as serve would, print a summary',
   help,
   async run(argv) {
-    const args = parseCommandArgs(checkConfigCommand, argv, { ...CONFIG_OPTION, print: { type: 'boolean' } });
+    const args = parseCommandArgs(command, argv, { ...CONFIG_OPTION, print: { type: 'boolean' } });
     if (!args) return EXIT.ok;
     const loaded = loadCommandConfig(args.values.config);
     const { resources, warnings } = await preflight(loaded);

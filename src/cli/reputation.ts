@@ -13,13 +13,13 @@ Shows or clears a sender's score and rate-limit buckets in the Redis the gateway
   reset TARGET        delete them
 ${CONFIG_HELP}`;
 
-export const reputationCommand: Command = {
+export const command: Command = {
   name: 'reputation',
   synopsis,
   summary: 'show or clear a sender\'s score and rate buckets in Redis',
   help,
   async run(argv) {
-    const args = parseCommandArgs(reputationCommand, argv, { ...CONFIG_OPTION });
+    const args = parseCommandArgs(command, argv, { ...CONFIG_OPTION });
     if (!args) return EXIT.ok;
     const [action, target] = args.positionals;
     if (!action || !target || (action !== 'show' && action !== 'reset')) throw new UsageError('reputation needs show|reset and a target', help);

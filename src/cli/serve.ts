@@ -3,7 +3,7 @@
  * then signals. Resolves with the exit status when the process should end.
  */
 import type { Logger } from 'pino';
-import { createGateway, type Gateway } from '../app.ts';
+import type { Gateway } from '../app.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
 import { VERSION } from '../core/version.ts';
 import { startDevBackend } from '../devtools/dev-backend.ts';
@@ -68,6 +68,8 @@ async function serve(configFile: string | undefined, devBackend: boolean): Promi
   process.on('SIGHUP', () => {
     gateway?.reload().catch(() => undefined); // logged and counted inside
   });
+  // loaded after the checks: a refused configuration does not pay for the gateway's libraries
+  const { createGateway } = await import('../app.ts');
   gateway = await createGateway(config, { logger, resources: checked.resources, reloadConfig: () => loadConfig({ file: configFile }).config });
   if (stopping) return finished;
   try {
@@ -84,13 +86,13 @@ async function serve(configFile: string | undefined, devBackend: boolean): Promi
   return finished;
 }
 
-export const serveCommand: Command = {
+export const command: Command = {
   name: 'serve',
   synopsis,
   summary: 'run the gateway (--dev-backend: also a development backend that prints what it receives)',
   help,
   async run(argv) {
-    const args = parseCommandArgs(serveCommand, argv, { ...CONFIG_OPTION, 'dev-backend': { type: 'boolean' } });
+    const args = parseCommandArgs(command, argv, { ...CONFIG_OPTION, 'dev-backend': { type: 'boolean' } });
     if (!args) return EXIT.ok;
     return serve(args.values.config, args.values['dev-backend'] ?? false);
   },

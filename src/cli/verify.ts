@@ -70,13 +70,13 @@ function asText(r: VerifyResult): string {
   ].join('\n') + '\n';
 }
 
-export const verifyCommand: Command = {
+export const command: Command = {
   name: 'verify',
   synopsis,
   summary: 'authenticate message files with the configured DNS and policies; exit status = verdict',
   help,
   async run(argv) {
-    const args = parseCommandArgs(verifyCommand, argv, {
+    const args = parseCommandArgs(command, argv, {
       ...CONFIG_OPTION, ip: { type: 'string' }, helo: { type: 'string' }, sender: { type: 'string' }, json: { type: 'boolean' },
     });
     if (!args) return EXIT.ok;

@@ -17,7 +17,8 @@ export interface EnvValue {
   readonly value: unknown;
 }
 
-function fromText(raw: string, leaf: ConfigLeaf): unknown {
+/** Text as the value the file would hold; the file's own quoted numbers go through here too. */
+export function fromText(raw: string, leaf: ConfigLeaf): unknown {
   switch (leaf.kind) {
     case 'list': return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
     // Plain numbers become numbers; text with a unit ("10MB", "30s") goes to the schema as it is.

@@ -9,12 +9,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isMap, type Document, type LineCounter } from 'yaml';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
-import { readEnvironment } from './env.ts';
-import { keysUnder } from './leaves.ts';
+import { fromText, readEnvironment } from './env.ts';
+import { configLeaves, keysUnder } from './leaves.ts';
 import { configSchema, type Config } from './schema.ts';
 import { didYouMean } from './suggest.ts';
 import { parseConfigYaml } from './yaml.ts';
-import { setIn } from './key-path.ts';
+import { getIn, setIn } from './key-path.ts';
 
 /** The policy set shipped with Postern (DMARC as published), beside src/ wherever it is installed. */
 export const SHIPPED_POLICIES = path.resolve(import.meta.dirname, '../../policies');
@@ -94,6 +94,11 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const doc = file?.doc ?? null;
   const lc = file?.lines ?? null;
 
+  // A quoted number in the file ("25") reads as the same text in a variable would.
+  for (const leaf of configLeaves()) {
+    const value = getIn(raw, leaf.path);
+    if (leaf.kind === 'number' && typeof value === 'string') setIn(raw, leaf.path, fromText(value, leaf));
+  }
   const env = readEnvironment(opts.env ?? process.env);
   const errors: ConfigError[] = [...env.errors];
   const fromEnv = new Map<string, string>();

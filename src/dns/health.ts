@@ -68,6 +68,7 @@ export function createDnsHealth(opts: DnsHealthOptions): DnsHealth {
   let running: Promise<DnsHealthState> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let lastProbe = -Infinity;
+  let deferred: NodeJS.Timeout | null = null;
 
   const set = (next: DnsHealthState): DnsHealthState => {
     const previous = current;
@@ -104,14 +105,24 @@ export function createDnsHealth(opts: DnsHealthOptions): DnsHealth {
       if (closing.signal.aborted) return;
       if (ANSWERED.has(outcome)) {
         if (current !== null && !current.up) set({ up: true });
-      } else if (!running && performance.now() - lastProbe >= MIN_TRIGGERED_GAP_MS) {
-        void probeAll();
+      } else if (!running && !deferred) {
+        // at most one probe per MIN_TRIGGERED_GAP_MS: a failure soon after one waits for the gap
+        const wait = lastProbe + MIN_TRIGGERED_GAP_MS - performance.now();
+        if (wait <= 0) void probeAll();
+        else {
+          deferred = setTimeout(() => {
+            deferred = null;
+            if (!closing.signal.aborted) void probeAll();
+          }, wait);
+          deferred.unref();
+        }
       }
     },
     state: () => current,
     close() {
       closing.abort();
       if (timer) clearInterval(timer);
+      if (deferred) clearTimeout(deferred);
     },
   };
 }

@@ -4,11 +4,11 @@
  * verdict, serve refusing to run as an open relay and draining on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { runCli, serveUntil } from '../harness/cli.ts';
 import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { dkimKey, message, sign } from '../harness/mail.ts';
 import { Redis } from 'ioredis';
@@ -18,19 +18,7 @@ import { createRedisStore } from '../../src/reputation/redis-store.ts';
 import { scoreParams } from '../../src/reputation/store.ts';
 import { deletePrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const MAIN = path.join(ROOT, 'src/main.ts');
-
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 describe('postern CLI', () => {
   let dir: string;
@@ -115,25 +103,10 @@ describe('postern CLI', () => {
   });
 
   it('serve starts, and on SIGTERM drains and exits 0', async () => {
-    const child = spawn(process.execPath, [MAIN, 'serve'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', POSTERN_LISTEN: '127.0.0.1:0', POSTERN_DOMAINS: 'example.net', POSTERN_METRICS_LISTEN: '127.0.0.1:0', POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}` },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no "postern listening" line: ${out}`)), 10_000);
-      child.stdout.on('data', () => {
-        if (out.includes('postern listening')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
-    child.kill('SIGTERM');
-    assert.equal(await exit, 0);
-    assert.match(out, /"msg":"stopped"/);
+    const r = await serveUntil([], { POSTERN_LISTEN: '127.0.0.1:0', POSTERN_DOMAINS: 'example.net', POSTERN_METRICS_LISTEN: '127.0.0.1:0', POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}` });
+    assert.ok(r.started, r.stderr);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /"msg":"stopped"/);
   });
 });
 
