@@ -119,7 +119,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
       for (const k of keys) {
         const dotted = k.join('.');
         const envVar = envOf(dotted);
-        const problem = unknownKeys.length ? `unknown key${didYouMean(k[k.length - 1]!, keysUnder(keyPath))}` : issue.message;
+        const problem = unknownKeys.length ? `unknown key${didYouMean(k[k.length - 1]!, keysUnder(keyPath))}`
+          : issue.code === 'invalid_type' && issue.expected === 'object' ? notAMapping(keyPath)
+          : issue.message;
         errors.push(envVar
           ? new ConfigError(`${problem} (from environment)`, { key: envVar })
           : new ConfigError(problem, { file: where?.file, ...locate(doc, lc, k), key: dotted || '(root)' }));
@@ -158,6 +160,13 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     throw new ConfigErrors([new ConfigError(`tls.cert and tls.key go together: set ${missing} too, or remove both to run without STARTTLS`, locationOf(config.tls.cert ? 'tls.cert' : 'tls.key'))]);
   }
   return { config: deepFreeze(config), file: where?.file ?? null, where: locationOf, origin, policiesFrom };
+}
+
+/** `xclient: yes`: say which keys go under it, and which key of that name takes a value. */
+function notAMapping(keyPath: readonly string[]): string {
+  const name = keyPath[keyPath.length - 1];
+  const elsewhere = configLeaves().find((l) => l.path[l.path.length - 1] === name && l.path.length !== keyPath.length)?.key;
+  return `expected a mapping with the keys ${keysUnder(keyPath).join(', ')}${elsewhere ? ` (did you mean ${elsewhere}?)` : ''}`;
 }
 
 /** Variables first, then the file's problems in line order, whatever the schema's order. */

@@ -47,27 +47,42 @@ function unresolvedAliases(file: string, doc: Document, lines: LineCounter): Con
   return errors;
 }
 
+/**
+ * What plain data `doc` converts to, or the located errors that prevent it: unresolved aliases
+ * (an unquoted `*.example.com`) and alias expansion over MAX_ALIAS_COUNT. For the config file
+ * and the policy files alike (src/policy/yaml-source.ts).
+ */
+export function toPlainData(file: string, doc: Document, lines: LineCounter): { errors: ConfigError[]; data: unknown } {
+  const errors = unresolvedAliases(file, doc, lines);
+  if (errors.length > 0) return { errors, data: null };
+  try {
+    return { errors, data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
+  } catch (err) {
+    // The only conversion failure left after the check above is the alias cap.
+    let first: number | undefined;
+    visit(doc, { Alias(_k, node) { first ??= node.range?.[0]; return visit.BREAK; } });
+    const pos = lines.linePos(first ?? 0);
+    return {
+      data: null,
+      errors: [new ConfigError(
+        `YAML aliases expand too much (${(err as Error).message}; at most ${MAX_ALIAS_COUNT} expansions): write the values out instead of using anchors and aliases`,
+        { file, line: pos.line, column: pos.col },
+      )],
+    };
+  }
+}
+
 /** Parses `text` (from `file`); throws ConfigErrors with file:line:column for every problem. */
 export function parseConfigYaml(file: string, text: string): ParsedYaml {
   const lines = new LineCounter();
   // uniqueKeys: a key written twice is an error, not "the last one wins".
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const errors = doc.errors.map((e) => {
+  const syntax = doc.errors.map((e) => {
     const pos = lines.linePos(e.pos[0]);
     return new ConfigError(`YAML syntax error: ${e.message.split('\n')[0] ?? e.code}`, { file, line: pos.line, column: pos.col });
   });
-  if (errors.length === 0) errors.push(...unresolvedAliases(file, doc, lines));
+  if (syntax.length > 0) throw new ConfigErrors(syntax);
+  const { errors, data } = toPlainData(file, doc, lines);
   if (errors.length > 0) throw new ConfigErrors(errors);
-  try {
-    return { doc, lines, data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) };
-  } catch (err) {
-    // The only conversion failure left after the checks above is the alias cap.
-    let first: number | undefined;
-    visit(doc, { Alias(_k, node) { first ??= node.range?.[0]; return visit.BREAK; } });
-    const pos = lines.linePos(first ?? 0);
-    throw new ConfigErrors([new ConfigError(
-      `YAML aliases expand too much (${(err as Error).message}; at most ${MAX_ALIAS_COUNT} expansions): write the values out instead of using anchors and aliases`,
-      { file, line: pos.line, column: pos.col },
-    )]);
-  }
+  return { doc, lines, data };
 }

@@ -50,6 +50,8 @@ describe('check-config refuses every config serve cannot start with', () => {
     fs.mkdirSync(path.join(dir, 'badpolicy'));
     fs.writeFileSync(path.join(dir, 'badpolicy', '10-x.yaml'), 'rules:\n  - name: x\n    match:\n      spf: maybe\n    action: reject\n');
     fs.writeFileSync(path.join(dir, 'block.txt'), '192.0.2.1\nnot a domain!\n');
+    fs.mkdirSync(path.join(dir, 'aliaspolicy'));
+    fs.writeFileSync(path.join(dir, 'aliaspolicy', '10-y.yaml'), 'rules:\n  - name: y\n    match:\n      sender_domain: *.example.com\n    action: reject\n');
     const port = await freePort();
     const tls = (cert: string, key: string): string => `tls:\n  cert: ${cert}\n  key: ${key}\n`;
     const at = (n: number): number => BASE_LINES + n;
@@ -77,6 +79,7 @@ describe('check-config refuses every config serve cannot start with', () => {
       { name: 'a misspelt key', yaml: 'backend:\n  hots: mail.example\n', expect: /backend\.hots: unknown key \(did you mean host\?\)/, line: at(2) },
       { name: 'an explicit policy folder that does not exist', yaml: `policies: ${path.join(dir, 'nope')}\n`, expect: /policies: cannot read policy folder/, line: at(1) },
       { name: 'a broken policy file', yaml: `policies: ${path.join(dir, 'badpolicy')}\n`, expect: /10-x\.yaml:4:\d+: .*spf/ },
+      { name: 'an unquoted *.example.com in a policy file', yaml: `policies: ${path.join(dir, 'aliaspolicy')}\n`, expect: /10-y\.yaml:4:\d+: .*quote it: "\*\.example\.com"/ },
       { name: 'a missing allow list', yaml: `lists:\n  allow: ${path.join(dir, 'none.txt')}\n`, expect: /lists\.allow: cannot read list/, line: at(2) },
       { name: 'a bad entry in the block list', yaml: `lists:\n  block: ${path.join(dir, 'block.txt')}\n`, expect: /block\.txt:2:1: invalid IP address, CIDR or domain "not"|block\.txt:2:\d+: one entry per line/ },
       { name: 'a Redis URL without a host', yaml: 'redis:\n  url: "redis://"\n', expect: /redis\.url: .*(not a valid URL|has no host)/, line: at(2) },

@@ -127,6 +127,7 @@ describe('unknown names and YAML traps', () => {
     assert.deepEqual(problems(() => fromFile('domain: [example.com]\n')), ['unknown key (did you mean domains?)']);
     assert.deepEqual(problems(() => fromFile('zzzz: 1\n')), ['unknown key']);
     assert.equal(closest('bakend', ['backend', 'dns']), 'backend');
+    assert.deepEqual(problems(() => fromFile('xclient: yes\n')), ['expected a mapping with the keys trusted (did you mean backend.xclient?)']);
   });
 
   it('an unquoted *.example.com says to quote it, at its line', () => {
