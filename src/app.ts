@@ -13,6 +13,7 @@ import { cidrSet } from './core/ip.ts';
 import { formatReply } from './core/reply.ts';
 import { checkSpf } from './auth/spf.ts';
 import { authenticateMessage } from './auth/message.ts';
+import { createKeyMemo } from './auth/dkim-keys.ts';
 import { createResolver, mailauthResolver, type DnsResolver } from './dns/index.ts';
 import { confirmedReverseCallback } from './dns/fcrdns.ts';
 import { messageFingerprint } from './message/fingerprint.ts';
@@ -137,6 +138,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     },
   });
   const authDns = mailauthResolver(resolver);
+  const dkimKeys = createKeyMemo(); // parsed DKIM/ARC keys, kept across messages and reloads
   const firstSeen = createFirstSeen({ clock, ttlSeconds: config.auth.firstSeenTtlSeconds });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
 
@@ -161,7 +163,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
       authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
         message, ip, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
-        hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+        hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits, keys: dkimKeys,
       }),
       openBackend: (client) => backend.open(client),
       dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
