@@ -9,7 +9,7 @@ import { configLeaves, deepFreeze } from './load.ts';
 import type { Config } from './schema.ts';
 
 const RESTART_ONLY = [
-  'listen', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
+  'listen', 'workers', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
   'backend.poolSize', 'backend.idleTimeoutMs', 'backend.maxMessagesPerConnection', 'backend.maxRcptErrorsPerConnection',
   'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
   'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',

@@ -49,6 +49,7 @@ const limits = z.strictObject({
   dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
   maxHeaderBytes: z.number().int().min(1024).default(1_000_000).describe('Largest header block accepted'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
+  greetingDelayMs: z.number().int().min(0).max(30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
 }).prefault({});
 
 const auth = z.strictObject({
@@ -59,6 +60,7 @@ const auth = z.strictObject({
 
 export const configSchema = z.strictObject({
   listen: z.array(hostPort).min(1).default(['0.0.0.0:25']).describe('SMTP listeners, host:port'),
+  workers: z.number().int().min(1).max(256).default(os.availableParallelism()).describe('Worker processes sharing the SMTP listeners (node:cluster), supervised by a primary that serves /metrics and /readyz; 1 = one process'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name').default(os.hostname()).describe('Banner name and Authentication-Results authserv-id'),
   domains: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase().replace(/\.$/, ''))).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve). `.example.com` / `*.example.com` = any subdomain'),
   backend,

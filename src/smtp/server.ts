@@ -5,7 +5,7 @@
  * (STYLE.md §4.3). AUTH is disabled (an MX, not a submission server: RFC 6409).
  */
 import fs from 'node:fs';
-import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import { SmtpReplyError } from '../core/errors.ts';
 import { normaliseIp } from '../core/ip.ts';
@@ -14,7 +14,7 @@ import type { PipelineDeps } from '../pipeline/deps.ts';
 import { dataStage, mailStage, rcptStage } from '../pipeline/stages.ts';
 import { limitConnect } from '../pipeline/limits.ts';
 import { closeTransaction, type Params, type SessionState } from '../pipeline/state.ts';
-import { PosternSmtpServer } from './connection.ts';
+import { PosternSmtpServer, type PosternSmtpServerOptions } from './connection.ts';
 
 type Callback = (err?: Error | null) => void;
 
@@ -91,7 +91,7 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
     return new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
   };
 
-  const options: SMTPServerOptions = {
+  const options: PosternSmtpServerOptions = {
     name: config.hostname,
     banner: 'Postern ESMTP',
     size: config.limits.maxMessageSize,
@@ -105,6 +105,7 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
     socketTimeout: config.limits.socketTimeoutMs,
     closeTimeout: config.shutdown.drainTimeoutMs,
     resolver: { reverse: opts.reverse },
+    greetingDelayMs: () => opts.deps().config.limits.greetingDelayMs,
 
     onConnect(session, callback) {
       if (opts.isDraining()) return callback(new SmtpReplyError(REPLIES.shuttingDown(), 'shutting-down'));
