@@ -34,7 +34,7 @@ test-deps:
 
 ## bench: throughput/latency/CPU figures (not part of the tests)
 bench: $(STAMP)
-	$(NODE) test/bench/bench.ts
+	$(NODE) test/bench/bench.ts $(ARGS)
 
 check-config: $(STAMP)
 	$(NODE) src/main.ts check-config

@@ -22,7 +22,7 @@ import { LineEndingNormaliser } from './message/line-endings.ts';
 import { buildReceived } from './message/received.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
-import { startHttp, type HttpEndpoint } from './observability/http.ts';
+import { runChecks, startHttp, type CheckResult, type HttpEndpoint, type ReadinessCheck } from './observability/http.ts';
 import type { PipelineDeps } from './pipeline/deps.ts';
 import { createFirstSeen } from './pipeline/first-seen.ts';
 import { createRecipientCache } from './pipeline/recipient-cache.ts';
@@ -32,7 +32,7 @@ import { loadPolicies } from './policy/load.ts';
 import type { RuleSet } from './policy/types.ts';
 import { createBackend } from './relay/backend.ts';
 import type { Backend } from './relay/backend.ts';
-import { createListener, type Listener } from './smtp/listener.ts';
+import { createListener, type Listener, type ListenerOptions } from './smtp/listener.ts';
 import { loadLists, type Lists } from './reputation/lists.ts';
 import { createReputation } from './reputation/reputation.ts';
 import { createStoreFromConfig, redisConfigured } from './reputation/store.ts';
@@ -49,6 +49,8 @@ export interface Deps {
   store: RateStore;
   /** Reads the configuration again for a reload (main.ts: the same file and environment). */
   reloadConfig: () => Config;
+  /** A worker of a cluster: node-wide connection slots from the primary (src/cluster/slots.ts). */
+  admitConnection?: ListenerOptions['admit'];
 }
 
 export interface Gateway {
@@ -59,6 +61,14 @@ export interface Gateway {
    * all or nothing; on any error the old ones stay (thrown, logged, counted).
    */
   reload(): Promise<void>;
+  /**
+   * The first half of a reload, for a cluster primary that applies a reload to every worker or
+   * to none: `next` and the policy folder and lists it names are loaded aside (failures thrown,
+   * logged and counted as by reload()); nothing changes until commit().
+   */
+  prepareReload(next: Config, opts?: { announce?: boolean }): Promise<{ commit(): void }>;
+  /** What /readyz reports for this gateway (a cluster primary asks each worker). */
+  readiness(): Promise<CheckResult[]>;
   /** Stops accepting (new connections get 421), waits for in-flight transactions up to drainTimeoutMs, closes. */
   stop(): Promise<void>;
   /** Client connections holding a slot now (total, all addresses). */
@@ -204,6 +214,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     logger,
     onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
     onConnectionCount: (n) => metrics.connectionsOpen.set(n),
+    ...(overrides.admitConnection ? { admit: overrides.admitConnection } : {}),
   });
   // A failed handshake reaches us once per TLS socket event that reports it ('_tlsError', then
   // 'error' with the same object): counted and logged once.
@@ -222,31 +233,52 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   }
   let http: HttpEndpoint | null = null;
 
-  /** SIGHUP: all or nothing, config, policies and lists load aside, then swap together. */
-  const reloadNow = async (): Promise<void> => {
-    // All or nothing: config, policies and lists load aside, then swap together.
+  /** SIGHUP: all or nothing: config, policies and lists load aside, then swap together. */
+  const prepareReload = async (read: () => Config, announce = true): Promise<{ commit(): void }> => {
     try {
-      const change = configChange(running, overrides.reloadConfig?.() ?? running);
+      const change = configChange(running, read());
       const next = change.effective;
       const nextRules = await loadPolicies(next.policies);
       const nextLists = loadLists(next.lists);
-      ruleSet = nextRules;
-      lists = nextLists;
-      running = next;
-      deps = buildDeps(next);
-      logger.level = next.log.level;
-      metrics.policyReloads.inc({ outcome: 'ok' });
-      metrics.policyRules.set(nextRules.rules.length);
-      logger.info({ rules: nextRules.rules.length, applied: change.applied }, 'configuration and policies reloaded');
-      if (change.needsRestart.length > 0) {
-        logger.warn({ keys: change.needsRestart }, 'these settings changed but take effect only after a restart; their running values are kept');
-      }
+      return {
+        commit: () => {
+          ruleSet = nextRules;
+          lists = nextLists;
+          running = next;
+          deps = buildDeps(next);
+          logger.level = next.log.level;
+          metrics.policyReloads.inc({ outcome: 'ok' });
+          metrics.policyRules.set(nextRules.rules.length);
+          if (!announce) return; // a cluster worker: its primary says it once for the node
+          logger.info({ rules: nextRules.rules.length, applied: change.applied }, 'configuration and policies reloaded');
+          if (change.needsRestart.length > 0) {
+            logger.warn({ keys: change.needsRestart }, 'these settings changed but take effect only after a restart; their running values are kept');
+          }
+        },
+      };
     } catch (err) {
       metrics.policyReloads.inc({ outcome: 'failed' });
       logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'reload failed (policy, list or config), keeping the previous one');
       throw err;
     }
   };
+  const reloadNow = async (): Promise<void> => {
+    (await prepareReload(() => overrides.reloadConfig?.() ?? running)).commit();
+  };
+  const readinessChecks = (): ReadinessCheck[] => [
+    { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
+    { name: 'backend', check: () => backend.probe() },
+    // Fail-open keeps taking mail with per-node limits: a Redis outage must not take every
+    // node out of the balancer at once (readiness would stop all mail). Fail-closed cannot take mail.
+    ...(sharedStore ? [{
+      name: 'redis',
+      check: () => {
+        const health = store.health();
+        if (health.ok || running.redis.failMode === 'closed') return Promise.resolve(health);
+        return Promise.resolve({ ok: true as const, degraded: `${health.error} (failMode open: limits per node)` });
+      },
+    }] : []),
+  ];
   let reloading: Promise<void> = Promise.resolve();
 
   return {
@@ -256,22 +288,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     openConnections: () => listener.connectionCount(),
     async start() {
       const smtp = await listener.start();
-      if (config.metrics.listen) {
-        http = await startHttp(config.metrics.listen, registry, () => [
-          { name: 'policies', check: () => Promise.resolve(ruleSet.rules.length >= 0 ? { ok: true as const } : { ok: false as const, error: 'no policy' }) },
-          { name: 'backend', check: () => backend.probe() },
-          // Fail-open keeps taking mail with per-node limits: a Redis outage must not take every
-          // node out of the balancer at once (readiness would stop all mail). Fail-closed cannot take mail.
-          ...(sharedStore ? [{
-            name: 'redis',
-            check: () => {
-              const health = store.health();
-              if (health.ok || running.redis.failMode === 'closed') return Promise.resolve(health);
-              return Promise.resolve({ ok: true as const, degraded: `${health.error} (failMode open: limits per node)` });
-            },
-          }] : []),
-        ]);
-      }
+      if (config.metrics.listen) http = await startHttp(config.metrics.listen, registry, readinessChecks);
       logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
@@ -280,6 +297,12 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       reloading = reloading.catch(() => undefined).then(reloadNow);
       return reloading;
     },
+    prepareReload(next, opts = {}) {
+      const prepared = reloading.catch(() => undefined).then(() => prepareReload(() => next, opts.announce ?? true));
+      reloading = prepared.then(() => undefined);
+      return prepared;
+    },
+    readiness: () => runChecks(readinessChecks()),
     async stop() {
       draining = true;
       listener.drain();

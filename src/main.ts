@@ -14,6 +14,7 @@ import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
 import { reputationCommand } from './devtools/reputation-cli.ts';
+import { clustered, serveCluster } from './cluster/serve.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -47,6 +48,8 @@ function load(file: string | undefined): { config: Config; file: string | null }
 async function serve(file: string | undefined, devBackend: boolean): Promise<void> {
   const { config, file: used } = load(file);
   if (config.domains.length === 0) fail('no recipient domains configured: set `domains` in the config file or POSTERN_DOMAINS=example.com (Postern refuses to run as an open relay)', 1);
+  // `workers` > 1: a primary and its workers (src/cluster), each of which runs this command too.
+  if (clustered(config)) return serveCluster({ config, file: used, devBackend, fail, reloadConfig: () => loadConfig({ file }).config });
   const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
   logger.info({ config: used ?? '(embedded defaults)' }, 'starting postern');
   const dev = devBackend ? await startDevBackend(config.backend.host, config.backend.port, logger).catch((err: Error) => fail(err.message, 1)) : null;

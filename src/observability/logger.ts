@@ -15,6 +15,17 @@ function stdoutDestination(): pino.DestinationStream {
   return stdout;
 }
 
+/**
+ * Where a cluster primary passes its workers' output lines (src/cluster/output.ts): the same
+ * writer as its own JSON lines, so the two never interleave; pretty lines go to process.stdout
+ * as the pretty transport writes them.
+ */
+export function stdoutWriter(pretty: boolean): (text: string) => void {
+  if (pretty) return (text) => void process.stdout.write(text);
+  const destination = stdoutDestination();
+  return (text) => void destination.write(text);
+}
+
 export function createLogger(opts: { level: string; pretty: boolean; destination?: pino.DestinationStream; base?: Record<string, unknown> }): Logger {
   const base = { level: opts.level, base: { service: 'postern', ...opts.base }, timestamp: pino.stdTimeFunctions.isoTime };
   if (opts.destination) return pino(base, opts.destination);

@@ -97,6 +97,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     storeUp: new Gauge({
       name: 'postern_store_up', registers,
+      aggregator: 'min', // with workers: 0 as soon as one of them answers from its fallback
       help: '1 when the shared store (Redis) answers or none is configured; 0 while answering from the local fallback',
     }),
     policyReloads: new Counter({

@@ -47,13 +47,28 @@ export interface GatewayProcessOptions {
   readonly domains: readonly string[];
   /** Rate/reputation store in Redis (else the embedded memory store), with its own key prefix. */
   readonly redis?: { readonly url: string; readonly keyPrefix: string };
+  /** Config keys over the bench's own (one level deep per section: `limits: {…}` merges into limits). */
+  readonly config?: Partial<ConfigInput>;
+  /** Node.js options for the gateway (BENCH_GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=prof"). */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** `extra` over `base`, merging plain objects one level deep (a section's keys, not the section). */
+function overlay(base: ConfigInput, extra: Partial<ConfigInput>): ConfigInput {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const before = out[key];
+    const plain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    out[key] = plain(before) && plain(value) ? { ...before, ...value } : value;
+  }
+  return out;
 }
 
 export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const smtpPort = await freePort();
   const metricsPort = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-bench-'));
-  const config: ConfigInput = {
+  const config: ConfigInput = overlay({
     listen: [`127.0.0.1:${smtpPort}`],
     hostname: 'mx.postern.bench',
     domains: [...opts.domains],
@@ -73,7 +88,7 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
     ...(opts.redis ? { redis: { url: opts.redis.url, keyPrefix: opts.redis.keyPrefix } } : {}),
     log: { level: 'warn' },
     shutdown: { drainTimeoutMs: 5_000 },
-  };
+  }, opts.config ?? {});
   const configFile = path.join(dir, 'postern.yaml');
   fs.writeFileSync(configFile, stringify(config));
 
@@ -81,7 +96,7 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
   let unread = 0;
   // process.execPath is the Node 24 binary itself (node_modules/.bin/node is a symlink to it),
   // so the child's pid is the gateway's and not a wrapper's.
-  const child: ChildProcess = spawn(process.execPath, ['src/main.ts', 'serve', '--config', configFile], {
+  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'src/main.ts', 'serve', '--config', configFile], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     // POSTERN_* variables of the calling shell would override the file: keep only the rest.
