@@ -83,6 +83,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   const registry = overrides.registry ?? new Registry();
   const metrics = createMetrics(registry);
+  metrics.workers.set(1); // this process takes the mail (a cluster primary reports the node's count)
   const resolver = overrides.resolver ?? createResolver({
     servers: config.dns.servers.map((s) => parseHostPort(s, 53)),
     timeoutMs: config.dns.timeoutMs,

@@ -4,22 +4,15 @@
  * `aggregator`: counters, histograms and most gauges add up (sessions in flight, open
  * connections, process memory); postern_store_up takes the minimum (0 if any worker answers
  * from its local fallback). Reloads are the primary's business (it validates before any worker
- * changes): the reload counter and the rule count are the primary's alone.
+ * changes): the reload counter and the rule count are the primary's alone, as are the counts
+ * of workers and restarts.
  */
-import { AggregatorRegistry, Counter, Gauge, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 
 /** Series the primary owns; the workers' copies are left out of the sum. */
-const PRIMARY_OWNED: ReadonlySet<string> = new Set(['postern_policy_reloads_total', 'postern_policy_rules']);
-
-export function createClusterMetrics(registry: Registry) {
-  const registers = [registry];
-  return {
-    workers: new Gauge({ name: 'postern_workers', help: 'Worker processes running and listening (of `workers` configured)', registers }),
-    restarts: new Counter({ name: 'postern_worker_restarts_total', help: 'Workers that exited unexpectedly and were started again', registers }),
-  };
-}
-
-export type ClusterMetrics = ReturnType<typeof createClusterMetrics>;
+const PRIMARY_OWNED: ReadonlySet<string> = new Set([
+  'postern_policy_reloads_total', 'postern_policy_rules', 'postern_workers', 'postern_worker_restarts_total',
+]);
 
 type MetricsJson = Array<MetricObjectWithValues<MetricValue<string>>>;
 

@@ -24,7 +24,7 @@ import { createStoreFromConfig, redisConfigured } from '../reputation/store.ts';
 import type { RateStore } from '../reputation/types.ts';
 import { IpcChannel } from './ipc.ts';
 import { serveStoreLearn, serveStoreRequest, STORE_LEARN, STORE_REQUEST } from './ipc-store.ts';
-import { aggregateMetrics, createClusterMetrics } from './metrics.ts';
+import { aggregateMetrics } from './metrics.ts';
 import { forwardLines } from './output.ts';
 import { reloadAll, type ReloadTarget } from './reload.ts';
 import { createSlotBook, SLOT_RELEASE, SLOT_REQUEST } from './slots.ts';
@@ -66,7 +66,6 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
   let running = opts.config;
   const registry = new Registry();
   const metrics = createMetrics(registry);
-  const clusterMetrics = createClusterMetrics(registry);
 
   // The primary validates what the workers will load, so a broken set fails here, once.
   metrics.policyReloads.inc({ outcome: 'failed' }, 0);
@@ -88,7 +87,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
 
   const listening = (): Handle[] => [...handles.values()].filter((h) => h.smtp !== null);
   const countWorkers = (): void => {
-    clusterMetrics.workers.set(listening().length);
+    metrics.workers.set(listening().length);
     if (startup && listening().length === running.workers) {
       startup.resolve();
       startup = null;
@@ -153,7 +152,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
       return handle;
     },
     onRestart(slot, delayMs, code, signal) {
-      clusterMetrics.restarts.inc();
+      metrics.workerRestarts.inc();
       logger.error({ worker: slot, code, signal, restartInMs: delayMs }, 'worker exited; starting a new one');
     },
   });

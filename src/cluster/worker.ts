@@ -56,11 +56,11 @@ export async function runWorker({ logger }: WorkerOptions): Promise<void> {
   process.on('message', (message) => channel.receive(message));
   // node:cluster ends a worker whose primary is gone ('disconnect'); nothing waits meanwhile.
   process.on('disconnect', () => channel.close());
-  // The primary coordinates reloads (all workers or none); a HUP sent to the whole process
-  // group must not end a worker (the default action of SIGHUP).
-  process.on('SIGHUP', () => undefined);
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  // The primary coordinates the node: reloads (all workers or none) and draining (it tells each
+  // worker). A signal sent to the whole process group (systemd's KillMode=control-group,
+  // Ctrl-C in a terminal) reaches the primary as well, so workers ignore it rather than end
+  // early (SIGHUP's default action) or look like a crash to the primary.
+  for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(signal, () => undefined);
 
   async function prepare(config: Config): Promise<boolean> {
     if (!gateway) throw new Error('not started');

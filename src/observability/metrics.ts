@@ -106,6 +106,9 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       labelNames: ['outcome'] as const,
     }),
     policyRules: new Gauge({ name: 'postern_policy_rules', help: 'Rules in the active policy set', registers }),
+    // With `workers` > 1 the primary's values are the node's (src/cluster/metrics.ts); one process is its own worker.
+    workers: new Gauge({ name: 'postern_workers', help: 'Worker processes running and listening (1 without workers)', registers }),
+    workerRestarts: new Counter({ name: 'postern_worker_restarts_total', help: 'Workers that exited unexpectedly and were started again', registers }),
   };
 }
 
