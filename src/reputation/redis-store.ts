@@ -9,6 +9,11 @@
  * denies, what the others took is released again, so the result is all-or-nothing. Between
  * the take and that release, a concurrent take may see the tokens briefly gone: it errs on
  * the strict side, for one round trip, and the tokens come back.
+ *
+ * Learning is batched: what is learnt within LEARN_BATCH_MS goes out together, one script call
+ * per subject carrying its outcomes in order (learn.lua applies them one by one, as separate
+ * calls would), so a busy sender's messages cost one learning call per subject per batch
+ * instead of three per message. Nothing waits for it but the caller's own promise.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -43,6 +48,10 @@ type ScriptCall<T> = (...args: Array<string | number>) => Promise<T>;
  */
 const MAX_KEYS_PER_CALL = 8;
 
+/** How long learning is gathered before it is sent, and how many outcomes at most. */
+const LEARN_BATCH_MS = 10;
+const LEARN_BATCH_MAX = 512;
+
 /** Read once at startup; ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT. */
 function script(name: string): string {
   return readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
@@ -75,6 +84,24 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     return commands[`${name}${group.length}`]!(...argvOf(group, now)) as Promise<T>;
   };
   const learnScript: ScriptCall<string> = (...args) => commands.posternLearn!(...args) as Promise<string>;
+
+  /** Outcomes waiting to be sent, by score key, in the order they were learnt: [now, delta]… */
+  let pending = new Map<string, number[]>();
+  let queued = 0;
+  let batch: { promise: Promise<void>; timer: NodeJS.Timeout; resolve: () => void; reject: (e: unknown) => void } | null = null;
+  const flushLearning = (): Promise<void> => {
+    if (!batch) return Promise.resolve();
+    const { resolve, reject, timer, promise } = batch;
+    clearTimeout(timer);
+    const sending = pending;
+    batch = null;
+    pending = new Map();
+    queued = 0;
+    const { halfLifeMs, ttlMs } = opts.score;
+    timed('learn', () => Promise.all([...sending].map(([key, pairs]) => learnScript(key, halfLifeMs, SCORE_BOUND, Math.ceil(ttlMs), ...pairs))))
+      .then(() => resolve(), reject);
+    return promise;
+  };
 
   let lastError: string | null = null;
   let epoch = 0;
@@ -153,9 +180,22 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
 
     learn(updates, now): Promise<void> {
       if (updates.length === 0) return Promise.resolve();
-      return timed('learn', async () => {
-        await Promise.all(updates.map((u) => learnScript(scoreKey(prefix, u.subject), now, opts.score.halfLifeMs, u.delta, SCORE_BOUND, Math.ceil(opts.score.ttlMs))));
-      });
+      for (const u of updates) {
+        const key = scoreKey(prefix, u.subject);
+        const pairs = pending.get(key);
+        if (pairs) pairs.push(now, u.delta);
+        else pending.set(key, [now, u.delta]);
+      }
+      queued += updates.length;
+      if (!batch) {
+        let resolve!: () => void;
+        let reject!: (e: unknown) => void;
+        const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+        batch = { promise, resolve, reject, timer: setTimeout(() => void flushLearning().catch(() => undefined), LEARN_BATCH_MS) };
+      }
+      const { promise } = batch;
+      if (queued >= LEARN_BATCH_MAX) void flushLearning().catch(() => undefined);
+      return promise;
     },
 
     inspect(subject: Subject, now: number) {
@@ -186,6 +226,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     },
 
     async close(): Promise<void> {
+      await flushLearning().catch(() => undefined); // what was learnt last is not lost
       try {
         await client.quit();
       } catch {
