@@ -2,13 +2,16 @@
  * The shared store: GCRA buckets and decaying scores in Redis (single server, Sentinel or
  * Cluster), so every gateway node enforces the same limits.
  *
- * Cluster safety (STYLE §4.9): each script call carries only the real keys of ONE subject,
- * which share the subject's hash tag and so one slot; every number travels in ARGV. A take
- * over several subjects (IP and network, say) is one script call per subject, sent together
- * (auto-pipelined: one round trip on one server, one per node on a cluster). If any subject
- * denies, what the others took is released again, so the result is all-or-nothing. Between
- * the take and that release, a concurrent take may see the tokens briefly gone: it errs on
- * the strict side, for one round trip, and the tokens come back.
+ * One script call per SMTP step on a single server or Sentinel: the step's buckets (IP and
+ * network, say) go in one take.lua call, atomic across them. Every number travels in ARGV and
+ * KEYS holds only real keys.
+ *
+ * Cluster safety (STYLE §4.9): on a Cluster each script call carries only the real keys of ONE
+ * subject, which share the subject's hash tag and so one slot. A take over several subjects is
+ * then one script call per subject, sent together (auto-pipelined: one round trip per node).
+ * If any subject denies, what the others took is released again, so the result is
+ * all-or-nothing. Between the take and that release, a concurrent take may see the tokens
+ * briefly gone: it errs on the strict side, for one round trip, and the tokens come back.
  *
  * Learning is batched: what is learnt within LEARN_BATCH_MS goes out together, one script call
  * per subject carrying its outcomes in order (learn.lua applies them one by one, as separate
@@ -84,6 +87,15 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     return commands[`${name}${group.length}`]!(...argvOf(group, now)) as Promise<T>;
   };
   const learnScript: ScriptCall<string> = (...args) => commands.posternLearn!(...args) as Promise<string>;
+  /** The script calls of one step: per subject on a Cluster (one slot each), else all in one. */
+  const cluster = (client as { isCluster?: boolean }).isCluster === true;
+  const callsFor = (requests: readonly BucketRequest[]): Array<Array<{ r: BucketRequest; index: number }>> => {
+    if (cluster) return bySubject(requests);
+    const all = requests.map((r, index) => ({ r, index }));
+    const calls = [];
+    for (let i = 0; i < all.length; i += MAX_KEYS_PER_CALL) calls.push(all.slice(i, i + MAX_KEYS_PER_CALL));
+    return calls;
+  };
 
   /** Outcomes waiting to be sent, by score key, in the order they were learnt: [now, delta]… */
   let pending = new Map<string, number[]>();
@@ -141,7 +153,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     take(requests: readonly BucketRequest[], now: number): Promise<TakeResult> {
       return timed('take', async () => {
         if (requests.length === 0) return { allowed: true, reservation: { taken: [] } };
-        const groups = bySubject(requests);
+        const groups = callsFor(requests);
         const settled = await Promise.allSettled(groups.map((g) => call<ScriptReply>('posternTake', g, now)));
         const took = groups.filter((_, i) => settled[i]!.status === 'fulfilled' && (settled[i] as PromiseFulfilledResult<ScriptReply>).value[0] === 0);
         const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -167,7 +179,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
 
     release(reservation: Reservation, now: number): Promise<void> {
       if (reservation.taken.length === 0) return Promise.resolve();
-      return timed('release', async () => { await releaseGroups(bySubject(reservation.taken), now); });
+      return timed('release', async () => { await releaseGroups(callsFor(reservation.taken), now); });
     },
 
     scores(subjects: readonly Subject[], now: number): Promise<ScoreState[]> {

@@ -79,7 +79,34 @@ describe('redis store (single server)', { skip: available ? false : `no Redis at
   });
 });
 
-describe('redis store: learning in batches', () => {
+/** EVALSHA and EVAL calls the server has run so far. */
+async function scriptCalls(admin: Redis): Promise<number> {
+  const stats = await admin.info('commandstats');
+  return ['evalsha', 'eval'].reduce((n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0), 0);
+}
+
+describe('redis store: round trips', () => {
+  it('one script call per SMTP step on a single server: the step\'s buckets in one take, atomic', async (t) => {
+    const server = await startRedisServer();
+    t.after(() => server.stop());
+    const admin = new Redis(server.url);
+    t.after(() => admin.quit());
+    const store = await openStore('postern-test:one-call:', undefined, server.url);
+    t.after(() => store.close());
+    const ip = ipSubject('198.51.100.1');
+    const step = [req('ip-recipients', ip, 1, 2), req('net-recipients', netSubject('198.51.100.1'), 1, 5), req('rcpt-messages', rcptSubject('a@example.net'), 1, 5)];
+    let before = await scriptCalls(admin);
+    assert.equal((await store.take(step, T0)).allowed, true);
+    assert.equal(await scriptCalls(admin) - before, 1);
+    assert.equal((await store.take(step, T0)).allowed, true);
+    before = await scriptCalls(admin);
+    const denied = await store.take(step, T0);
+    assert.equal(await scriptCalls(admin) - before, 1, 'a denial needs no release call: nothing was taken');
+    assert.deepEqual(denied.allowed ? null : denied.limitedBy, 'ip-recipients');
+    const { buckets } = await store.inspect(netSubject('198.51.100.1'), T0);
+    assert.equal(buckets[0]?.tokens, 3, 'the network kept the tokens the denied step did not take');
+  });
+
   it('learning of one moment is one script call per subject, and ends where one call per outcome would', async (t) => {
     const server = await startRedisServer();
     t.after(() => server.stop());
@@ -93,11 +120,9 @@ describe('redis store: learning in batches', () => {
     // Outcomes at different times, and enough of them to hit the bound and come back from it:
     // the order of clamping matters, so a batch must apply them one by one.
     const outcomes = Array.from({ length: 40 }, (_, i) => ({ now: T0 + i * 60_000, updates: [{ subject: ip, delta: i < 30 ? 9 : -7 }, { subject: net, delta: 1 }] }));
-    const calls = async (): Promise<number> => Number(/cmdstat_evalsha:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0)
-      + Number(/cmdstat_eval:calls=(\d+)/.exec(await admin.info('commandstats'))?.[1] ?? 0);
-    const before = await calls();
+    const before = await scriptCalls(admin);
     await Promise.all(outcomes.map((o) => store.learn(o.updates, o.now)));
-    assert.equal(await calls() - before, 2, 'one call for the IP, one for its network');
+    assert.equal(await scriptCalls(admin) - before, 2, 'one call for the IP, one for its network');
     for (const o of outcomes) await memory.learn(o.updates, o.now);
     const at = T0 + 60 * 60_000;
     assert.deepEqual(await store.scores([ip, net], at), await memory.scores([ip, net], at));
