@@ -27,6 +27,7 @@ import { serveStoreLearn, serveStoreRequest, STORE_LEARN, STORE_REQUEST } from '
 import { aggregateMetrics } from './metrics.ts';
 import { forwardLines } from './output.ts';
 import { reloadAll, type ReloadTarget } from './reload.ts';
+import { withRuntimeFlags } from './runtime-flags.ts';
 import { createSlotBook, SLOT_RELEASE, SLOT_REQUEST } from './slots.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -122,7 +123,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
     }
   };
 
-  cluster.setupPrimary({ stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  cluster.setupPrimary({ stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: withRuntimeFlags(process.execArgv) });
   const supervisor = new Supervisor<Handle>({
     count: running.workers,
     start(slot, exited) {

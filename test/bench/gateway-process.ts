@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { withRuntimeFlags } from '../../src/cluster/runtime-flags.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -96,7 +97,8 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
   let unread = 0;
   // process.execPath is the Node 24 binary itself (node_modules/.bin/node is a symlink to it),
   // so the child's pid is the gateway's and not a wrapper's.
-  const child: ChildProcess = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'src/main.ts', 'serve', '--config', configFile], {
+  // Started as bin/postern and deploy/ start it (the runtime flags), plus the bench's own.
+  const child: ChildProcess = spawn(process.execPath, [...withRuntimeFlags(opts.nodeArgs ?? []), 'src/main.ts', 'serve', '--config', configFile], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     // POSTERN_* variables of the calling shell would override the file: keep only the rest.
