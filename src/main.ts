@@ -14,7 +14,7 @@ import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
 import { reputationCommand } from './devtools/reputation-cli.ts';
-import { clustered, serveCluster } from './cluster/serve.ts';
+import { createPrimary, isClusterWorker, runClusterWorker } from './cluster/serve.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -48,13 +48,13 @@ function load(file: string | undefined): { config: Config; file: string | null }
 async function serve(file: string | undefined, devBackend: boolean): Promise<void> {
   const { config, file: used } = load(file);
   if (config.domains.length === 0) fail('no recipient domains configured: set `domains` in the config file or POSTERN_DOMAINS=example.com (Postern refuses to run as an open relay)', 1);
-  // `workers` > 1: a primary and its workers (src/cluster), each of which runs this command too.
-  if (clustered(config)) return serveCluster({ config, file: used, devBackend, fail, reloadConfig: () => loadConfig({ file }).config });
+  // `workers` > 1: this process is the primary, and each worker runs this command too (src/cluster).
+  if (isClusterWorker()) return runClusterWorker(config);
   const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
   logger.info({ config: used ?? '(embedded defaults)' }, 'starting postern');
   const dev = devBackend ? await startDevBackend(config.backend.host, config.backend.port, logger).catch((err: Error) => fail(err.message, 1)) : null;
   if (dev) logger.warn({ backend: `${config.backend.host}:${config.backend.port}` }, 'development backend started: messages are printed, not stored');
-  let gateway: Gateway | null = null;
+  let gateway: Pick<Gateway, 'start' | 'reload' | 'stop'> | null = null;
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -77,7 +77,8 @@ async function serve(file: string | undefined, devBackend: boolean): Promise<voi
     gateway?.reload().catch(() => undefined); // logged and counted inside
   });
   try {
-    gateway = await createGateway(config, { logger, reloadConfig: () => loadConfig({ file }).config });
+    const reloadConfig = (): Config => loadConfig({ file }).config;
+    gateway = config.workers > 1 ? await createPrimary(config, { logger, reloadConfig }) : await createGateway(config, { logger, reloadConfig });
   } catch (err) {
     if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
     throw err;

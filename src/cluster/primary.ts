@@ -17,6 +17,7 @@ import type { Config } from '../config/schema.ts';
 import { configChange } from '../config/reload.ts';
 import { ConfigErrors } from '../core/errors.ts';
 import { startHttp, type CheckResult, type HttpEndpoint, type ReadinessCheck } from '../observability/http.ts';
+import { stdoutWriter } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { loadPolicies } from '../policy/load.ts';
 import { loadLists } from '../reputation/lists.ts';
@@ -45,26 +46,30 @@ interface Handle {
 }
 
 export interface PrimaryOptions {
-  readonly config: Config;
   readonly logger: Logger;
   /** Reads the configuration again (SIGHUP): the same file and environment. */
   readonly reloadConfig: () => Config;
-  /** Where the workers' stdout and stderr lines go. */
-  readonly stdout: (text: string) => void;
-  readonly stderr: (text: string) => void;
 }
 
+/** What `serve` drives, as it drives a gateway (app.ts): start, reload on SIGHUP, stop on SIGTERM. */
 export interface Primary {
-  /** Resolves once every worker listens, with the SMTP and HTTP addresses; rejects if one fails to start. */
-  readonly started: Promise<{ smtp: Array<{ host: string; port: number }>; http: number | null }>;
+  /** Resolves once every worker listens (then logs "postern listening"); rejects if one fails to start. */
+  start(): Promise<{ smtp: Array<{ host: string; port: number }>; http: number | null }>;
   reload(): Promise<void>;
   /** Drains every worker (up to the drain timeout), then closes what the primary holds. */
   stop(): Promise<void>;
 }
 
-export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
+/**
+ * Validates the policies and lists (a broken set throws ConfigErrors here, once, as
+ * createGateway does) and starts the workers; start() waits for them.
+ */
+export async function createPrimary(config: Config, opts: PrimaryOptions): Promise<Primary> {
   const { logger } = opts;
-  let running = opts.config;
+  let running = config;
+  // Workers' output reaches stdout/stderr through here, whole lines at a time (output.ts).
+  const stdout = stdoutWriter(config.log.pretty);
+  const stderr = (text: string): void => void process.stderr.write(text);
   const registry = new Registry();
   const metrics = createMetrics(registry);
 
@@ -140,8 +145,8 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
       };
       handles.set(slot, handle);
       worker.on('message', (message) => handle.channel.receive(message));
-      forwardLines(worker.process.stdout!, opts.stdout);
-      forwardLines(worker.process.stderr!, opts.stderr);
+      forwardLines(worker.process.stdout!, stdout);
+      forwardLines(worker.process.stderr!, stderr);
       worker.on('exit', (code, signal) => {
         handle.channel.close();
         if (handles.get(slot) === handle) handles.delete(slot);
@@ -187,8 +192,11 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
   const startedAll = (async () => {
     await started;
     if (running.metrics.listen) http = await startHttp(running.metrics.listen, nodeMetrics, readiness);
-    return { smtp: listening()[0]!.smtp!, http: http?.port ?? null };
+    const addresses = { smtp: listening()[0]!.smtp!, http: http?.port ?? null };
+    logger.info({ ...addresses, workers: running.workers, domains: running.domains, backend: `${running.backend.host}:${running.backend.port}`, policies: running.policies, rules: rules.rules.length }, 'postern listening');
+    return addresses;
   })();
+  startedAll.catch(() => undefined); // start() hands the failure on
 
   let reloading: Promise<void> = Promise.resolve();
   const reloadFailed = (err: unknown): void => {
@@ -230,7 +238,9 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
   let stopping: Promise<void> | null = null;
   async function stopAll(): Promise<void> {
     supervisor.stop();
-    startup?.reject(new Error('stopped during start'));
+    // Stopped while starting: start() stays pending (the process is on its way out), and the
+    // workers exiting now are no start failure.
+    startup = null;
     const all = [...handles.values()];
     const exited = all.map((h) => new Promise<void>((resolve) => {
       if (h.worker.isDead()) resolve();
@@ -247,7 +257,7 @@ export async function startPrimary(opts: PrimaryOptions): Promise<Primary> {
   }
 
   return {
-    started: startedAll,
+    start: () => startedAll,
     reload() {
       reloading = reloading.then(() => started).then(reloadNode, () => undefined);
       return reloading;

@@ -85,14 +85,20 @@ async function scriptCalls(admin: Redis): Promise<number> {
   return ['evalsha', 'eval'].reduce((n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0), 0);
 }
 
+/** A store on a private redis-server (exact command counts), closed with the test. */
+async function privateStore(t: { after(fn: () => unknown): void }, prefix: string) {
+  const server = await startRedisServer();
+  t.after(() => server.stop());
+  const admin = new Redis(server.url);
+  t.after(() => admin.quit());
+  const store = await openStore(prefix, undefined, server.url);
+  t.after(() => store.close());
+  return { admin, store };
+}
+
 describe('redis store: round trips', () => {
   it('one script call per SMTP step on a single server: the step\'s buckets in one take, atomic', async (t) => {
-    const server = await startRedisServer();
-    t.after(() => server.stop());
-    const admin = new Redis(server.url);
-    t.after(() => admin.quit());
-    const store = await openStore('postern-test:one-call:', undefined, server.url);
-    t.after(() => store.close());
+    const { admin, store } = await privateStore(t, 'postern-test:one-call:');
     const ip = ipSubject('198.51.100.1');
     const step = [req('ip-recipients', ip, 1, 2), req('net-recipients', netSubject('198.51.100.1'), 1, 5), req('rcpt-messages', rcptSubject('a@example.net'), 1, 5)];
     let before = await scriptCalls(admin);
@@ -108,12 +114,7 @@ describe('redis store: round trips', () => {
   });
 
   it('learning of one moment is one script call per subject, and ends where one call per outcome would', async (t) => {
-    const server = await startRedisServer();
-    t.after(() => server.stop());
-    const admin = new Redis(server.url);
-    t.after(() => admin.quit());
-    const store = await openStore('postern-test:learn-batch:', undefined, server.url);
-    t.after(() => store.close());
+    const { admin, store } = await privateStore(t, 'postern-test:learn-batch:');
     const memory = createMemoryStore({ score });
     const ip = ipSubject('198.51.100.1');
     const net = netSubject('198.51.100.1');
