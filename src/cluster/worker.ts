@@ -84,9 +84,10 @@ export async function runWorker({ logger }: WorkerOptions): Promise<void> {
     stopping ??= (async () => {
       logger.info({ signal: why }, 'worker draining');
       await gateway?.stop();
-      // Our listener is closed, but node:cluster's primary may have handed us a connection
-      // before it learnt that: IPC keeps order, so once the primary answers this, every such
-      // hand-off has reached us and been refused back to a worker still listening.
+      // Our listener is closed, but with round-robin scheduling (NODE_CLUSTER_SCHED_POLICY=rr)
+      // node:cluster's primary may have handed us a connection before it learnt that: IPC keeps
+      // order, so once the primary answers this, every such hand-off has reached us and been
+      // refused back to a worker still listening.
       await channel.request('bye', {}, 2_000).catch(() => undefined);
       logger.info('worker stopped');
       logger.flush();
