@@ -52,7 +52,7 @@ test-deps:
 
 ## bench: throughput/latency/CPU figures (not part of the tests)
 bench: $(STAMP)
-	$(NODE) test/bench/bench.ts
+	$(NODE) test/bench/bench.ts $(ARGS)
 
 ## bench-replay: `postern replay` over 100k and 1M recorded decisions: time and peak memory (not part of the tests)
 bench-replay: $(STAMP)

@@ -13,13 +13,14 @@ import type { DnsResolver } from './dns/index.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { checkDecisionsFile, openDecisionFile } from './observability/decision-file.ts';
-import { startHttp, type HttpEndpoint } from './observability/http.ts';
+import { runChecks, startHttp, type CheckResult, type HttpEndpoint } from './observability/http.ts';
 import { loadPolicies } from './policy/load.ts';
 import type { RuleSet } from './policy/types.ts';
 import type { Backend } from './relay/backend.ts';
 import { loadLists, type Lists } from './reputation/lists.ts';
 import { redisConfigured } from './reputation/store.ts';
 import type { RateStore } from './reputation/types.ts';
+import type { ListenerOptions } from './smtp/listener.ts';
 import { createComponents } from './gateway/components.ts';
 import { drain, type Wait } from './gateway/drain.ts';
 import { createFront } from './gateway/front.ts';
@@ -46,6 +47,8 @@ export interface Deps {
   wait: Wait;
   /** Policies, lists and TLS as serve's start-up checks loaded them (else loaded here, the same way). */
   resources: StartupResources;
+  /** A worker of a cluster: node-wide connection slots from the primary (src/cluster/slots.ts). */
+  admitConnection: ListenerOptions['admit'];
 }
 
 export interface Gateway {
@@ -56,6 +59,10 @@ export interface Gateway {
    * all or nothing; on any error the old ones stay (thrown, logged, counted).
    */
   reload(): Promise<void>;
+  /** The first half of a reload, for a cluster primary that applies one to every worker or none (gateway/reload.ts). */
+  prepareReload(next: Config, opts?: { announce?: boolean }): Promise<{ commit(): void }>;
+  /** What /readyz reports for this gateway (a cluster primary asks each worker). */
+  readiness(): Promise<CheckResult[]>;
   /** Stops accepting (new connections get 421), waits for in-flight transactions up to drainTimeoutMs, closes. */
   stop(): Promise<void>;
   /** Client connections holding a slot now (total, all addresses). */
@@ -75,6 +82,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const registry = overrides.registry ?? new Registry();
   const metrics = createMetrics(registry);
   metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
+  metrics.workers.set(1); // this process takes the mail (a cluster primary reports the node's count)
   const dnsServers = dnsServersOf(config);
   const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
@@ -105,7 +113,8 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   let deps = buildPipelineDeps(config, pipelineContext);
 
   let draining = false;
-  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls });
+  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls,
+    ...(overrides.admitConnection ? { admit: overrides.admitConnection } : {}) });
 
   const reload = createReloader({
     running: () => running,
@@ -128,6 +137,12 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     logger,
     metrics,
   });
+  const checks = readinessChecks({
+    rules: () => ruleSet.rules.length,
+    backend: components.backend,
+    sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => running.redis.failMode } : null,
+  });
+  checks.push(dnsReadiness(dnsWatch));
   let http: HttpEndpoint | null = null;
 
   return {
@@ -136,18 +151,14 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     logger,
     openConnections: () => front.listener.connectionCount(),
     checkBackend: () => components.backend.probe(),
-    reload,
+    reload: () => reload.reload(),
+    prepareReload: (next, opts) => reload.prepare(next, opts),
+    readiness: () => runChecks(checks),
     async start() {
       const smtp = await front.listener.start();
       reporting?.startScheduler();
       await dnsWatch.start();
       if (config.metrics.listen) {
-        const checks = readinessChecks({
-          rules: () => ruleSet.rules.length,
-          backend: components.backend,
-          sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => running.redis.failMode } : null,
-        });
-        checks.push(dnsReadiness(dnsWatch));
         http = await startHttp(config.metrics.listen, registry, () => checks);
       }
       logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');

@@ -1,12 +1,13 @@
 import type { Readable } from 'node:stream';
-import { arc, dkimVerify, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
+import { arc, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
 import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
 import { publishedOf } from './published.ts';
-
 import { domainOf, normaliseDomain } from '../core/domain.ts';
 import { reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import { createKeyMemo, type KeyMemo } from './dkim-keys.ts';
+import { verifyDkim } from './dkim-verifier.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**
@@ -31,6 +32,8 @@ export interface MessageAuthInput {
   readonly minBitLength: number;
   /** Milliseconds since the epoch for the t=/x= checks (the Clock seam); default: now. */
   readonly now?: number;
+  /** Parsed DKIM/ARC keys kept across messages (one per gateway); default: parsed for this message only. */
+  readonly keys?: KeyMemo;
 }
 
 /** Why DMARC could not be evaluated (RFC 9989 §5.3.1), mailauth's words, or our own. */
@@ -78,12 +81,18 @@ export function keyLookups(resolver: DNSResolver): DNSResolver {
  */
 export async function authenticateMessage(input: MessageAuthInput): Promise<MessageAuthOutcome> {
   const { resolver, strict, minBitLength } = input;
-  const dkimResult = await dkimVerify(input.message, {
-    resolver: keyLookups(resolver),
+  const dkimResolver = keyLookups(resolver);
+  const keys = input.keys ?? createKeyMemo({ max: 16 });
+  const dkimResult = await verifyDkim(input.message, {
+    resolver: dkimResolver,
     sender: input.sender || undefined,
     minBitLength,
     strict,
     ...(input.now !== undefined ? { curTime: new Date(input.now) } : {}),
+  }, {
+    dkim: keys.lookup(dkimResolver),
+    // arc() reuses this lookup because its resolver is the one verifyArc passes (lib/arc/index.js)
+    arc: keys.lookup(resolver),
   });
 
   const arcOutcome = await verifyArc(dkimResult, input);

@@ -2,6 +2,8 @@
  * `postern serve`: the start-up checks (the same preflight as check-config), then the gateway,
  * then signals. Resolves with the exit status when the process should end.
  */
+import cluster from 'node:cluster';
+import type { Config } from '../config/schema.ts';
 import type { Logger } from 'pino';
 import type { Gateway } from '../app.ts';
 import { loadConfig, type LoadedConfig } from '../config/load.ts';
@@ -37,6 +39,13 @@ function logStart(logger: Logger, loaded: LoadedConfig, warnings: readonly strin
 
 async function serve(configFile: string | undefined, devBackend: boolean): Promise<number> {
   const loaded = loadCommandConfig(configFile);
+  // `workers` > 1: the process the operator started is the primary, and each worker runs this
+  // command too (src/cluster); a worker runs until its primary stops it (it exits itself).
+  if (cluster.isWorker) {
+    const { runClusterWorker } = await import('../cluster/serve.ts');
+    await runClusterWorker(loaded.config);
+    return new Promise<number>(() => undefined);
+  }
   const checked = await preflight(loaded);
   const { config } = loaded;
   const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
@@ -44,7 +53,7 @@ async function serve(configFile: string | undefined, devBackend: boolean): Promi
   const dev = devBackend ? await startDevBackend(config.backend.host, config.backend.port, logger) : null;
   if (dev) logger.warn({ backend: `${config.backend.host}:${config.backend.port}` }, 'development backend started: messages are printed, not stored');
 
-  let gateway: Gateway | null = null;
+  let gateway: Pick<Gateway, 'start' | 'reload' | 'stop'> & Partial<Pick<Gateway, 'checkBackend'>> | null = null;
   let stopping = false;
   let finish: (code: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (finish = resolve));
@@ -69,20 +78,28 @@ async function serve(configFile: string | undefined, devBackend: boolean): Promi
     gateway?.reload().catch(() => undefined); // logged and counted inside
   });
   // loaded after the checks: a refused configuration does not pay for the gateway's libraries
-  const { createGateway } = await import('../app.ts');
-  gateway = await createGateway(config, { logger, resources: checked.resources, reloadConfig: () => loadConfig({ file: configFile }).config });
+  const reloadConfig = (): Config => loadConfig({ file: configFile }).config;
+  if (config.workers > 1) {
+    const { createPrimary } = await import('../cluster/serve.ts');
+    gateway = await createPrimary(config, { logger, reloadConfig });
+  } else {
+    const { createGateway } = await import('../app.ts');
+    gateway = await createGateway(config, { logger, resources: checked.resources, reloadConfig });
+  }
+  const running = gateway;
   if (stopping) return finished;
   try {
-    await gateway.start();
+    await running.start();
   } catch (err) {
     // A port held by another program, a missing privilege: one line naming the key, then out.
-    await gateway.stop().catch(() => undefined);
+    await running.stop().catch(() => undefined);
     await dev?.close();
     logger.flush();
     process.stderr.write(`postern: cannot start: ${(err as Error).message}\n`);
     return EXIT.failed;
   }
-  warnIfBackendDown(() => gateway.checkBackend(), `${config.backend.host}:${config.backend.port}`, logger);
+  const probe = running.checkBackend;
+  if (probe) warnIfBackendDown(() => probe(), `${config.backend.host}:${config.backend.port}`, logger);
   return finished;
 }
 

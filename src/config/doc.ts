@@ -6,6 +6,7 @@ import { configLeaves, envName } from './leaves.ts';
 
 function formatDefault(path: readonly string[], value: unknown): string {
   if (path.join('.') === 'hostname') return 'OS host name';
+  if (path.join('.') === 'workers') return 'number of CPUs';
   if (value === undefined) return '(none)';
   if (Array.isArray(value)) return value.length === 0 ? '`[]`' : `\`${value.join(',')}\``;
   const text = typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean' ? String(value) : JSON.stringify(value);

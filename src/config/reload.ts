@@ -11,7 +11,7 @@ import type { Config } from './schema.ts';
 import { getIn, setIn } from './key-path.ts';
 
 const RESTART_ONLY = [
-  'listen', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
+  'listen', 'workers', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
   'backend.poolSize', 'backend.idleTimeoutMs', 'backend.maxMessagesPerConnection', 'backend.maxRcptErrorsPerConnection',
   'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
   'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',

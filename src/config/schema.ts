@@ -52,6 +52,7 @@ const limits = z.strictObject({
   maxHeaderBytes: size(1024).default(1_000_000).describe('Largest header block accepted, bytes or 1MB'),
   maxBytesInFlight: size(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool), bytes or 256MiB; past it new messages get 452 4.3.1 until bytes drain'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
+  greetingDelayMs: z.number().int().min(0).max(30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
 }).prefault({});
 
 const auth = z.strictObject({
@@ -62,6 +63,7 @@ const auth = z.strictObject({
 
 export const configSchema = z.strictObject({
   listen: z.array(listenAddress).min(1).default(['0.0.0.0:25']).describe('SMTP listeners, host:port'),
+  workers: z.number().int().min(1).max(256).default(os.availableParallelism()).describe('Worker processes sharing the SMTP listeners (node:cluster), supervised by a primary that serves /metrics and /readyz; 1 = one process'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name').default(os.hostname()).describe('Banner name and Authentication-Results authserv-id'),
   domains: z.array(servedDomain).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve). `example.com` exact, `.example.com` or `*.example.com` its subdomains only (not example.com itself); IDN as U- or A-labels; public suffixes (com, co.uk, github.io) refused'),
   backend,

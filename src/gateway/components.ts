@@ -4,6 +4,7 @@
  * reputation store, the recipient refusal cache. Each can be injected instead (tests).
  */
 import type { Logger } from 'pino';
+import { createKeyMemo, type KeyMemo } from '../auth/dkim-keys.ts';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import { createResolver, type DnsResolver } from '../dns/index.ts';
@@ -23,6 +24,8 @@ export interface Components {
   readonly recipientCache: RecipientCache;
   /** Message bytes in memory, all sessions together. */
   readonly budget: ByteBudget;
+  /** Parsed DKIM/ARC keys, kept across messages and reloads (each DNS answer parsed once). */
+  readonly dkimKeys: KeyMemo;
 }
 
 export interface ComponentSeams {
@@ -83,5 +86,5 @@ export function createComponents(config: Config, ctx: {
   });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
   const budget = createByteBudget(config.limits.maxBytesInFlight, (n) => metrics.inflightBytes.set(n));
-  return { resolver, backend, store, recipientCache, budget };
+  return { resolver, backend, store, recipientCache, budget, dkimKeys: createKeyMemo() };
 }

@@ -9,7 +9,7 @@ import type { DnsResolver } from '../dns/index.ts';
 import { confirmedReverseCallback } from '../dns/fcrdns.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PipelineDeps } from '../pipeline/deps.ts';
-import { createListener, type Listener } from '../smtp/listener.ts';
+import { createListener, type Listener, type ListenerOptions } from '../smtp/listener.ts';
 import { createSmtpServers, type SmtpServers } from '../smtp/server.ts';
 import { watchClientErrors } from './client-errors.ts';
 import { sessionCount, type SessionCount } from './drain.ts';
@@ -28,6 +28,8 @@ export function createFront(config: Config, ctx: {
   readonly isDraining: () => boolean;
   /** The STARTTLS certificate and key as the start-up checks loaded them, or null. */
   readonly tls: { readonly key: Buffer; readonly cert: Buffer } | null;
+  /** With workers: node-wide connection slots from the primary. */
+  readonly admit?: ListenerOptions['admit'];
 }): Front {
   const { metrics, logger } = ctx;
   const count = sessionCount((n) => metrics.sessionsInFlight.set(n));
@@ -52,6 +54,7 @@ export function createFront(config: Config, ctx: {
     logger,
     onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
     onConnectionCount: (n) => metrics.connectionsOpen.set(n),
+    ...(ctx.admit ? { admit: ctx.admit } : {}),
   });
   watchClientErrors(servers, metrics, logger);
   return { servers, listener, count };

@@ -62,6 +62,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
       dataTimeoutMs: config.limits.dataTimeoutMs,
       maxRcptErrorsPerTransaction: config.backend.maxRcptErrorsPerTransaction,
       firstSeenTtlMs,
+      greetingDelayMs: config.limits.greetingDelayMs,
     },
     reputation,
     domains: domainSet(config.domains),
@@ -71,7 +72,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     decide: (facts, stage) => decide(facts, ctx.ruleSet(), stage),
     checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
     authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
-      message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+      message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits, keys: components.dkimKeys,
     }),
     openBackend: (client) => components.backend.open(client),
     recipientCache: components.recipientCache,

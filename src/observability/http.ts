@@ -15,7 +15,18 @@ export interface HttpEndpoint {
   close(): Promise<void>;
 }
 
-export async function startHttp(listen: string, registry: Registry, checks: () => readonly ReadinessCheck[]): Promise<HttpEndpoint> {
+export type CheckResult = { name: string } & Awaited<ReturnType<ReadinessCheck['check']>>;
+
+/** Runs every check; one that throws is not ready, with its message. */
+export function runChecks(checks: readonly ReadinessCheck[]): Promise<CheckResult[]> {
+  return Promise.all(checks.map(async (c) => ({ name: c.name, ...(await c.check().catch((e: Error) => ({ ok: false as const, error: e.message }))) })));
+}
+
+/**
+ * `registry` is what /metrics serves: a prom-client Registry, or anything with its metrics()
+ * and contentType (a cluster primary's aggregation of its workers).
+ */
+export async function startHttp(listen: string, registry: Pick<Registry, 'metrics' | 'contentType'>, checks: () => readonly ReadinessCheck[]): Promise<HttpEndpoint> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const reply = (status: number, type: string, body: string): void => {
@@ -29,8 +40,7 @@ export async function startHttp(listen: string, registry: Registry, checks: () =
     }
     if (url === '/healthz') return reply(200, 'application/json', '{"status":"ok"}\n');
     if (url === '/readyz') {
-      const list = checks();
-      Promise.all(list.map(async (c) => ({ name: c.name, ...(await c.check().catch((e: Error) => ({ ok: false as const, error: e.message }))) })))
+      runChecks(checks())
         .then((results) => {
           const ok = results.every((r) => r.ok);
           const degraded = results.some((r) => r.ok && 'degraded' in r);

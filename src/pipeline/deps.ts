@@ -44,6 +44,8 @@ export interface StageSettings {
   readonly maxRcptErrorsPerTransaction: number;
   /** How long a message's first-seen time is remembered (first_seen_within). */
   readonly firstSeenTtlMs: number;
+  /** Pause before the greeting (early-talker detection); 0 greets at once. */
+  readonly greetingDelayMs: number;
 }
 
 /** Backend refusals of recipients that hold for every sender, remembered briefly. */

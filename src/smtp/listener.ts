@@ -27,6 +27,11 @@ export interface ListenerOptions {
   readonly onRefused?: (reason: 'too-many-connections' | 'shutting-down' | 'proxy-error') => void;
   /** Connection slots held, after every change (the open-connections gauge). */
   readonly onConnectionCount?: (open: number) => void;
+  /**
+   * With workers: a node-wide slot for the client (src/cluster/slots.ts), asked after this
+   * process's own limits passed; released with the connection. Absent: this process is the node.
+   */
+  readonly admit?: (ip: string) => Promise<{ readonly ok: boolean; release(): void }>;
 }
 
 export interface Listener {
@@ -82,9 +87,11 @@ export function createListener(opts: ListenerOptions): Listener {
     let counted: string | null = null;
     let id: string | null = null;
     let released = false;
+    let nodeSlot: { release(): void } | null = null;
     const release = (): void => {
       if (released) return;
       released = true;
+      nodeSlot?.release();
       total--;
       opts.onConnectionCount?.(total);
       if (counted !== null) {
@@ -120,6 +127,12 @@ export function createListener(opts: ListenerOptions): Listener {
     perIp.set(remoteAddress, n);
     counted = remoteAddress;
     if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+    if (opts.admit) {
+      const slot = await opts.admit(remoteAddress);
+      if (released) return slot.release(); // the client left meanwhile
+      if (!slot.ok) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+      nodeSlot = slot;
+    }
 
     const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
     id = sessionId();

@@ -91,9 +91,9 @@ describe('reloader', () => {
       logger,
       metrics,
     });
-    await reload();
+    await reload.reload();
     policiesBroken = true;
-    await assert.rejects(reload(), /broken\.yaml:3/);
+    await assert.rejects(reload.reload(), /broken\.yaml:3/);
     assert.deepEqual(applied, [3], 'the failed reload applied nothing');
     assert.match(await metrics.policyReloads.get().then((m) => JSON.stringify(m.values)), /"failed"/);
   });
@@ -113,7 +113,7 @@ describe('reloader', () => {
       logger,
       metrics,
     });
-    await Promise.all([reload(), reload()]);
+    await Promise.all([reload.reload(), reload.reload()]);
     assert.deepEqual(order, ['load 1', 'apply 1', 'load 2', 'apply 2']);
   });
 });
