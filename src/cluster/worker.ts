@@ -21,7 +21,10 @@ const IPC_TIMEOUT_MS = 2_000;
 
 /** The config as a worker runs it: no HTTP listener (the primary has it). */
 function forWorker(config: Config): Config {
-  return deepFreeze({ ...structuredClone(config), metrics: { ...config.metrics, listen: '' } });
+  const own = structuredClone(config);
+  // the in-flight byte budget is the node's: each worker holds its share (no spool, one heap each)
+  own.limits.maxBytesInFlight = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlight / config.workers));
+  return deepFreeze({ ...own, metrics: { ...config.metrics, listen: '' } });
 }
 
 export interface WorkerOptions {

@@ -50,7 +50,7 @@ const limits = z.strictObject({
   socketTimeoutMs: ms(300_000, 'Idle time allowed between client commands (RFC 5321 §4.5.3.2.7: 5 min)'),
   dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
   maxHeaderBytes: size(1024).default(1_000_000).describe('Largest header block accepted, bytes or 1MB'),
-  maxBytesInFlight: size(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool), bytes or 256MiB; past it new messages get 452 4.3.1 until bytes drain'),
+  maxBytesInFlight: size(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool), bytes or 256MiB; past it new messages get 452 4.3.1 until bytes drain; with workers each holds its share'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
   greetingDelayMs: z.number().int().min(0).max(30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
 }).prefault({});

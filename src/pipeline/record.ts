@@ -49,6 +49,7 @@ export function countMessage(metrics: Metrics, r: EndRecord): void {
  * when one is configured.
  */
 export function logDecision(state: SessionState, tx: Transaction, r: EndRecord, file: EndDeps['decisionFile']): void {
+  if (!file && !state.log.isLevelEnabled('info')) return; // nobody would read it: do not build it
   const ending = r.ending;
   const error = 'error' in ending ? errorText(ending.error) : ending.kind === 'quarantine-failed' ? `quarantine mailbox unreachable at ${ending.step}: ${ending.detail}` : null;
   const record = decisionRecord({
