@@ -23,7 +23,7 @@ import type { RateStore } from './reputation/types.ts';
 import type { ListenerOptions } from './smtp/listener.ts';
 import { createComponents } from './gateway/components.ts';
 import { drain, type Wait } from './gateway/drain.ts';
-import { createFront } from './gateway/front.ts';
+import { createFront, type Front } from './gateway/front.ts';
 import { buildPipelineDeps } from './gateway/pipeline-deps.ts';
 import { readinessChecks } from './gateway/readiness.ts';
 import { createReloader } from './gateway/reload.ts';
@@ -32,6 +32,8 @@ import { createReporting } from './reports/index.ts';
 import { VERSION } from './core/version.ts';
 import { createDnsWatch, dnsReadiness, dnsServersOf } from './startup/health.ts';
 import { loadStartupResources, loadTls, type StartupResources } from './startup/resources.ts';
+import type { TlsCredentials } from './tls/credentials.ts';
+import type { PipelineDeps } from './pipeline/deps.ts';
 
 export interface Deps {
   clock: Clock;
@@ -74,6 +76,14 @@ export interface Gateway {
   readonly logger: Logger;
 }
 
+/** What the pipeline reads and a reload swaps: one object, so a swap is one assignment each. */
+interface Live {
+  config: Config;
+  ruleSet: RuleSet;
+  lists: Lists;
+  deps: PipelineDeps;
+}
+
 export async function createGateway(config: Config, overrides: Partial<Deps> = {}): Promise<Gateway> {
   const decisionsErrors = checkDecisionsFile(config); // before anything is opened
   if (decisionsErrors.length > 0) throw new ConfigErrors(decisionsErrors);
@@ -86,64 +96,39 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const dnsServers = dnsServersOf(config);
   const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
-
-  // Both series exist from the start, so the first failed reload is an increase() Prometheus sees.
-  metrics.policyReloads.inc({ outcome: 'failed' }, 0);
-  const resources = overrides.resources ?? await loadStartupResources(config).catch((err: unknown) => {
-    metrics.policyReloads.inc({ outcome: 'failed' });
-    throw err;
-  });
-  let ruleSet: RuleSet = resources.ruleSet;
-  metrics.policyReloads.inc({ outcome: 'ok' });
-  metrics.policyRules.set(ruleSet.rules.length);
-  let lists: Lists = resources.lists;
-  // DMARC aggregate reports (off by default): collector on the mail path, scheduler in start().
-  const reporting = config.reports.dmarc.enabled
-    ? createReporting(config, { clock, logger, resolver: mailauthResolver(components.resolver), metrics: metrics.dmarcReports })
-    : null;
-  const decisionFile = config.decisions.file
-    ? openDecisionFile({ ...config.decisions, file: config.decisions.file }, { clock, logger, counted: (outcome) => metrics.decisionFileRecords.inc({ outcome }) })
-    : null;
-  let running = config;
+  const resources = overrides.resources ?? await countedLoad(metrics, () => loadStartupResources(config));
+  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver });
   const pipelineContext = {
-    decisionFile,
-    clock, logger, metrics, components, ruleSet: () => ruleSet, lists: () => lists, reports: reporting?.collector ?? null,
+    clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
+    reports: extras.reporting?.collector ?? null, decisionFile: extras.decisionFile,
     dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
   };
-  let deps = buildPipelineDeps(config, pipelineContext);
+  const live: Live = { config, ruleSet: resources.ruleSet, lists: resources.lists, deps: buildPipelineDeps(config, pipelineContext) };
 
   let draining = false;
-  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls,
+  const front = createFront(config, { deps: () => live.deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls,
     ...(overrides.admitConnection ? { admit: overrides.admitConnection } : {}) });
-
   const reload = createReloader({
-    running: () => running,
-    readConfig: () => overrides.reloadConfig?.() ?? running,
+    running: () => live.config,
+    readConfig: () => overrides.reloadConfig?.() ?? live.config,
     loadPolicies,
     loadLists,
     loadTls: (next) => loadTls(next),
     apply: (next) => {
-      ruleSet = next.ruleSet;
-      lists = next.lists;
-      running = next.config;
-      deps = buildPipelineDeps(next.config, pipelineContext);
+      Object.assign(live, { config: next.config, ruleSet: next.ruleSet, lists: next.lists, deps: buildPipelineDeps(next.config, pipelineContext) });
       logger.level = next.config.log.level;
-      if (next.tls) {
-        const tls = next.tls;
-        for (const s of [front.servers.plain, front.servers.xclient]) s.updateSecureContext({ key: tls.key, cert: tls.cert });
-        logger.info({ subject: tls.subject, notAfter: tls.notAfter.toISOString() }, 'TLS certificate reloaded');
-      }
+      if (next.tls) swapCertificate(front, next.tls, logger);
     },
     logger,
     metrics,
   });
-  const checks = readinessChecks({
-    rules: () => ruleSet.rules.length,
+  const checks = [...readinessChecks({
+    rules: () => live.ruleSet.rules.length,
     backend: components.backend,
-    sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => running.redis.failMode } : null,
-  });
-  checks.push(dnsReadiness(dnsWatch));
+    sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => live.config.redis.failMode } : null,
+  }), dnsReadiness(dnsWatch)];
   let http: HttpEndpoint | null = null;
+  let stopped: Promise<void> | null = null;
 
   return {
     metrics,
@@ -156,26 +141,58 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     readiness: () => runChecks(checks),
     async start() {
       const smtp = await front.listener.start();
-      reporting?.startScheduler();
+      extras.reporting?.startScheduler();
       await dnsWatch.start();
-      if (config.metrics.listen) {
-        http = await startHttp(config.metrics.listen, registry, () => checks);
-      }
-      logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
+      if (config.metrics.listen) http = await startHttp(config.metrics.listen, registry, () => checks);
+      logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: live.ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
-    async stop() {
-      draining = true;
-      await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
-      await front.listener.stop();
-      await components.backend.close();
-      await reporting?.close();
-      await decisionFile?.close();
-      if (!overrides.store) await components.store.close();
-      components.resolver.close();
-      dnsWatch.close();
-      await http?.close();
-      await decisionFile?.close();
+    stop() {
+      // once: a second SIGTERM (or a test calling stop twice) waits for the same drain
+      stopped ??= (async () => {
+        draining = true;
+        await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
+        await front.listener.stop();
+        await components.backend.close();
+        await extras.reporting?.close();
+        await extras.decisionFile?.close();
+        if (!overrides.store) await components.store.close();
+        components.resolver.close();
+        dnsWatch.close();
+        await http?.close();
+      })();
+      return stopped;
     },
   };
+}
+
+/** Loads the start-up resources; both reload series exist from the start, so the first failed reload is an increase() Prometheus sees. */
+async function countedLoad<T extends { ruleSet: RuleSet }>(metrics: Metrics, load: () => Promise<T>): Promise<T> {
+  metrics.policyReloads.inc({ outcome: 'failed' }, 0);
+  const loaded = await load().catch((err: unknown) => {
+    metrics.policyReloads.inc({ outcome: 'failed' });
+    throw err;
+  });
+  metrics.policyReloads.inc({ outcome: 'ok' });
+  metrics.policyRules.set(loaded.ruleSet.rules.length);
+  return loaded;
+}
+
+/** DMARC aggregate reports (collector on the mail path, scheduler started with the gateway) and decisions.file, when configured. */
+function openExtras(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver }) {
+  const { clock, logger, metrics } = ctx;
+  return {
+    reporting: config.reports.dmarc.enabled
+      ? createReporting(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports })
+      : null,
+    decisionFile: config.decisions.file
+      ? openDecisionFile({ ...config.decisions, file: config.decisions.file }, { clock, logger, counted: (outcome) => metrics.decisionFileRecords.inc({ outcome }) })
+      : null,
+  };
+}
+
+/** A renewed certificate for new STARTTLS sessions; sessions already in TLS keep theirs. */
+function swapCertificate(front: Front, tls: TlsCredentials, logger: Logger): void {
+  for (const s of [front.servers.plain, front.servers.xclient]) s.updateSecureContext({ key: tls.key, cert: tls.cert });
+  logger.info({ subject: tls.subject, notAfter: tls.notAfter.toISOString() }, 'TLS certificate reloaded');
 }
