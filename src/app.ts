@@ -18,6 +18,7 @@ import { confirmedReverseCallback } from './dns/fcrdns.ts';
 import { messageFingerprint } from './message/fingerprint.ts';
 import { parseMessage, prependHeaders, removeForged } from './message/headers.ts';
 import { LineEndingNormaliser } from './message/line-endings.ts';
+import { HeaderGuard, type HeaderBreach } from './message/header-guard.ts';
 import { buildReceived } from './message/received.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -158,17 +159,36 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       logger,
       metrics,
       decide: (facts, stage) => decide(facts, ruleSet, stage),
-      checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
-      authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
-        message, ip, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
-        hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
-      }),
+      checkSpf: async ({ ip, helo, sender }) => {
+        const spf = await checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict, timeoutMs: config.auth.spfTimeoutMs });
+        if (spf.deadlinePassed) metrics.messageLimits.inc({ limit: 'spf-deadline' });
+        return spf;
+      },
+      authenticate: async ({ message, ip, sender, spf, withheldSignatures }) => {
+        const auth = await authenticateMessage({
+          message, ip, sender, spf: spf as Parameters<typeof authenticateMessage>[0]['spf'],
+          hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+          timeoutMs: config.auth.timeoutMs, maxArcSets: config.auth.maxArcSets,
+          ...(withheldSignatures ? { withheldSignatures: { count: withheldSignatures, max: config.auth.maxDkimSignatures } } : {}),
+        });
+        for (const limit of auth.limits) metrics.messageLimits.inc({ limit });
+        return auth;
+      },
       openBackend: (client) => backend.open(client),
       dropConnection: (sessionId, reply) => listener.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`),
       recipientCache,
       firstSeen,
       message: {
         normaliser: () => new LineEndingNormaliser(),
+        headerGuard: () => {
+          const guard = new HeaderGuard({
+            maxHeaderBytes: config.limits.maxHeaderBytes, maxFields: config.limits.maxHeaderFields,
+            maxFieldLines: config.limits.maxHeaderFieldLines, maxLines: config.limits.maxHeaderLines,
+            maxDkimSignatures: config.auth.maxDkimSignatures,
+          });
+          guard.once('breach', (breach: HeaderBreach) => metrics.messageLimits.inc({ limit: breach.limit }));
+          return guard;
+        },
         fingerprint: messageFingerprint,
         received: buildReceived,
         rewrite: (message, authservId, fields) => {

@@ -36,7 +36,15 @@ export const REPLIES = {
   tooManyRecipients: (max: number): TempReply => ({ code: 452, enhanced: '4.5.3', text: `Too many recipients, at most ${max} per message` }),
   tooManyRefused: (): TempReply => ({ code: 452, enhanced: '4.5.3', text: 'Too many recipients refused in this transaction, please send the others in a new one' }),
   oversize: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message size exceeds the limit of ${max} bytes` }),
-  headerTooLarge: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message header exceeds the limit of ${max} bytes` }),
+  /** RFC 3463 X.3.4 "message too big for system": the header section crossed one of its limits. */
+  headerLimit: (breach: { limit: 'header-bytes' | 'header-fields' | 'header-field-lines' | 'header-lines'; max: number }): PermReply => {
+    switch (breach.limit) {
+      case 'header-bytes': return { code: 552, enhanced: '5.3.4', text: `Message header exceeds the limit of ${breach.max} bytes` };
+      case 'header-fields': return { code: 552, enhanced: '5.3.4', text: `Message header has more than ${breach.max} fields` };
+      case 'header-field-lines': return { code: 552, enhanced: '5.3.4', text: `Message header has a field folded over more than ${breach.max} lines` };
+      case 'header-lines': return { code: 552, enhanced: '5.3.4', text: `Message header has more than ${breach.max} lines` };
+    }
+  },
   dataTimeout: (): TempReply => ({ code: 421, enhanced: '4.4.2', text: 'Timeout: the message took too long to arrive, closing connection' }),
   bareLineEnding: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)' }),
   dmarcReject: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.1', text: `Rejected by DMARC policy: ${domain} publishes p=reject and the message is not authenticated` }),

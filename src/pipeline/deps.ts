@@ -14,6 +14,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
 import type { DomainSet } from './recipient.ts';
 import type { LineEndingNormaliser } from '../message/line-endings.ts';
+import type { HeaderGuard } from '../message/header-guard.ts';
 import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
 
@@ -43,7 +44,8 @@ export interface PipelineDeps {
   /** Decides with the current rule set (swapped atomically on reload). */
   decide(facts: Facts, stage: 'mail' | 'data'): Decision | null;
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
-  authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome }): Promise<MessageAuth>;
+  /** `withheldSignatures`: DKIM-Signature fields the header guard kept from the verifier. */
+  authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome; withheldSignatures?: () => number }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
   readonly reputation: Reputation;
   /** Backend 5xx answers to RCPT by address, for a short while. */
@@ -55,6 +57,8 @@ export interface PipelineDeps {
   readonly message: {
     /** Streaming line-ending normaliser: bare CR/LF → CRLF, counting repairs. */
     normaliser(): LineEndingNormaliser;
+    /** The header section's limits, applied before the verifier sees it (see message/header-guard.ts). */
+    headerGuard(): HeaderGuard;
     fingerprint(input: FingerprintInput): string;
     received(input: ReceivedInput): HeaderField;
     /** Removes forged A-R/ARC-A-R for our authserv-id and X-Postern-*, prepends `fields`. */

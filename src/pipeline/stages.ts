@@ -6,12 +6,12 @@
  * Before-queue: the backend sees MAIL at our first accepted RCPT, each RCPT before we answer
  * it, and DATA only after our own checks; the client's final 250 is the backend's 250.
  */
-import { PassThrough } from 'node:stream';
 import type { Readable } from 'node:stream';
 import { SmtpReplyError } from '../core/errors.ts';
 import type { Facts } from '../core/facts.ts';
 import { REPLIES, type FailReply, type PermCode, type PermReply, type TempCode, type TempReply } from '../core/reply.ts';
 import type { Decision, HeaderField, Verdict } from '../core/verdict.ts';
+import type { HeaderBreach } from '../message/header-guard.ts';
 import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from './deps.ts';
 import { checkRecipient, normaliseDomain } from './recipient.ts';
@@ -132,7 +132,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     throw reply(deps, state, 'data', REPLIES.internalError(), 'internal-error');
   }
   const started = deps.clock.now();
-  const { message, repaired, oversize } = await readMessage(deps, state, tx, stream);
+  const { message, repaired, oversize, headerLimit } = await readMessage(deps, state, tx, stream);
   const base = factsOf(state, tx);
 
   // Rate-limit tokens stay spent for a message that was delivered or refused for good (5xx);
@@ -145,12 +145,11 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
     record(deps, state, tx, { facts: base, reply: r, stage: 'data', reason: 'oversize' });
     throw new SmtpReplyError(r, 'oversize', state.id);
   }
-  const headerEnd = message.bytes.indexOf('\r\n\r\n');
-  if ((headerEnd < 0 ? message.bytes.length : headerEnd) > deps.config.limits.maxHeaderBytes) {
+  if (headerLimit) {
+    // the header guard stopped feeding the verifier at this limit (message/header-guard.ts)
     tx.completed = true;
     await closeTransaction(state, 'release');
-    message.auth.catch(() => undefined);
-    const r = REPLIES.headerTooLarge(deps.config.limits.maxHeaderBytes);
+    const r = REPLIES.headerLimit(headerLimit);
     record(deps, state, tx, { facts: base, reply: r, stage: 'data', reason: 'oversize' });
     throw new SmtpReplyError(r, 'oversize', state.id);
   }
@@ -251,6 +250,8 @@ interface ReadResult {
   readonly message: { bytes: Buffer; auth: Promise<import('./deps.ts').MessageAuth> };
   readonly repaired: number;
   readonly oversize: boolean;
+  /** The header limit the message crossed, if any (its verification was abandoned). */
+  readonly headerLimit: HeaderBreach | null;
 }
 
 /**
@@ -259,11 +260,11 @@ interface ReadResult {
  */
 async function readMessage(deps: PipelineDeps, state: SessionState, tx: Transaction, stream: Readable & { sizeExceeded?: boolean }): Promise<ReadResult> {
   const normaliser = deps.message.normaliser();
-  const toAuth = new PassThrough({ highWaterMark: 1 << 20 });
+  const toAuth = deps.message.headerGuard();
   const chunks: Buffer[] = [];
   let size = 0;
   let oversize = false;
-  const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf });
+  const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf, withheldSignatures: () => toAuth.withheldSignatures });
   auth.catch(() => undefined); // awaited below; avoid an unhandled rejection if we bail out first
   await new Promise<void>((resolve, reject) => {
     // RFC 5321 §4.5.3.2.6 bounds the wait per chunk (socketTimeout); this bounds the whole
@@ -302,6 +303,7 @@ async function readMessage(deps: PipelineDeps, state: SessionState, tx: Transact
     message: { bytes: Buffer.concat(chunks, oversize ? 0 : size), auth },
     repaired: normaliser.counts.bareCr + normaliser.counts.bareLf,
     oversize: oversize || Boolean(stream.sizeExceeded),
+    headerLimit: toAuth.breach,
   };
 }
 
