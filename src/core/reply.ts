@@ -54,6 +54,8 @@ export const REPLIES = {
   dkimRequired: (): PermReply => ({ code: 550, enhanced: '5.7.20', text: 'No passing DKIM signature found' }),
   dkimNotAligned: (): PermReply => ({ code: 550, enhanced: '5.7.21', text: 'No acceptable DKIM signature found' }),
   dkimNoAuthor: (): PermReply => ({ code: 550, enhanced: '5.7.22', text: 'No valid author-matched DKIM signature found' }),
+  /** RFC 5322 §3.6: one From field; several authors only with a Sender. Which From a reader shows differs (a DMARC bypass). */
+  multipleFrom: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Rejected: the message has more than one From field or author (RFC 5322 section 3.6)' }),
   policyReject: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Message rejected by policy' }),
   policyTempfail: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Message deferred by policy, please try again later' }),
   rateLimited: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Rate limit exceeded, please slow down and try again later' }),

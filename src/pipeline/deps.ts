@@ -26,6 +26,9 @@ export interface MessageAuth {
   readonly messageId: string | null;
   /** Authentication-Results header value (after "Authentication-Results: "). */
   readonly authResults: string;
+  /** From fields and author mailboxes in them, as the verifier read the header. */
+  readonly fromFields?: number;
+  readonly fromAddresses?: number;
 }
 
 export interface ClientIdentity {

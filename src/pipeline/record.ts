@@ -54,6 +54,7 @@ export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transac
     client: { ip: f.client.ip, ptr: f.client.ptr, helo: f.client.helo, tls: f.client.tls, tier: f.client.tier },
     envelope: { from: tx.sender, to: f.envelope.recipients.length ? f.envelope.recipients : tx.recipients.map((r) => r.address) },
     from_domain: f.message?.fromDomain ?? null,
+    ...(f.message?.fromFields !== undefined ? { from_count: { fields: f.message.fromFields, addresses: f.message.fromAddresses ?? null } } : {}),
     message_id: f.message?.messageId ?? null,
     size: f.message?.size ?? null,
     auth: {

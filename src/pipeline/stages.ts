@@ -167,7 +167,7 @@ export async function dataStage(deps: PipelineDeps, state: SessionState, stream:
   const fingerprint = deps.message.fingerprint({ sender: tx.sender, recipients: tx.recipients.map((r) => r.address), messageId: auth.messageId, body: auth.messageId ? null : message.bytes });
   const facts: Facts = {
     ...base,
-    message: { fromDomain: auth.fromDomain, messageId: auth.messageId, size: message.bytes.length, firstSeenSeconds: deps.firstSeen(fingerprint) },
+    message: { fromDomain: auth.fromDomain, messageId: auth.messageId, size: message.bytes.length, firstSeenSeconds: deps.firstSeen(fingerprint), fromFields: auth.fromFields, fromAddresses: auth.fromAddresses },
     dkim: auth.dkim,
     arc: auth.arc,
     ...(auth.dmarc ? { dmarc: auth.dmarc } : {}),

@@ -11,7 +11,7 @@ import type { ClientIp } from './ip.ts';
 export const MATCH_KEYS = [
   'ip', 'helo', 'ptr', 'sender_domain', 'from_domain', 'recipient',
   'spf', 'dkim', 'dkim_aligned', 'dkim_domain', 'arc', 'dmarc', 'dmarc_policy',
-  'tier', 'auth_temperror', 'first_seen_within',
+  'tier', 'auth_temperror', 'first_seen_within', 'multiple_from',
 ] as const;
 export type MatchKey = (typeof MATCH_KEYS)[number];
 
