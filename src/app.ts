@@ -16,7 +16,7 @@ import { authenticateMessage } from './auth/message.ts';
 import { createResolver, mailauthResolver, type DnsResolver } from './dns/index.ts';
 import { confirmedReverseCallback } from './dns/fcrdns.ts';
 import { messageFingerprint } from './message/fingerprint.ts';
-import { parseMessage, prependHeaders, removeForged } from './message/headers.ts';
+import { rewriteMessage } from './message/headers.ts';
 import { LineEndingNormaliser } from './message/line-endings.ts';
 import { HeaderGuard, type HeaderBreach } from './message/header-guard.ts';
 import { buildReceived } from './message/received.ts';
@@ -191,11 +191,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
         },
         fingerprint: messageFingerprint,
         received: buildReceived,
-        rewrite: (message, authservId, fields) => {
-          const parsed = parseMessage(message);
-          const { kept } = removeForged(parsed.fields, authservId);
-          return prependHeaders({ ...parsed, fields: kept }, fields);
-        },
+        rewrite: rewriteMessage,
       },
     };
   };
