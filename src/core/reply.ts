@@ -32,6 +32,8 @@ export const REPLIES = {
   relayDenied: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: recipient domain is not served here' }),
   routingSyntax: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: source routes and %, ! or @ in the local part are not accepted' }),
   badRecipient: (): PermReply => ({ code: 553, enhanced: '5.1.3', text: 'Recipient address syntax is invalid' }),
+  /** RFC 6531 §3.5: an address that is not ASCII needs SMTPUTF8; one that is not valid UTF-8 is never right. */
+  nonAsciiAddress: (): PermReply => ({ code: 553, enhanced: '5.6.7', text: 'Non-ASCII address not permitted: it needs SMTPUTF8 and valid UTF-8 (RFC 6531 section 3.5)' }),
   badSender: (): PermReply => ({ code: 553, enhanced: '5.1.7', text: 'Sender address syntax is invalid' }),
   tooManyRecipients: (max: number): TempReply => ({ code: 452, enhanced: '4.5.3', text: `Too many recipients, at most ${max} per message` }),
   tooManyRefused: (): TempReply => ({ code: 452, enhanced: '4.5.3', text: 'Too many recipients refused in this transaction, please send the others in a new one' }),

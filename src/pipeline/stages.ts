@@ -15,6 +15,7 @@ import type { HeaderBreach } from '../message/header-guard.ts';
 import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from './deps.ts';
 import { checkRecipient, normaliseDomain } from './recipient.ts';
+import { addressProblem } from './address-syntax.ts';
 import { closeTransaction, type BackendReply, type BackendTx, type Params, type SessionState, type Transaction } from './state.ts';
 import { logDecision, type Outcome } from './record.ts';
 import { authenticatedDomain, learn, limitData, limitMail, limitRcpt } from './limits.ts';
@@ -25,7 +26,9 @@ export async function mailStage(deps: PipelineDeps, state: SessionState, seq: nu
   const rawDomain = sender.slice(at + 1);
   // An address literal (user@[192.0.2.1]) is a valid sender (RFC 5321 §4.1.3); SPF gives none.
   const senderDomain = sender === '' ? '' : rawDomain.startsWith('[') ? rawDomain.toLowerCase() : normaliseDomain(rawDomain);
-  if (sender !== '' && (at <= 0 || !senderDomain)) {
+  const problem = sender === '' ? null : addressProblem(sender, params.SMTPUTF8 === true);
+  if (problem === 'non-ascii') throw reply(deps, state, 'mail', REPLIES.nonAsciiAddress(), 'bad-address');
+  if (sender !== '' && (at <= 0 || !senderDomain || problem)) {
     throw reply(deps, state, 'mail', REPLIES.badSender(), 'bad-address');
   }
   const spf = await deps.checkSpf({ ip: state.ip, helo: state.helo, sender });
@@ -49,12 +52,13 @@ export async function mailStage(deps: PipelineDeps, state: SessionState, seq: nu
 export async function rcptStage(deps: PipelineDeps, state: SessionState, address: string, params: Params): Promise<void> {
   const tx = state.tx;
   if (!tx) throw reply(deps, state, 'rcpt', REPLIES.internalError(), 'internal-error');
-  const check = checkRecipient(address, deps.domains);
+  const check = checkRecipient(address, deps.domains, tx.mailParams.SMTPUTF8 === true);
   if (!check.ok) {
-    const r = check.why === 'relay-denied' ? REPLIES.relayDenied() : check.why === 'routing-syntax' ? REPLIES.routingSyntax() : REPLIES.badRecipient();
+    const r = check.why === 'relay-denied' ? REPLIES.relayDenied() : check.why === 'routing-syntax' ? REPLIES.routingSyntax()
+      : check.why === 'non-ascii' ? REPLIES.nonAsciiAddress() : REPLIES.badRecipient();
     state.log.info({ rcpt: address, why: check.why }, 'recipient refused');
     learn(deps, state.ip, null, 'protocol-error');
-    throw reply(deps, state, 'rcpt', r, check.why);
+    throw reply(deps, state, 'rcpt', r, check.why === 'non-ascii' ? 'bad-address' : check.why);
   }
   // RFC 5321 §4.5.3.1.10 allows a repeated recipient; it is one delivery (Postfix dedups too).
   if (tx.recipients.some((r) => r.address.toLowerCase() === check.address.toLowerCase())) {
