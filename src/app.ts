@@ -213,6 +213,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     xclientTrusted: cidrSet(config.xclient.trusted),
     maxConnections: config.limits.maxConnections,
     maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+    ipv6PrefixLength: config.limits.ipv6PrefixLength,
     proxyHeaderTimeoutMs: 10_000,
     servers,
     logger,

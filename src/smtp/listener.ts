@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/load.ts';
 import type { CidrSet } from '../core/ip.ts';
-import { normaliseIp } from '../core/ip.ts';
+import { clientKey, normaliseIp } from '../core/ip.ts';
 import { formatReply, REPLIES, type TempReply } from '../core/reply.ts';
 import type { PosternSmtpServer } from './connection.ts';
 import { readProxyHeader } from './proxy.ts';
@@ -19,6 +19,8 @@ export interface ListenerOptions {
   readonly xclientTrusted: CidrSet;
   readonly maxConnections: number;
   readonly maxConnectionsPerIp: number;
+  /** IPv6 clients count against maxConnectionsPerIp by their network of this length (default 64). */
+  readonly ipv6PrefixLength?: number;
   readonly proxyHeaderTimeoutMs: number;
   /** Sessions without XCLIENT, and the one that allows it (for xclientTrusted peers). */
   readonly servers: { readonly plain: PosternSmtpServer; readonly xclient: PosternSmtpServer };
@@ -115,9 +117,11 @@ export function createListener(opts: ListenerOptions): Listener {
       }
     }
     if (released) return; // the client left while we read its PROXY header
-    const n = (perIp.get(remoteAddress) ?? 0) + 1;
-    perIp.set(remoteAddress, n);
-    counted = remoteAddress;
+    // by network for IPv6: one subscriber's /64 is one client, not 2^64 of them
+    const key = clientKey(remoteAddress, opts.ipv6PrefixLength ?? 64);
+    const n = (perIp.get(key) ?? 0) + 1;
+    perIp.set(key, n);
+    counted = key;
     if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
 
     const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
