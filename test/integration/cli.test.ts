@@ -116,7 +116,7 @@ describe('postern CLI', () => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no "postern listening" line: ${out}`)), 10_000);
+      const t = setTimeout(() => reject(new Error(`no "postern listening" line: ${out}`)), 60_000);
       child.stdout.on('data', () => {
         if (out.includes('postern listening')) {
           clearTimeout(t);

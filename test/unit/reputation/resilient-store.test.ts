@@ -4,7 +4,6 @@
  * refuses with storeUnavailable, and both recover by themselves.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redisConfigSchema } from '../../../src/reputation/config.ts';
@@ -16,6 +15,7 @@ import { createResilientStore } from '../../../src/reputation/resilient-store.ts
 import { createStoreFromConfig } from '../../../src/reputation/store.ts';
 import { reputationConfigSchema } from '../../../src/reputation/config.ts';
 import { startRedisServer, type RedisProcess } from '../../harness/redis.ts';
+import { nextEvent } from '../../harness/wait.ts';
 import { HALF_LIFE_MS, req, SCORE_TTL_MS, T0 } from './store-suite.ts';
 
 const score = { halfLifeMs: HALF_LIFE_MS, ttlMs: SCORE_TTL_MS };
@@ -34,14 +34,16 @@ async function open(server: RedisProcess, failMode: 'open' | 'closed', commandTi
   return { primary, store, changes };
 }
 
+// nextEvent, not events.once: ioredis says 'error' for each failed reconnect on its way to
+// 'ready' (and may say it before 'close'), which would reject events.once (a race on a busy machine)
 async function kill(server: RedisProcess, primary: RedisStore): Promise<void> {
-  const closed = once(primary.client, 'close');
+  const closed = nextEvent(primary.client, 'close');
   await server.kill();
   await closed;
 }
 
 async function restart(server: RedisProcess, primary: RedisStore): Promise<void> {
-  const ready = once(primary.client, 'ready');
+  const ready = nextEvent(primary.client, 'ready');
   await server.restart();
   await ready;
 }
