@@ -15,7 +15,7 @@ import { createResilientStore } from '../../../src/reputation/resilient-store.ts
 import { createStoreFromConfig } from '../../../src/reputation/store.ts';
 import { reputationConfigSchema } from '../../../src/reputation/config.ts';
 import { startRedisServer, type RedisProcess } from '../../harness/redis.ts';
-import { nextEvent } from '../../harness/wait.ts';
+import { eventually, nextEvent } from '../../harness/wait.ts';
 import { HALF_LIFE_MS, req, SCORE_TTL_MS, T0 } from './store-suite.ts';
 
 const score = { halfLifeMs: HALF_LIFE_MS, ttlMs: SCORE_TTL_MS };
@@ -130,8 +130,7 @@ describe('resilient store', () => {
     assert.equal((await store.take(r, T0)).allowed, true);
     const probe = new Redis(server.url);
     t.after(() => probe.quit());
-    for (let i = 0; i < 100 && !store.health().ok; i++) await new Promise((res) => setTimeout(res, 10));
-    assert.deepEqual(store.health(), { ok: true });
+    await eventually(() => store.health().ok, 'the store connected to Redis');
     assert.equal((await store.take(r, T0)).allowed, true);
     assert.equal(await probe.exists('cfg:rl:{ip:192.0.2.10}:ip-messages'), 1);
     assert.deepEqual(ops, ['take']);
