@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { message } from '../harness/mail.ts';
-import { SmtpTestClient } from '../harness/smtp-client.ts';
+import { sendMail } from '../harness/smtp-client.ts';
 import { headerBlock, headerValue, startWorld, type World } from '../harness/world.ts';
 
 const OURS = 'mx.postern.test';
@@ -15,16 +15,8 @@ const OURS = 'mx.postern.test';
 /** Sends `raw` exactly (latin1 bytes) and returns what the sink received. */
 async function relay(w: World, raw: string): Promise<Buffer> {
   const before = w.sink.messages.length;
-  const { client } = await SmtpTestClient.connect(w.gw.port);
-  try {
-    await client.cmd('EHLO client.example');
-    assert.equal((await client.cmd('MAIL FROM:<bob@good.example>')).code, 250);
-    assert.equal((await client.cmd('RCPT TO:<user@example.net>')).code, 250);
-    const r = await client.data(raw);
-    assert.equal(r.code, 250, r.lines.join('|'));
-  } finally {
-    await client.quit();
-  }
+  const r = await sendMail(w.gw.port, { from: 'bob@good.example', to: ['user@example.net'], message: raw });
+  assert.equal(r.data?.code, 250, r.data?.lines.join('|') ?? r.rcpt.map((x) => x.lines.join('|')).join(' '));
   return (await w.sink.waitFor(before + 1)).at(-1)!.raw;
 }
 

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { message } from '../harness/mail.ts';
-import { SmtpTestClient } from '../harness/smtp-client.ts';
+import { sendMail } from '../harness/smtp-client.ts';
 import { startWorld, type World } from '../harness/world.ts';
 
 /** A message whose From lines are exactly `from` (CRLF-joined unless they carry their own separators). */
@@ -34,18 +34,10 @@ describe('more than one From (good.example publishes p=reject)', () => {
   for (const [what, from, count] of variants) {
     it(`${what}: 550 5.7.1 (rule multiple-from), nothing relayed, counted, in the decision line`, async () => {
       const before = w.sink.messages.length;
-      const { client } = await SmtpTestClient.connect(w.gw.port);
-      try {
-        await client.cmd('EHLO client.example');
-        // SPF passes for evil.example: only the From fields are wrong
-        assert.equal((await client.cmd('MAIL FROM:<x@evil.example>')).code, 250);
-        assert.equal((await client.cmd('RCPT TO:<user@example.net>')).code, 250);
-        const r = await client.data(withFroms(from));
-        assert.equal(r.code, 550, r.lines.join('|'));
-        assert.match(r.text, /^5\.7\.1 Rejected: the message has more than one From field or author \(RFC 5322 section 3\.6\) \(\w+\)$/);
-      } finally {
-        await client.quit();
-      }
+      // SPF passes for evil.example: only the From fields are wrong
+      const r = await sendMail(w.gw.port, { from: 'x@evil.example', to: ['user@example.net'], message: withFroms(from) });
+      assert.equal(r.data?.code, 550, r.data?.lines.join('|'));
+      assert.match(r.data.text, /^5\.7\.1 Rejected: the message has more than one From field or author \(RFC 5322 section 3\.6\) \(\w+\)$/);
       assert.equal(w.sink.messages.length, before);
       const d = w.gw.decisions().at(-1)!;
       assert.equal(d.rule, 'multiple-from');
@@ -62,16 +54,8 @@ describe('more than one From (good.example publishes p=reject)', () => {
 
   it('one From with one address of evil.example (SPF-aligned) is still delivered', async () => {
     const before = w.sink.messages.length;
-    const { client } = await SmtpTestClient.connect(w.gw.port);
-    try {
-      await client.cmd('EHLO client.example');
-      await client.cmd('MAIL FROM:<x@evil.example>');
-      await client.cmd('RCPT TO:<user@example.net>');
-      const r = await client.data(withFroms('From: <x@evil.example>\r\n'));
-      assert.equal(r.code, 250, r.lines.join('|'));
-    } finally {
-      await client.quit();
-    }
+    const r = await sendMail(w.gw.port, { from: 'x@evil.example', to: ['user@example.net'], message: withFroms('From: <x@evil.example>\r\n') });
+    assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
     await w.sink.waitFor(before + 1);
     assert.deepEqual(w.gw.decisions().at(-1)!.from_count, { fields: 1, addresses: 1 });
   });
@@ -82,13 +66,8 @@ describe('more than one From (good.example publishes p=reject)', () => {
       policies: { '00-a.yaml': 'rules:\n  - name: allow-multi-from\n    match: { multiple_from: true }\n    action: tag\n' },
     });
     try {
-      const { client } = await SmtpTestClient.connect(lenient.gw.port);
-      await client.cmd('EHLO client.example');
-      await client.cmd('MAIL FROM:<x@evil.example>');
-      await client.cmd('RCPT TO:<user@example.net>');
-      const r = await client.data(withFroms('From: <x@evil.example>\r\nFrom: <y@evil.example>\r\n'));
-      await client.quit();
-      assert.equal(r.code, 250, r.lines.join('|'));
+      const r = await sendMail(lenient.gw.port, { from: 'x@evil.example', to: ['user@example.net'], message: withFroms('From: <x@evil.example>\r\nFrom: <y@evil.example>\r\n') });
+      assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
       const [m] = await lenient.sink.waitFor(1);
       assert.match(m!.raw.toString('latin1'), /^X-Postern-Verdict: tag; rule=allow-multi-from\r\n/m);
     } finally {
