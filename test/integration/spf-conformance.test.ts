@@ -23,6 +23,7 @@ const NOT_OVER_SMTP: Record<string, string> = {
   'emptylabel': 'MAIL FROM with an empty DNS label (A...example.com) is refused by smtp-server\'s syntax check',
   'dorky-sentinel': 'the MAIL FROM local part "Macro Error" holds a space; smtp-server refuses even its quoted form (501 5.1.7)',
   'invalid-hello-macro': 'the HELO "JUMPIN\' JACK" holds a space: EHLO takes one argument (RFC 5321 §4.1.1.1), 501',
+  toolonglabel: 'the MAIL FROM domain has a label of 64 octets, a name DNS cannot hold (RFC 1035 §2.3.4): Postern refuses it with 553 5.1.7 before SPF',
 };
 
 /** A local part with a space must be quoted on the wire (RFC 5321 §4.1.2). */
