@@ -3,7 +3,7 @@
 NODE := node_modules/.bin/node
 STAMP := node_modules/.install-stamp
 
-.PHONY: run test test-deps bench check-config clean
+.PHONY: run test test-deps bench bench-replay check-config clean
 
 $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -19,8 +19,9 @@ run: $(STAMP)
 test: $(STAMP) test-deps
 	npm test
 
-## test-deps: Debian tools the operations tests (test/ops) run for real, installed only when missing:
-## promtool and prometheus (package prometheus), systemd-analyze (package systemd). Needs root or sudo.
+## test-deps: Debian tools the tests run for real, installed only when missing: promtool and
+## prometheus (package prometheus), systemd-analyze (package systemd), xmllint (package libxml2-utils,
+## validates DMARC reports against the RFC 9990 schema). Needs root or sudo.
 ## The package's service is not needed: the tests start their own Prometheus on a free loopback port.
 APT_INSTALL = $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 APT_UPDATE = $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq
@@ -31,10 +32,17 @@ test-deps:
 	@command -v systemd-analyze >/dev/null || { \
 	  echo "installing Debian package systemd (systemd-analyze) for test/ops"; \
 	  $(APT_UPDATE) >/dev/null && $(APT_INSTALL) systemd >/dev/null; }
+	@command -v xmllint >/dev/null || { \
+	  echo "installing Debian package libxml2-utils (xmllint) for the DMARC report schema tests"; \
+	  $(APT_UPDATE) >/dev/null && $(APT_INSTALL) libxml2-utils >/dev/null; }
 
 ## bench: throughput/latency/CPU figures (not part of the tests)
 bench: $(STAMP)
 	$(NODE) test/bench/bench.ts
+
+## bench-replay: `postern replay` over 100k and 1M recorded decisions: time and peak memory (not part of the tests)
+bench-replay: $(STAMP)
+	$(NODE) test/bench/replay.ts
 
 check-config: $(STAMP)
 	$(NODE) src/main.ts check-config

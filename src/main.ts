@@ -14,6 +14,12 @@ import { startDevBackend } from './devtools/dev-backend.ts';
 import { createLogger } from './observability/logger.ts';
 import { verifyMessage } from './devtools/verify.ts';
 import { reputationCommand } from './devtools/reputation-cli.ts';
+import { reportsCommand } from './reports/cli.ts';
+import { checkReporting } from './reports/index.ts';
+import { replayCommand } from './policy/cli/replay.ts';
+import { policyCommand } from './policy/cli/policy.ts';
+import { explainCommand, explainVerified } from './policy/cli/explain.ts';
+import { policyToolingChecks } from './policy/cli/check.ts';
 
 const USAGE = `usage: postern <command> [options]
 
@@ -21,11 +27,21 @@ commands:
   serve [--config FILE] [--dev-backend]   run the gateway (--dev-backend: also start a development
                                           backend that prints what it receives)
   check-config [--config FILE]            validate the config and the policy files, print a summary
-  verify FILE.eml --ip IP --helo NAME --sender ADDR [--config FILE]
+  verify FILE.eml --ip IP --helo NAME --sender ADDR [--config FILE] [--explain]
                                           authenticate one message (SPF, DKIM, ARC, DMARC) with the
                                           configured DNS, print Authentication-Results and the verdict
   reputation show|reset <ip|cidr|domain|address> [--config FILE]
                                           show or clear a sender's score and rate buckets in Redis
+  reports aggregate [--out DIR] [--config FILE]
+                                          DMARC aggregate reports of the open period, not sent
+  reports send [--now] [--config FILE]    send the DMARC aggregate reports that are due
+
+  replay --policies DIR [--json] [--show N] FILE...
+                                          decide recorded decisions (logs, decisions.file, .gz)
+                                          again under a candidate policy, print what changes
+  policy test [DIR] | policy schema       run the policy tests (*.test.yaml); print the JSON Schema
+  explain FILE.eml --ip IP … | explain --record FILE [--session ID]
+                                          each rule in order, why it matched or not
 
 The config file is --config, else $POSTERN_CONFIG, else ./postern.yaml if present, else the
 embedded defaults; every key can be overridden with POSTERN_* environment variables.`;
@@ -91,6 +107,11 @@ async function checkConfig(file: string | undefined): Promise<void> {
     if (config.domains.length === 0) process.stdout.write('warning: no recipient domains configured; `serve` needs `domains`\n');
     process.stdout.write(describeRuleSet(ruleSet) + '\n');
     for (const l of config.listen) parseHostPort(l);
+    const reports = checkReporting(config);
+    if (reports) process.stdout.write(`${reports}\n`);
+    const tooling = await policyToolingChecks(config, ruleSet); // policy tests, decisions.file
+    process.stdout.write(tooling.text);
+    if (!tooling.ok) process.exitCode = 1;
   } catch (err) {
     if (err instanceof ConfigErrors) fail(`invalid policy:\n${err.message}`, 1);
     throw err;
@@ -101,6 +122,13 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE + '\n');
+    return;
+  }
+  // Commands that parse their own arguments and return their exit status.
+  const tooling: Record<string, ((argv: string[]) => Promise<number>) | undefined> = { replay: replayCommand, policy: policyCommand, explain: explainCommand, reports: reportsCommand };
+  const own = tooling[command];
+  if (own) {
+    process.exitCode = await own(rest);
     return;
   }
   let parsed;
@@ -114,6 +142,7 @@ async function main(argv: string[]): Promise<void> {
         ip: { type: 'string' },
         helo: { type: 'string' },
         sender: { type: 'string' },
+        explain: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -132,6 +161,7 @@ async function main(argv: string[]): Promise<void> {
       const { config } = load(values.config);
       const out = await verifyMessage(config, { file, ip: values.ip, helo: values.helo ?? '', sender: values.sender ?? '' });
       process.stdout.write(out.text);
+      if (values.explain) process.stdout.write('\n' + await explainVerified(config.policies, out.facts));
       process.exitCode = 0;
       return;
     }

@@ -1,10 +1,11 @@
 import type { Readable } from 'node:stream';
 import { arc, dkimVerify, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
 import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
-import type { ArcFacts, DkimSignatureFacts, DmarcFacts } from '../core/facts.ts';
+import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
 import { Deadline, deadlineResolver } from './deadline.ts';
 import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import { publishedOf } from './published.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**
@@ -68,6 +69,7 @@ export interface MessageAuthOutcome {
 }
 
 type DmarcEvaluation = Awaited<ReturnType<typeof evaluateDmarc>>;
+type DmarcResponse = Exclude<DmarcEvaluation['response'], false | null | undefined>;
 
 /**
  * A key name the resolver refuses to ask for (EBADNAME: a selector label over 63 octets) can
@@ -184,13 +186,16 @@ function dmarcOf(
   response: DmarcEvaluation['response'] | null, dmarcError: string | null, fromDomain: string | null, evaluation: DmarcEvaluation | null,
 ): { dmarc: DmarcFacts | null; skipReason: DmarcSkipReason | null; info: string } {
   if (response) {
+    const applied = appliedTag(response, fromDomain ?? '');
     const dmarc: DmarcFacts = {
       result: toAuthResult(response.status.result),
       domain: fromDomain ?? '',
       policy: toDmarcPolicy(response.policy),
+      ...(applied ? { applied } : {}),
       spfAligned: Boolean(response.alignment?.spf?.result),
       dkimAligned: Boolean(response.alignment?.dkim?.result),
       reason: reasonOf(response.status, response.error),
+      ...publishedOf(response),
     };
     return { dmarc, skipReason: null, info: response.info };
   }
@@ -242,6 +247,30 @@ function abandoned(input: MessageAuthInput, timeoutMs: number): MessageAuthOutco
   };
 }
 
+/** RFC 9989 §4.7 t=y: the policy applied is one step weaker than the one published. */
+const TEST_MODE: Readonly<Record<DmarcPolicy, DmarcPolicy>> = { reject: 'quarantine', quarantine: 'none', none: 'none' };
+
+/**
+ * Which tag of the record at the Policy Domain applied, with its published value, so that a
+ * refusal can say what the domain owner published: p= at the author domain itself; for a
+ * subdomain sp= (or p= when there is no sp=), or np= when the author domain does not exist
+ * (RFC 9989 §4.10.1). mailauth reports the applied policy and the record's tags; the choice
+ * between sp= and np= is read back from the applied policy, and is 'sp' where both agree.
+ */
+function appliedTag(response: DmarcResponse, authorDomain: string): NonNullable<DmarcFacts['applied']> | null {
+  const p = toDmarcPolicy(response.p);
+  const applied = toDmarcPolicy(response.policy);
+  if (!p || !applied || !response.policyDomain) return null;
+  if (normaliseDomain(response.policyDomain) === authorDomain) return { tag: 'p', value: p };
+  const record = (response as { record?: { sp?: unknown } }).record; // mailauth keeps the raw record as a hidden property
+  const sp = toDmarcPolicy(record?.sp);
+  const inherited = sp ? { tag: 'sp' as const, value: sp } : { tag: 'p' as const, value: p };
+  const np = toDmarcPolicy(response.np);
+  if (!np || np === inherited.value) return inherited;
+  const effective = (v: DmarcPolicy): DmarcPolicy => (response.testMode ? TEST_MODE[v] : v);
+  return effective(np) === applied && effective(inherited.value) !== applied ? { tag: 'np', value: np } : inherited;
+}
+
 async function verifyArc(
   dkimResult: DKIMVerifyResult,
   input: MessageAuthInput,
@@ -258,13 +287,29 @@ async function verifyArc(
     // declared type (ARCSigningData) differs from arc()'s parameter only in that
     const data = (dkimResult.arc ?? { chain: false }) as unknown as ARCData;
     const result = await arc(data, { resolver, minBitLength: input.minBitLength, strict: input.strict, ip: input.ip });
-    const facts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status) };
+    const facts: ArcFacts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status), ...arcChainFacts(result) };
     // the lenient mode leaves arc=none out of the header; we always write it
     return { facts, info: result.info || `arc=${facts.result}`, result, capped: false };
   } catch (err) {
     const reason = `arc evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
     return { facts: { result: 'temperror', reason }, info: 'arc=temperror (arc evaluation failed)', result: null, capped: false };
   }
+}
+
+/**
+ * Who sealed a validated chain and what its newest sealer said about DMARC (RFC 8617 §5.2:
+ * only a chain that validated says anything; its AAR is the sealer's claim, which a policy may
+ * trust for a sealer it names). Nothing for a chain that did not validate.
+ */
+function arcChainFacts(result: ARCResult): Pick<ArcFacts, 'sealers' | 'sealerDmarc'> {
+  if (result.status.result !== 'pass' || !Array.isArray(result.chain)) return {};
+  const sealers = result.chain.map((set) => normaliseDomain(String(set['arc-seal']?.parsed?.d?.value ?? '')));
+  const dmarc = (result.authenticationResults as { dmarc?: { result?: unknown; header?: { from?: unknown } } } | undefined)?.dmarc;
+  const from = typeof dmarc?.header?.from === 'string' ? normaliseDomain(dmarc.header.from) : '';
+  return {
+    sealers,
+    sealerDmarc: dmarc ? { result: toAuthResult(dmarc.result), fromDomain: from || null } : null,
+  };
 }
 
 /**

@@ -9,6 +9,7 @@ import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
 import { configSchema, type Config } from './schema.ts';
+import { reportsProblems, resolveReportPaths } from '../reports/config.ts';
 
 export interface LoadOptions {
   /** Explicit --config path; a missing explicit file is an error. */
@@ -170,9 +171,14 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (config.lists.allow) config.lists.allow = path.resolve(base, config.lists.allow);
   if (config.lists.block) config.lists.block = path.resolve(base, config.lists.block);
   if (config.tls.key) config.tls.key = path.resolve(base, config.tls.key);
+  if (config.decisions.file) config.decisions.file = path.resolve(base, config.decisions.file);
   if (Boolean(config.tls.cert) !== Boolean(config.tls.key)) {
     throw new ConfigErrors([new ConfigError('tls.cert and tls.key go together', { file: where?.file, ...locate(doc, lc, ['tls']), key: 'tls' })]);
   }
+  resolveReportPaths(config.reports.dmarc, base);
+  const reportErrors = reportsProblems(config.reports.dmarc)
+    .map(([key, problem]) => new ConfigError(problem, { file: where?.file, ...locate(doc, lc, key.split('.')), key }));
+  if (reportErrors.length) throw new ConfigErrors(reportErrors);
   return { config: deepFreeze(config), file: where?.file ?? null };
 }
 

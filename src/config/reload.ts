@@ -13,9 +13,13 @@ const RESTART_ONLY = [
   'backend.poolSize', 'backend.idleTimeoutMs', 'backend.maxMessagesPerConnection', 'backend.maxRcptErrorsPerConnection',
   'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
   'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',
-  // read once at start: the SIZE smtp-server advertises and counts, the first-seen and refusal caches
-  'limits.maxMessageSize', 'auth.firstSeenTtlSeconds', 'backend.recipientCacheSeconds',
+  // read once at start: the SIZE smtp-server advertises and counts, the refusal cache
+  'limits.maxMessageSize', 'limits.maxBytesInFlight', 'backend.recipientCacheSeconds',
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
+  // the report collector, store and scheduler are built once at start
+  'reports',
+
+  'decisions', // the file is opened at start
 ];
 
 const needsRestart = (key: string): boolean => RESTART_ONLY.some((p) => key === p || key.startsWith(p + '.'));

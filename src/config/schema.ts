@@ -7,6 +7,9 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { reputationConfigShape } from '../reputation/config.ts';
+import { reportsConfigSchema } from '../reports/config.ts';
+
+import { decisionsConfigShape } from '../observability/decision-file.ts';
 
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
 const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
@@ -25,7 +28,7 @@ const backend = z.strictObject({
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('Messages sent over one backend connection before it is replaced'),
   maxRcptErrorsPerConnection: z.number().int().min(1).default(5).describe('Refused RCPTs on one backend connection before it is replaced (Postfix slows down from the 10th)'),
   maxRcptErrorsPerTransaction: z.number().int().min(1).default(9).describe('Refused RCPTs in one transaction after which further recipients get 452 4.5.3 (keeps under Postfix\'s smtpd_soft_error_limit of 10)'),
-  recipientCacheSeconds: z.number().int().min(0).default(300).describe('How long a recipient the backend refused (5xx) is refused without asking it again; 0 = never cached'),
+  recipientCacheSeconds: z.number().int().min(0).default(60).describe('How long a mailbox the backend refused as such (5.1.1, 5.1.6, 5.1.10, 5.2.1) is refused without asking it again; other refusals are never cached; 0 = never'),
   connectTimeoutMs: ms(10_000, 'Backend connect + greeting timeout'),
   commandTimeoutMs: ms(30_000, 'Backend timeout for MAIL/RCPT/RSET'),
   dataTimeoutMs: ms(300_000, 'Backend timeout for the final reply after the message (RFC 5321 §4.5.3.2.6)'),
@@ -54,6 +57,7 @@ const limits = z.strictObject({
   maxHeaderFields: z.number().int().min(100).max(5_000).default(1_000).describe('Header fields per message (over → 552 5.3.4)'),
   maxHeaderFieldLines: z.number().int().min(50).max(5_000).default(1_000).describe('Physical lines of one header field, its folds included (over → 552 5.3.4)'),
   maxHeaderLines: z.number().int().min(500).max(20_000).default(10_000).describe('Physical lines of the whole header section (over → 552 5.3.4)'),
+  maxBytesInFlight: z.number().int().min(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool); past it new messages get 452 4.3.1 until bytes drain'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
 }).prefault({});
 
@@ -90,6 +94,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   limits,
   auth,
+  ...decisionsConfigShape, // decisions.file (src/observability/decision-file.ts)
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (`fatal` `error` `warn` `info` `debug` `trace` `silent`)'),
     pretty: z.boolean().default(false).describe('Human-readable log lines instead of JSON'),
@@ -97,6 +102,7 @@ export const configSchema = z.strictObject({
   shutdown: z.strictObject({
     drainTimeoutMs: ms(30_000, 'On SIGTERM, how long in-flight transactions may take before exit'),
   }).prefault({}),
+  reports: reportsConfigSchema, // DMARC aggregate reports (src/reports/config.ts)
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -50,3 +50,16 @@ export class ConfigErrors extends Error {
     this.errors = errors;
   }
 }
+
+/**
+ * The client connection is gone (or we closed it ourselves, having written our reply out of
+ * band): there is no one to answer, and no reply to count.
+ */
+export class ClientGone extends Error {
+  /** Should the connection still be open after all, smtp-server sends this (never a 2xx). */
+  readonly responseCode = 451;
+  constructor(detail = 'the client connection is gone') {
+    super('4.3.0 Transaction ended', { cause: detail });
+    this.name = 'ClientGone';
+  }
+}

@@ -57,6 +57,41 @@ export interface DkimSignatureFacts {
 export interface ArcFacts {
   readonly result: AuthResult;
   readonly reason: string;
+  /**
+   * Signing domains (d=) of the ARC-Seals, i=1 first, the newest (the last sealer) last.
+   * Only when the chain validated (result pass): a sealer of a broken chain is not authenticated.
+   */
+  readonly sealers?: readonly string[];
+  /**
+   * The DMARC result the newest ARC-Authentication-Results reports (RFC 8617 §4.1.1: what the
+   * last sealer found before it changed the message), and the header.from it was for. Only
+   * when the chain validated; null when that AAR has no dmarc= result.
+   */
+  readonly sealerDmarc?: { readonly result: AuthResult; readonly fromDomain: string | null } | null;
+}
+
+/**
+ * The DMARC Policy Record that applied, as aggregate reports describe it (RFC 9990 §2.1
+ * policy_published) and with the report URIs (RFC 9989 §4.7 rua). Absent when no record applied.
+ */
+export interface DmarcPublished {
+  /** The DMARC Policy Domain: where the applied record was found (RFC 9989 §3.2.5). */
+  readonly domain: string;
+  readonly p: DmarcPolicy;
+  /** Only as published; null when the record has no such tag. */
+  readonly sp: DmarcPolicy | null;
+  readonly np: DmarcPolicy | null;
+  readonly adkim: 'r' | 's';
+  readonly aspf: 'r' | 's';
+  /** t=y (RFC 9989 §4.7). */
+  readonly testing: boolean;
+  /** psd=y, psd=n, or 'u' when absent. */
+  readonly psd: 'y' | 'n' | 'u';
+  readonly fo: string | null;
+  /** RFC 9989 §4.10 DNS Tree Walk (mailauth); RFC 7489's PSL lookup would be 'psl'. */
+  readonly discovery: 'treewalk';
+  /** rua= URIs as published, trimmed; empty when none. */
+  readonly rua: readonly string[];
 }
 
 export interface DmarcFacts {
@@ -65,9 +100,16 @@ export interface DmarcFacts {
   readonly domain: string;
   /** Policy that applies to this domain (p=, or sp=/np= for a subdomain), null when no record. */
   readonly policy: DmarcPolicy | null;
+  /**
+   * The tag of the record that applied (at published.domain) and its published value, before
+   * a t=y downgrade: p= at the author domain, sp= or np= for a subdomain (RFC 9989 §4.10.1).
+   */
+  readonly applied?: { readonly tag: 'p' | 'sp' | 'np'; readonly value: DmarcPolicy };
   readonly spfAligned: boolean;
   readonly dkimAligned: boolean;
   readonly reason: string;
+  /** The record that applied, for aggregate reports (src/reports). */
+  readonly published?: DmarcPublished;
 }
 
 export interface MessageFacts {

@@ -1,7 +1,10 @@
 /**
  * SMTP replies with RFC 3463 enhanced status codes. The basic code and the enhanced code's
  * class cannot disagree: a 5xx always carries 5.x.x, a 4xx always 4.x.x (a compile error
- * otherwise). Every reply Postern itself sends comes from here.
+ * otherwise). The catalogue below holds the text of every reply Postern originates; policy
+ * rules may override a refusal's text (src/policy/verdicts.ts), and a backend's refusal is
+ * mirrored (src/pipeline/replies.ts). smtp-server still answers protocol errors itself
+ * (syntax, sequence, 552 once SIZE is exceeded).
  */
 
 export type TempCode = 421 | 450 | 451 | 452;
@@ -49,20 +52,34 @@ export const REPLIES = {
   },
   dataTimeout: (): TempReply => ({ code: 421, enhanced: '4.4.2', text: 'Timeout: the message took too long to arrive, closing connection' }),
   bareLineEnding: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)' }),
-  dmarcReject: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.1', text: `Rejected by DMARC policy: ${domain} publishes p=reject and the message is not authenticated` }),
+  /**
+   * `domain` is the DMARC Policy Domain (where the applied record was found: the author domain,
+   * its organizational domain, or a public-suffix domain of the tree walk) and `published` the
+   * tag that applied there with its value: "p=reject", "sp=reject" for a subdomain, "np=reject"
+   * for a non-existent one (RFC 9989 §4.10.1).
+   */
+  dmarcReject: (domain: string, published: string): PermReply => ({ code: 550, enhanced: '5.7.1', text: `Rejected by DMARC policy: ${domain} publishes ${published} and the message is not authenticated` }),
   spfFail: (domain: string): PermReply => ({ code: 550, enhanced: '5.7.23', text: `SPF check failed: ${domain} does not authorize your address to send its mail` }),
   spfTemperror: (): TempReply => ({ code: 451, enhanced: '4.7.24', text: 'SPF check had a temporary DNS error, please try again later' }),
   authTemperror: (): TempReply => ({ code: 451, enhanced: '4.7.5', text: 'Authentication checks had a temporary DNS error, please try again later' }),
+  // RFC 7372 §3.1: which of the three a DKIM-requiring rule answers depends on what was found
   dkimRequired: (): PermReply => ({ code: 550, enhanced: '5.7.20', text: 'No passing DKIM signature found' }),
-  dkimNotAligned: (): PermReply => ({ code: 550, enhanced: '5.7.21', text: 'No acceptable DKIM signature found' }),
+  dkimNotAcceptable: (): PermReply => ({ code: 550, enhanced: '5.7.21', text: 'No acceptable DKIM signature found' }),
   dkimNoAuthor: (): PermReply => ({ code: 550, enhanced: '5.7.22', text: 'No valid author-matched DKIM signature found' }),
   /** RFC 5322 §3.6: one From field; several authors only with a Sender. Which From a reader shows differs (a DMARC bypass). */
   multipleFrom: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Rejected: the message has more than one From field or author (RFC 5322 section 3.6)' }),
   policyReject: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Message rejected by policy' }),
   policyTempfail: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Message deferred by policy, please try again later' }),
-  rateLimited: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Rate limit exceeded, please slow down and try again later' }),
+  /** RFC 5321 §4.2.5: a rate is transient; 421 at connect (and we close), 451 4.7.1 inside a session. */
+  rateLimited: (retrySeconds: number): TempReply => ({ code: 451, enhanced: '4.7.1', text: `Rate limit exceeded, please slow down and try again in ${retrySeconds} s` }),
+  connectRateLimited: (retrySeconds: number): TempReply => ({ code: 421, enhanced: '4.7.0', text: `Rate limit exceeded, please slow down and try again in ${retrySeconds} s` }),
+  blocked: (atConnect: boolean, retrySeconds: number): TempReply => ({ code: atConnect ? 421 : 451, enhanced: atConnect ? '4.7.0' : '4.7.1', text: `Mail from your address is not accepted at this time, please slow down and try again in ${retrySeconds} s` }),
+  /** The shared rate-limit store is down with failMode closed: our problem, not the client's. */
+  storeUnavailable: (atConnect: boolean): TempReply => ({ code: atConnect ? 421 : 451, enhanced: '4.3.0', text: 'Temporary local problem (rate limit store unavailable), please try again later' }),
   tooManyConnections: (): TempReply => ({ code: 421, enhanced: '4.7.0', text: 'Too many connections, please slow down and try again later' }),
   shuttingDown: (): TempReply => ({ code: 421, enhanced: '4.3.2', text: 'Service shutting down, please try again later' }),
+  /** RFC 3463 4.3.1 "mail system full": the in-flight byte budget is used up (no spool to fall back on). */
+  insufficientStorage: (): TempReply => ({ code: 452, enhanced: '4.3.1', text: 'Insufficient system storage, please try again later' }),
   backendUnavailable: (): TempReply => ({ code: 451, enhanced: '4.4.1', text: 'Mail store temporarily unavailable, please try again later' }),
   internalError: (): TempReply => ({ code: 451, enhanced: '4.3.0', text: 'Temporary local problem, please try again later' }),
   /** RFC 5321 §3.5.3: 252 when we will not say whether a mailbox exists. */

@@ -5,6 +5,7 @@
  * an address or an IP.
  */
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import { reportMetrics } from '../reports/metrics.ts';
 
 export function createMetrics(registry: Registry, opts: { defaultMetrics?: boolean } = {}) {
   const registers = [registry];
@@ -22,6 +23,11 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       help: 'Finished transactions by enforced action (accept, tag, quarantine, tempfail, reject), policy rule ("" = none) and reason',
       labelNames: ['action', 'rule', 'reason'] as const,
     }),
+    transactionEndings: new Counter({
+      name: 'postern_transaction_endings_total', registers,
+      help: 'Transactions by how they ended (delivered, policy, backend-refused, rate-limited, message-limit, data-timeout, client-gone, backend-lost, quarantine-failed, shutdown, abandoned, internal-error)',
+      labelNames: ['ending'] as const,
+    }),
     monitorWouldHave: new Counter({
       name: 'postern_monitor_would_have_total', registers,
       help: 'Monitor-mode rules that matched: the action enforcing them would have taken, by rule',
@@ -36,6 +42,12 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       name: 'postern_smtp_replies_total', registers,
       help: 'Replies to MAIL, RCPT and end of DATA by stage and class (2xx, 4xx, 5xx)',
       labelNames: ['stage', 'class'] as const,
+    }),
+    inflightBytes: new Gauge({ name: 'postern_inflight_bytes', help: 'Message bytes held in memory now, all sessions together (limits.maxBytesInFlight is the budget)', registers }),
+    inflightRefusals: new Counter({
+      name: 'postern_inflight_budget_refusals_total', registers,
+      help: 'Messages deferred with 452 4.3.1 because the in-flight byte budget was used up, by stage (mail, data)',
+      labelNames: ['stage'] as const,
     }),
     relayLatency: new Histogram({
       name: 'postern_relay_duration_seconds', registers,
@@ -110,6 +122,18 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       labelNames: ['outcome'] as const,
     }),
     policyRules: new Gauge({ name: 'postern_policy_rules', help: 'Rules in the active policy set', registers }),
+    dmarcReports: reportMetrics(registers), // postern_dmarc_* (src/reports/metrics.ts)
+
+    policyOverrides: new Counter({
+      name: 'postern_policy_overrides_total', registers,
+      help: 'Messages that failed DMARC and got a verdict weaker than the published policy, by what was trusted (arc, forwarder, rule) and the policy not applied (quarantine, reject)',
+      labelNames: ['by', 'policy'] as const,
+    }),
+    decisionFileRecords: new Counter({
+      name: 'postern_decision_file_records_total', registers,
+      help: 'Decision records for decisions.file by outcome (written, dropped: the disk did not keep up or the file failed)',
+      labelNames: ['outcome'] as const,
+    }),
   };
 }
 

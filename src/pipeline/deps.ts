@@ -1,22 +1,27 @@
 /**
- * What the stages need, as functions and narrow interfaces. app.ts binds them to the real
- * modules (auth/, message/, policy/, relay/); nothing here knows smtp-server.
+ * What the stages need, as functions and narrow interfaces: no Config, no smtp-server. The
+ * composition root (src/gateway/pipeline-deps.ts) binds them to the real modules, and builds
+ * them anew on reload. Each stage takes the subset it uses (MailDeps, RcptDeps, DataDeps).
  */
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, Facts } from '../core/facts.ts';
-import type { TempReply } from '../core/reply.ts';
-import type { Reputation } from '../reputation/types.ts';
 import type { Decision, HeaderField } from '../core/verdict.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
-import type { DomainSet } from './recipient.ts';
+import type { Reputation, Reservation } from '../reputation/types.ts';
 import type { LineEndingNormaliser } from '../message/line-endings.ts';
 import type { HeaderGuard } from '../message/header-guard.ts';
 import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
+import type { ClientIdentity } from '../relay/backend.ts';
+import type { Collector } from '../reports/collector.ts';
+import type { DecisionRecord } from '../observability/decision-record.ts';
+import type { ByteBudget } from './byte-budget.ts';
+import type { DomainSet } from './recipient.ts';
+import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
+
+export type { ClientIdentity };
 
 export interface MessageAuth {
   readonly dkim: readonly DkimSignatureFacts[];
@@ -31,32 +36,51 @@ export interface MessageAuth {
   readonly fromAddresses?: number;
 }
 
-export interface ClientIdentity {
-  readonly ip: string;
-  readonly ptr: string | null;
-  readonly helo: string;
-  readonly esmtp: boolean;
+/** The settings the stages read, copied out of the configuration. */
+export interface StageSettings {
+  /** Our host name: banner, Received by, authserv-id. */
+  readonly hostname: string;
+  readonly maxRecipients: number;
+  readonly maxMessageSize: number;
+  readonly maxHeaderBytes: number;
+  readonly bareLineEndings: 'repair' | 'reject';
+  readonly dataTimeoutMs: number;
+  readonly maxRcptErrorsPerTransaction: number;
+  /** How long a message's first-seen time is remembered (first_seen_within). */
+  readonly firstSeenTtlMs: number;
+}
+
+/** Backend refusals of recipients that hold for every sender, remembered briefly. */
+export interface RecipientCache {
+  get(address: string): BackendReply | undefined;
+  set(address: string, reply: BackendReply): void;
 }
 
 export interface PipelineDeps {
-  readonly config: Config;
+  readonly settings: StageSettings;
   readonly domains: DomainSet;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  readonly reputation: Reputation;
   /** Decides with the current rule set (swapped atomically on reload). */
   decide(facts: Facts, stage: 'mail' | 'data'): Decision | null;
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
   /** `withheldSignatures`: DKIM-Signature fields the header guard kept from the verifier. */
   authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome; withheldSignatures?: () => number }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
-  readonly reputation: Reputation;
-  /** Backend 5xx answers to RCPT by address, for a short while. */
-  readonly recipientCache: { get(address: string): BackendReply | undefined; set(address: string, reply: BackendReply): void };
-  /** Sends `reply` and closes the client connection now (a client too slow to finish DATA). */
-  dropConnection(sessionId: string, reply: TempReply): void;
-  /** Seconds since the message with this fingerprint was first offered (0 the first time). */
-  firstSeen(fingerprint: string): number;
+  readonly recipientCache: RecipientCache;
+  readonly budget: ByteBudget;
+  /** DMARC aggregate report collection (reports.dmarc.enabled); fire-and-forget, never throws. */
+  readonly reports?: Collector;
+  /** decisions.file, when configured: takes each decision record without blocking. */
+  readonly decisionFile?: { write(session: string, record: DecisionRecord): void };
+  /** Writes `reply` on the client connection out of band and closes it (a client too slow to finish DATA). */
+  dropConnection(sessionId: string, reply: import('../core/reply.ts').TempReply): void;
+  /** Milliseconds since the message with this fingerprint was first offered, on any node (0 the first time). */
+  firstSeen(fingerprint: string): Promise<number>;
+  /** Gives reservations back to the store; never rejects. */
+  release(reservations: readonly Reservation[]): void;
   readonly message: {
     /** Streaming line-ending normaliser: bare CR/LF → CRLF, counting repairs. */
     normaliser(): LineEndingNormaliser;
@@ -68,3 +92,9 @@ export interface PipelineDeps {
     rewrite(message: Buffer, authservId: string, fields: readonly HeaderField[]): Buffer;
   };
 }
+
+/** What ending a transaction needs (src/pipeline/end.ts). */
+export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget' | 'reports' | 'decisionFile'>;
+export type MailDeps = EndDeps & Pick<PipelineDeps, 'decide' | 'checkSpf'>;
+export type RcptDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'domains' | 'openBackend' | 'recipientCache'>;
+export type DataDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'decide' | 'authenticate' | 'openBackend' | 'dropConnection' | 'firstSeen' | 'message'>;

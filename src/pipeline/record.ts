@@ -1,76 +1,85 @@
 /**
- * The end of every transaction that reached a decision: metrics and the one `decision` log
- * line (DESIGN.md "Observability"): who, what, every auth result with its reason, the rule,
- * the action, the backend's reply and durations.
+ * What a transaction's end leaves behind for operators: the metrics of the message and the
+ * one `decision` log line (DESIGN.md "Observability"): who, what, every auth result with its
+ * reason, the rule, the action, the ending, the backend's reply and durations. Replies are
+ * counted by the SMTP adapter, where they are sent, not here.
  */
 import type { Facts } from '../core/facts.ts';
 import type { FailReply } from '../core/reply.ts';
 import type { Action, Decision, Reason } from '../core/verdict.ts';
-import { replyClass } from '../observability/metrics.ts';
-import type { PipelineDeps } from './deps.ts';
-import type { BackendReply, SessionState, Transaction } from './state.ts';
-import { authenticatedDomain, learn, outcomeOf } from './limits.ts';
+import { decisionRecord } from '../observability/decision-record.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { EndDeps } from './deps.ts';
+import type { Ending } from './endings.ts';
+import { replyLine } from './replies.ts';
+import type { SessionState, Transaction } from './state.ts';
 
-export interface Outcome {
-  readonly decision?: Decision;
+export interface EndRecord {
+  readonly ending: Ending;
   readonly facts: Facts;
+  readonly decision: Decision | null;
+  readonly action: Action;
+  readonly reason: Reason;
+  readonly reply: FailReply | null;
   readonly stage: 'mail' | 'data';
-  /** Our failure reply, when the client did not get 250. */
-  readonly reply?: FailReply;
-  /** Overrides the verdict's reason (oversize, backend trouble, …). */
-  readonly reason?: Reason;
-  readonly backend?: BackendReply;
-  readonly error?: unknown;
-  readonly timing?: { authMs?: number; relayMs?: number };
+  readonly timing: { readonly totalMs: number; readonly authMs?: number; readonly relayMs?: number };
 }
 
-export function logDecision(deps: PipelineDeps, state: SessionState, tx: Transaction, o: Outcome): void {
-  const verdict = o.decision?.enforced;
-  // What actually happened to the message: a backend refusal or failure overrides "accept".
-  const action: Action = o.reply ? (o.reply.code >= 500 ? 'reject' : 'tempfail') : (verdict?.action ?? 'accept');
-  const reason: Reason = o.reason ?? verdict?.reason ?? 'default';
-  const rule = verdict?.rule ?? '';
-  const { metrics } = deps;
-
-  metrics.messages.inc({ action, rule, reason });
-  metrics.tierDecisions.inc({ tier: o.facts.client.tier, action });
-  // Rate-limit refusals were learnt where they happened.
-  const taught = reason === 'rate-limited' ? null : outcomeOf(o.reply ? o.reply.code : null, reason, o.facts);
-  if (taught) learn(deps, o.facts.client.ip, authenticatedDomain(o.facts), taught);
-  metrics.replies.inc({ stage: o.stage, class: o.reply ? replyClass(o.reply.code) : '2xx' });
-  const would = o.decision?.wouldHave;
+export function countMessage(metrics: Metrics, r: EndRecord): void {
+  const rule = r.decision?.enforced.rule ?? '';
+  metrics.messages.inc({ action: r.action, rule, reason: r.reason });
+  metrics.tierDecisions.inc({ tier: r.facts.client.tier, action: r.action });
+  const would = r.decision?.wouldHave;
   if (would) metrics.monitorWouldHave.inc({ action: would.action, rule: would.rule });
-  const f = o.facts;
+  const override = r.decision?.override;
+  if (override) metrics.policyOverrides.inc({ by: override.by, policy: override.policy });
+  const f = r.facts;
   metrics.authResults.inc({ method: 'spf', result: f.spf.result });
-  if (o.stage === 'data' && f.dkim) {
+  if (f.dkim) {
     if (f.dkim.length === 0) metrics.authResults.inc({ method: 'dkim', result: 'none' });
     for (const sig of f.dkim) metrics.authResults.inc({ method: 'dkim', result: sig.result });
     if (f.arc) metrics.authResults.inc({ method: 'arc', result: f.arc.result });
     metrics.authResults.inc({ method: 'dmarc', result: f.dmarc?.result ?? 'none' });
   }
+}
 
+/**
+ * The decision record (src/observability/decision-record.ts, versioned): every fact a rule can
+ * match on, so `postern replay` can decide it again; logged, and appended to decisions.file
+ * when one is configured.
+ */
+export function logDecision(state: SessionState, tx: Transaction, r: EndRecord, file: EndDeps['decisionFile']): void {
+  const ending = r.ending;
+  const error = 'error' in ending ? errorText(ending.error) : ending.kind === 'quarantine-failed' ? `quarantine mailbox unreachable at ${ending.step}: ${ending.detail}` : null;
+  const record = decisionRecord({
+    facts: r.facts,
+    stage: r.stage,
+    ...(r.decision ? { decision: r.decision } : {}),
+    rule: r.decision?.enforced.rule ?? '',
+    action: r.action,
+    reason: r.reason,
+    recipients: tx.recipients.map((x) => x.address),
+    ending: ending.kind,
+    ...(r.reply ? { reply: replyLine(r.reply) } : {}),
+    ...(ending.kind === 'delivered' || ending.kind === 'backend-refused' ? { backend: replyLine(ending.answer) } : {}),
+    ...(error !== null ? { error } : {}),
+    ms: { total: r.timing.totalMs, ...(r.timing.authMs !== undefined ? { auth: r.timing.authMs } : {}), ...(r.timing.relayMs !== undefined ? { relay: r.timing.relayMs } : {}) },
+  });
+  state.log.info(record, 'decision');
+  file?.write(state.id, record);
+}
+
+/** A transaction the client left before DATA: no message, so no decision, but a trace of what it asked. */
+export function logAbandoned(state: SessionState, tx: Transaction, by: string, totalMs: number): void {
   state.log.info({
-    event: 'decision',
-    client: { ip: f.client.ip, ptr: f.client.ptr, helo: f.client.helo, tls: f.client.tls, tier: f.client.tier },
-    envelope: { from: tx.sender, to: f.envelope.recipients.length ? f.envelope.recipients : tx.recipients.map((r) => r.address) },
-    from_domain: f.message?.fromDomain ?? null,
-    ...(f.message?.fromFields !== undefined ? { from_count: { fields: f.message.fromFields, addresses: f.message.fromAddresses ?? null } } : {}),
-    message_id: f.message?.messageId ?? null,
-    size: f.message?.size ?? null,
-    auth: {
-      spf: { result: f.spf.result, domain: f.spf.domain, identity: f.spf.identity, reason: f.spf.reason },
-      dkim: f.dkim?.map((d) => ({ result: d.result, domain: d.domain, selector: d.selector, aligned: d.aligned, reason: d.reason })) ?? null,
-      arc: f.arc ? { result: f.arc.result, reason: f.arc.reason } : null,
-      dmarc: f.dmarc ? { result: f.dmarc.result, domain: f.dmarc.domain, policy: f.dmarc.policy, reason: f.dmarc.reason } : null,
-    },
-    stage: o.stage,
-    rule,
-    action,
-    reason,
-    ...(would ? { would_have: { action: would.action, rule: would.rule } } : {}),
-    reply: o.reply ? `${o.reply.code} ${o.reply.enhanced} ${o.reply.text}` : undefined,
-    backend: o.backend ? `${o.backend.code} ${o.backend.enhanced ?? ''} ${o.backend.text}`.replace(/\s+/g, ' ') : undefined,
-    ...(o.error ? { error: (o.error as Error).message } : {}),
-    ms: { total: deps.clock.now() - tx.startedAt, ...o.timing },
-  }, 'decision');
+    event: 'abandoned',
+    by,
+    envelope: { from: tx.sender, to: tx.recipients.map((x) => x.address) },
+    refused: tx.refused,
+    ms: { total: totalMs },
+  }, 'transaction abandoned');
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

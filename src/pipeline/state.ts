@@ -1,14 +1,12 @@
 /** Per-connection and per-transaction state the stages share. Owned by the SMTP adapter. */
 import type { Logger } from 'pino';
-import type { SpfFacts, Tier } from '../core/facts.ts';
+import type { Tier } from '../core/facts.ts';
+import type { SpfOutcome } from '../auth/spf.ts';
 import type { BackendTransaction, SmtpResponse } from '../relay/backend.ts';
 import type { Reservation, TierInfo } from '../reputation/types.ts';
 
 export type Params = Record<string, string | true>;
-
-export interface SpfOutcome {
-  readonly facts: SpfFacts;
-}
+export type { SpfOutcome };
 
 /** The backend side of a transaction and its replies: the relay's own types (src/relay). */
 export type BackendTx = Pick<BackendTransaction, 'mail' | 'rcpt' | 'data' | 'release' | 'abort'>;
@@ -27,17 +25,26 @@ export interface Transaction {
   backend: BackendTx | null;
   /** The backend failed during this transaction: the rest of it gets 451 4.4.1. */
   backendLost: boolean;
-  /** Recipients refused in this transaction (by the backend or from the recipient cache). */
-  rcptRefused: number;
-  /** Rate-limit tokens taken at MAIL/RCPT, given back if the transaction dies before DATA completes. */
-  readonly reservations: Reservation[];
-  /** DATA was received in full: the transaction counts, its reservations stay taken. */
-  completed: boolean;
+  /** What the sender did wrong in this transaction, learnt once at its end. */
+  readonly refused: { backend: number; protocol: number };
+  /**
+   * Rate-limit tokens by what they paid for (endings.ts says which stay spent):
+   * `message` (MAIL's message buckets, DATA's domain bucket) stay spent only for a final
+   * outcome (delivered or refused for good); `recipients` paid for an RCPT the backend was
+   * asked about: work done, they stay spent whatever follows.
+   */
+  readonly reservations: { readonly message: Reservation[]; readonly recipients: Reservation[] };
+  /** Message bytes of this transaction counted against the in-flight budget, given back at its end. */
+  heldBytes: number;
+  /** DATA is being received or processed: only the DATA stage may end the transaction now. */
+  inData: boolean;
+  /** Set by endTransaction: a transaction ends exactly once. */
+  ended: boolean;
 }
 
 export interface SessionState {
   readonly id: string;
-  /** Client address; XCLIENT from a trusted peer may change it, so it is refreshed at MAIL. */
+  /** Client address; XCLIENT from a trusted peer may change it, so it is refreshed at each command. */
   ip: string;
   readonly connectedAt: number;
   readonly log: Logger;
@@ -48,27 +55,13 @@ export interface SessionState {
   tls: boolean;
   tlsInfo: { readonly version?: string | null; readonly cipher?: string | null } | null;
   tier: Tier;
+  /** The tier and the scores it came from, for the client in `ip` (looked up again after XCLIENT). */
   tierInfo: TierInfo | null;
-  /** Gives reservations back to the store (bound to the gateway's Reputation). */
-  readonly release: (reservations: readonly Reservation[]) => void;
   tx: Transaction | null;
   /** Transactions finished on this connection (for the log). */
   messages: number;
   /** The client connection is gone. */
   closed: boolean;
-}
-
-/** Ends a transaction's backend side: RSET and back to the pool, or abort when the client is gone. */
-export async function closeTransaction(state: SessionState, how: 'release' | 'abort'): Promise<void> {
-  const tx = state.tx;
-  state.tx = null;
-  if (tx && !tx.completed && tx.reservations.length > 0) state.release(tx.reservations.splice(0));
-  if (!tx?.backend) return;
-  const backend = tx.backend;
-  tx.backend = null;
-  if (how === 'abort') {
-    backend.abort();
-    return;
-  }
-  await backend.release().catch((err: unknown) => state.log.debug({ err }, 'backend release failed'));
+  /** Why we closed the connection ourselves, when we did (the ending of a transaction cut short). */
+  closedBy: 'shutdown' | 'data-timeout' | null;
 }

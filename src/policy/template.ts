@@ -6,7 +6,7 @@
  */
 import type { Facts } from '../core/facts.ts';
 
-export const TEMPLATE_VARS = ['from_domain', 'sender_domain', 'spf_domain', 'dmarc_policy', 'ip', 'rule'] as const;
+export const TEMPLATE_VARS = ['from_domain', 'sender_domain', 'spf_domain', 'dmarc_policy', 'dmarc_domain', 'dmarc_published', 'ip', 'rule'] as const;
 export type TemplateVar = (typeof TEMPLATE_VARS)[number];
 
 export type TemplatePart = { readonly literal: string } | { readonly variable: Exclude<TemplateVar, 'rule'> };
@@ -61,6 +61,13 @@ function variableValue(name: Exclude<TemplateVar, 'rule'>, facts: Facts): string
     case 'sender_domain': return facts.envelope.senderDomain;
     case 'spf_domain': return facts.spf.domain;
     case 'dmarc_policy': return facts.dmarc?.policy ?? 'absent';
+    // where the applied record was found, and what it says there ("sp=reject"); facts without
+    // them (older decision records) fall back to the author domain and p=
+    case 'dmarc_domain': return facts.dmarc?.published?.domain ?? facts.dmarc?.domain ?? facts.message?.fromDomain ?? null;
+    case 'dmarc_published': {
+      const applied = facts.dmarc?.applied;
+      return applied ? `${applied.tag}=${applied.value}` : `p=${facts.dmarc?.policy ?? 'absent'}`;
+    }
     case 'ip': return facts.client.ip;
   }
 }

@@ -26,16 +26,25 @@ export function defaultReply(action: 'tempfail' | 'reject', reason: Reason): Fai
     return REPLIES.policyTempfail();
   }
   switch (reason) {
-    case 'dmarc-policy': {
-      // The catalogue names p=reject; a rule rejecting on another policy names that one.
-      const reply = REPLIES.dmarcReject('{from_domain}');
-      return { ...reply, text: reply.text.replace('p=reject', 'p={dmarc_policy}') };
-    }
+    // names the record that decided, not the author domain: a subdomain inherits sp=/np=
+    case 'dmarc-policy': return REPLIES.dmarcReject('{dmarc_domain}', '{dmarc_published}');
     case 'spf-fail': return REPLIES.spfFail('{spf_domain}');
     case 'dkim-required': return REPLIES.dkimRequired();
     case 'multiple-from': return REPLIES.multipleFrom();
     default: return REPLIES.policyReject();
   }
+}
+
+/**
+ * RFC 7372 §3.1 for a rule that requires DKIM and names no reply of its own: no passing
+ * signature (5.7.20), passing ones but none by the author's domain (5.7.22), or author-matched
+ * ones the rule still did not accept, e.g. not from a required signer (5.7.21).
+ */
+export function dkimReply(facts: Facts): PermReply {
+  const passing = (facts.dkim ?? []).filter((d) => d.result === 'pass');
+  if (passing.length === 0) return REPLIES.dkimRequired();
+  if (!passing.some((d) => d.aligned)) return REPLIES.dkimNoAuthor();
+  return REPLIES.dkimNotAcceptable();
 }
 
 function checkReply(spec: RuleSpec, action: 'tempfail' | 'reject', reason: Reason, problems: VerdictProblem[]): FailReply | null {
@@ -101,7 +110,9 @@ export function compileVerdict(spec: RuleSpec, reason: Reason, problems: Verdict
         ? { action: 'tempfail', rule, reason, reply: { ...(reply as TempReply), text } }
         : { action: 'reject', rule, reason, reply: { ...(reply as PermReply), text } });
       const text = constantText(template);
-      if (text !== null) verdict = make(text);
+      if (spec.action === 'reject' && reason === 'dkim-required' && !spec.reply) {
+        render = (facts) => { const r = dkimReply(facts); return deepFreeze({ action: 'reject', rule, reason, reply: r }); };
+      } else if (text !== null) verdict = make(text);
       else render = (facts) => make(renderTemplate(template, facts));
       break;
     }

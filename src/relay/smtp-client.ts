@@ -177,8 +177,11 @@ export class SmtpClient {
   /**
    * DATA, then the message CRLF-normalised and dot-stuffed, then ".". Returns the DATA reply
    * itself when it is not 354 (the transaction stays open), else the final reply.
+   * `beforeEnd` runs after the last message byte and before the final "." (a sender that must
+   * record "maybe delivered" first, such as DMARC reports); if it throws, the "." is never
+   * sent and the connection is closed, so the message cannot be accepted.
    */
-  async data(message: Uint8Array): Promise<SmtpResponse> {
+  async data(message: Uint8Array, beforeEnd?: () => Promise<void>): Promise<SmtpResponse> {
     return this.#exclusive(async () => {
       const go = await this.#command('DATA');
       // A success reply to DATA itself is not an acceptance of a message we never sent: treat
@@ -190,6 +193,13 @@ export class SmtpClient {
       const stuffer = new DotStuffer();
       for (let offset = 0; offset < message.length; offset += DATA_CHUNK) {
         if (!this.#write(stuffer.push(message.subarray(offset, offset + DATA_CHUNK)))) await this.#drain();
+      }
+      if (beforeEnd) {
+        try {
+          await beforeEnd();
+        } catch (err) {
+          throw this.#fail(new BackendError('closed', `message abandoned before its end: ${(err as Error).message}`, { cause: err }));
+        }
       }
       this.#write(stuffer.end());
       // Registered in the same tick as the last write: any reply before it was unsolicited.

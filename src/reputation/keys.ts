@@ -4,6 +4,7 @@
  * Keys are readable, never hashed, so an operator can look at them with redis-cli:
  *   postern:rep:{ip:203.0.113.7}                 score hash (s, n, t)
  *   postern:rl:{ip:203.0.113.7}:ip-messages      GCRA bucket hash (tat, interval, burst)
+ *   postern:fs:<sha256 of the message identity>  first-seen time (ms), one string key
  * The subject in braces is the Redis Cluster hash tag: every key of one subject lives in one
  * slot, so one script call can touch all of them (redis.io "Hash tags").
  */
@@ -116,4 +117,9 @@ export function scoreKey(prefix: string, subject: Subject): string {
 
 export function bucketKey(prefix: string, limiter: Limiter, subject: Subject): string {
   return `${prefix}rl:${tag(subject)}:${limiter}`;
+}
+
+/** First-seen time of a message (its fingerprint, already a hash): a plain string key. */
+export function firstSeenKey(prefix: string, fingerprint: string): string {
+  return `${prefix}fs:${fingerprint}`;
 }

@@ -30,6 +30,7 @@ export function createMemoryStore(opts: MemoryStoreOptions): RateStore {
   // ttlResolution 0: read perf.now() every time instead of caching it behind a timer.
   const buckets = new LRUCache<string, Bucket>({ max: opts.maxBuckets ?? 100_000, perf, ttlResolution: 0, ttlAutopurge: false });
   const scores = new LRUCache<string, StoredScore>({ max: opts.maxScores ?? 100_000, perf, ttlResolution: 0, ttlAutopurge: false });
+  const seen = new LRUCache<string, number>({ max: opts.maxScores ?? 100_000, perf, ttlResolution: 0, ttlAutopurge: false });
   const keyOf = (r: BucketRequest): string => bucketKey('', r.limiter, r.subject);
 
   const store: RateStore = {
@@ -82,6 +83,14 @@ export function createMemoryStore(opts: MemoryStoreOptions): RateStore {
       return Promise.resolve();
     },
 
+    firstSeen(key: string, now: number, ttlMs: number): Promise<number> {
+      tick(now);
+      const first = seen.get(key);
+      if (first !== undefined) return Promise.resolve(first);
+      seen.set(key, now, { ttl: ttlMs });
+      return Promise.resolve(now);
+    },
+
     async inspect(subject: Subject, now: number) {
       const [score] = await store.scores([subject], now);
       const found = limitersFor(subject.kind).flatMap((limiter) => {
@@ -102,6 +111,7 @@ export function createMemoryStore(opts: MemoryStoreOptions): RateStore {
     close(): Promise<void> {
       buckets.clear();
       scores.clear();
+      seen.clear();
       return Promise.resolve();
     },
   };

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { gcraTokens } from './gcra.ts';
-import { bucketKey, checkKeyPrefix, limitersFor, scoreKey, subjectText } from './keys.ts';
+import { bucketKey, checkKeyPrefix, firstSeenKey, limitersFor, scoreKey, subjectText } from './keys.ts';
 import type { RedisClient } from './redis-connect.ts';
 import { readScore, SCORE_BOUND, type ScoreParams } from './scores.ts';
 import type { BucketRequest, Limiter, RateStore, Reservation, ScoreState, StoreObserver, Subject, TakeResult } from './types.ts';
@@ -155,6 +155,15 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
       if (updates.length === 0) return Promise.resolve();
       return timed('learn', async () => {
         await Promise.all(updates.map((u) => learnScript(scoreKey(prefix, u.subject), now, opts.score.halfLifeMs, u.delta, SCORE_BOUND, Math.ceil(opts.score.ttlMs))));
+      });
+    },
+
+    firstSeen(key: string, now: number, ttlMs: number): Promise<number> {
+      // One round trip: SET NX with GET (Redis >= 7.0) stores now unless a time is there, and
+      // returns the time that was there.
+      return timed('first-seen', async () => {
+        const before = await client.call('SET', firstSeenKey(prefix, key), String(now), 'PX', String(Math.max(1, Math.ceil(ttlMs))), 'NX', 'GET') as string | null;
+        return before === null ? now : Number(before);
       });
     },
 

@@ -101,18 +101,23 @@ export function createReputation(opts: CreateReputationOptions): Reputation {
     return null;
   };
 
+  /** The client's tier from its IP and network scores and the lists; reads, never takes. */
+  async function tierInfo(ip: string, now: number): Promise<TierInfo> {
+    const ipS = ipSubject(ip);
+    const [ipState, netState] = await scoresOf([ipS, net(ipS.id)], now);
+    const list = listed(ipS.id);
+    const computed = combinedTier(ipState!, netState!, thresholds, rep.minSamples);
+    return { tier: list === 'allow' ? 'trusted' : list === 'block' ? 'bad' : computed, ip: ipState!, net: netState! };
+  }
+
   return {
+    tier: tierInfo,
+
     async connect(ip, now) {
       const ipS = ipSubject(ip);
       const netS = net(ipS.id);
-      const [ipState, netState] = await scoresOf([ipS, netS], now);
+      const tier = await tierInfo(ip, now);
       const list = listed(ipS.id);
-      const computed = combinedTier(ipState!, netState!, thresholds, rep.minSamples);
-      const tier: TierInfo = {
-        tier: list === 'allow' ? 'trusted' : list === 'block' ? 'bad' : computed,
-        ip: ipState!,
-        net: netState!,
-      };
       observer?.tier(tier.tier);
       if (list === 'block') return { tier, ...limited('blocklist', BLOCKED_RETRY_AFTER_MS) };
       if (list === 'allow') return { tier, ok: true, reservation: EMPTY };
@@ -158,7 +163,14 @@ export function createReputation(opts: CreateReputationOptions): Reputation {
     },
 
     async learn(event, now) {
-      const d = deltasFor(event.outcome, event.count);
+      if (event.outcomes.length === 0) return;
+      const d = { ip: 0, net: 0, domain: 0 };
+      for (const o of event.outcomes) {
+        const x = deltasFor(o.outcome, o.count);
+        d.ip += x.ip;
+        d.net += x.net;
+        d.domain += x.domain;
+      }
       const ipS = ipSubject(event.ip);
       const updates: Array<{ subject: Subject; delta: number }> = [
         { subject: ipS, delta: d.ip },

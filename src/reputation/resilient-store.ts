@@ -110,6 +110,10 @@ export function createResilientStore(opts: ResilientStoreOptions): RateStore {
       return route(now, () => primary.learn(updates, now), () => fallback.learn(updates, now));
     },
 
+    firstSeen(key, now, ttlMs) {
+      return route(now, () => primary.firstSeen(key, now, ttlMs), () => fallback.firstSeen(key, now, ttlMs));
+    },
+
     // Operator tools talk to Redis only: an operator must see an error, not the local view.
     inspect: (subject, now) => primary.inspect(subject, now),
     reset: (subject) => primary.reset(subject),

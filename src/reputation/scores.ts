@@ -8,7 +8,10 @@
  * - it stays within ±SCORE_BOUND, so no history is worth more than a bounded number of recent
  *   messages, good or bad;
  * - it counts for a tier only after `minSamples` certain outcomes (rspamd `lower_bound`);
- * - only certain outcomes teach: Outcome has no tempfail member on purpose.
+ * - only certain outcomes teach: Outcome has no tempfail member on purpose;
+ * - only what the sender did teaches, never what we did to it: a rate-limit refusal is ours,
+ *   and learning from it would make a throttled sender suspect, tighten its limits and refuse
+ *   it more (a feedback loop).
  */
 import type { Tier } from '../core/facts.ts';
 import type { Outcome, ScoreState, Subject } from './types.ts';
@@ -114,7 +117,6 @@ export const OUTCOME_DELTAS: Readonly<Record<Outcome, Deltas>> = {
   'delivered': { ip: 0.5, net: 0.25, domain: 0 },
   'auth-failed': { ip: -3, net: -1.5, domain: 0 },
   'policy-rejected': { ip: -3, net: -1.5, domain: -3 },
-  'rate-limited': { ip: -1, net: -0.5, domain: -1 },
   'recipient-refused': { ip: -1, net: -0.5, domain: -0.5 },
   'protocol-error': { ip: -2, net: -1, domain: 0 },
 };

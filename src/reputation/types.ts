@@ -65,6 +65,12 @@ export interface RateStore {
   scores(subjects: readonly Subject[], now: number): Promise<ScoreState[]>;
   /** Decays, adds delta (bounded), counts a sample, refreshes the key's TTL. */
   learn(updates: ReadonlyArray<{ readonly subject: Subject; readonly delta: number }>, now: number): Promise<void>;
+  /**
+   * When was `key` first seen? Records `now` the first time; returns that first time (ms),
+   * remembered for ttlMs. Shared by every node on Redis, so behind a balancer a retry that
+   * lands on another node continues the same first-seen window.
+   */
+  firstSeen(key: string, now: number, ttlMs: number): Promise<number>;
   /** Operator tools. */
   inspect(subject: Subject, now: number): Promise<{ score: ScoreState; buckets: Array<{ limiter: Limiter; tokens: number; burst?: number }> }>;
   reset(subject: Subject): Promise<number>;
@@ -79,7 +85,6 @@ export type Outcome =
   | 'delivered' // delivered without DMARC pass: IP/network neutral-to-slightly-good
   | 'auth-failed' // DMARC fail / SPF fail that a rule acted on
   | 'policy-rejected'
-  | 'rate-limited'
   | 'recipient-refused' // the backend refused a recipient (directory harvesting)
   | 'protocol-error';
 
@@ -117,6 +122,14 @@ export interface Reputation {
   /** After DATA authentication: the domain's tier and its message bucket. */
   data(authDomain: string | null, now: number): Promise<{ domainTier: Tier | null } & ({ ok: true; reservation: Reservation } | ({ ok: false } & Limited))>;
   release(reservation: Reservation, now: number): Promise<void>;
-  /** After the final outcome of a transaction (or a connection-level event). */
-  learn(event: { ip: string; authDomain: string | null; outcome: Outcome; count?: number }, now: number): Promise<void>;
+  /**
+   * Reads the client's tier without taking anything (a client named by XCLIENT within a
+   * connection: its connection was already counted).
+   */
+  tier(ip: string, now: number): Promise<TierInfo>;
+  /**
+   * Once per transaction, after its end: what the sender did (its final outcome, recipients
+   * the backend refused, relaying attempts), as one store update. Never our own refusals.
+   */
+  learn(event: { ip: string; authDomain: string | null; outcomes: ReadonlyArray<{ readonly outcome: Outcome; readonly count?: number }> }, now: number): Promise<void>;
 }

@@ -25,6 +25,16 @@ class PosternConnection extends SMTPConnection {
     callback();
   }
 
+  /**
+   * smtp-server resets the session on RSET, EHLO/HELO, after STARTTLS and after XCLIENT: a
+   * transaction still open then is abandoned, and the pipeline ends it now rather than at the
+   * next MAIL or the disconnect (its tokens and backend connection are given back in time).
+   */
+  override _resetSession(): void {
+    super._resetSession();
+    (this._server as PosternSmtpServer).onReset?.(this.id);
+  }
+
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (typeof data === 'string' && HAS_ENHANCED.test(data)) {
       super.send(code, data, false);
@@ -43,6 +53,9 @@ export interface Connection {
 }
 
 export class PosternSmtpServer extends SMTPServer {
+  /** Called when a session's state is reset (RSET, EHLO, STARTTLS, XCLIENT), with the session id. */
+  onReset: ((sessionId: string) => void) | null = null;
+
   constructor(options: SMTPServerOptions) {
     super(options);
   }

@@ -1,22 +1,27 @@
 /**
  * The adapter between smtp-server and the pipeline: the only code that knows smtp-server's
- * callbacks. It keeps per-connection state, runs the stages, and turns their outcome into
- * replies: SmtpReplyError → its reply; anything unexpected → 451 4.3.0, never 250
- * (STYLE.md §4.3). AUTH is disabled (an MX, not a submission server: RFC 6409).
+ * callbacks. It keeps per-connection state, runs the stages, and turns their outcome into the
+ * reply smtp-server sends: SmtpReplyError → its reply; ClientGone → none (nobody is there);
+ * anything unexpected → 451 4.3.0, never 250 (STYLE.md §4.3). Every reply to MAIL, RCPT and
+ * DATA is counted here, once, where it is handed over. AUTH is disabled (an MX, not a
+ * submission server: RFC 6409).
  */
-import fs from 'node:fs';
+import type net from 'node:net';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
-import { SmtpReplyError } from '../core/errors.ts';
+import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import { normaliseIp } from '../core/ip.ts';
 import { REPLIES } from '../core/reply.ts';
+import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from '../pipeline/deps.ts';
-import { dataStage, mailStage, rcptStage } from '../pipeline/stages.ts';
+import { dataStage } from '../pipeline/data.ts';
 import { limitConnect } from '../pipeline/limits.ts';
-import { closeTransaction, type Params, type SessionState } from '../pipeline/state.ts';
+import { abandonTransaction, mailStage } from '../pipeline/mail.ts';
+import { rcptStage } from '../pipeline/rcpt.ts';
+import type { Params, SessionState } from '../pipeline/state.ts';
 import { PosternSmtpServer } from './connection.ts';
 
-type Callback = (err?: Error | null) => void;
+type Stage = 'connect' | 'mail' | 'rcpt' | 'data';
 
 export interface SmtpServers {
   readonly plain: PosternSmtpServer;
@@ -28,87 +33,115 @@ export interface SmtpServers {
 export interface SmtpServerOptions {
   readonly deps: () => PipelineDeps;
   readonly logger: Logger;
+  /** Banner name. */
+  readonly hostname: string;
+  /** SIZE advertised and enforced by smtp-server. */
+  readonly maxMessageSize: number;
+  readonly socketTimeoutMs: number;
+  /** How long smtp-server waits for sessions when closing. */
+  readonly closeTimeoutMs: number;
+  /** STARTTLS key and certificate (PEM), or null for no STARTTLS. */
+  readonly tls: { readonly key: Buffer; readonly cert: Buffer } | null;
   readonly reverse: (ip: string, cb: (err: Error | null, names?: string[]) => void) => void;
   readonly isDraining: () => boolean;
   /** Called whenever the number of open sessions changes (the in-flight gauge). */
   readonly onSessionCount?: (open: number) => void;
   /** A STARTTLS handshake completed: the session now talks over `socket`. */
-  readonly onSecure?: (sessionId: string, socket: import('node:net').Socket) => void;
+  readonly onSecure?: (sessionId: string, socket: net.Socket) => void;
   /** The session ended, however it ended (its connection slots go back). */
   readonly onSessionClosed?: (sessionId: string) => void;
 }
 
 export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
   const sessions = new Map<string, SessionState>();
-  const initial = opts.deps();
-  const { config } = initial;
-  const tls = config.tls.cert && config.tls.key
-    ? { key: fs.readFileSync(config.tls.key), cert: fs.readFileSync(config.tls.cert) }
-    : null;
+  const options = smtpOptions(opts, sessions);
+  const plain = new PosternSmtpServer({ ...options });
+  const xclient = new PosternSmtpServer({ ...options, useXClient: true });
+  for (const server of [plain, xclient]) {
+    server.onReset = (id) => {
+      const state = sessions.get(id);
+      if (state) abandonTransaction(opts.deps(), state, 'rset');
+    };
+  }
+  return { plain, xclient, sessions };
+}
 
-  const stateOf = (session: SMTPServerSession): SessionState => {
-    let state = sessions.get(session.id);
-    if (!state) {
-      state = {
-        id: session.id,
-        ip: normaliseIp(session.remoteAddress) ?? session.remoteAddress,
-        connectedAt: Date.now(),
-        log: opts.logger.child({ session: session.id }),
-        ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tierInfo: null, tx: null, messages: 0, closed: false,
-        release: (reservations) => {
-          const d = opts.deps();
-          for (const r of reservations) d.reputation.release(r, d.clock.now()).catch(() => undefined);
-        },
-      };
-      sessions.set(session.id, state);
-      opts.onSessionCount?.(sessions.size);
-    }
-    // XCLIENT and STARTTLS change these within a connection.
-    state.ip = normaliseIp(session.remoteAddress) ?? session.remoteAddress;
-    const host = session.clientHostname;
-    state.ptr = host && !host.startsWith('[') ? host : null;
-    state.helo = session.hostNameAppearsAs || '';
-    state.esmtp = (session.openingCommand || 'EHLO').toUpperCase() !== 'HELO';
-    state.tls = Boolean(session.secure);
-    const cipher = session.tlsOptions ? session.tlsOptions : null;
-    state.tlsInfo = state.tls ? { version: cipher?.version ?? null, cipher: cipher?.name ?? null } : null;
-    return state;
+/** The session's state, created at its first callback and refreshed at each (XCLIENT and STARTTLS change it). */
+function stateOf(opts: SmtpServerOptions, sessions: Map<string, SessionState>, session: SMTPServerSession): SessionState {
+  let state = sessions.get(session.id);
+  if (!state) {
+    state = {
+      id: session.id,
+      ip: normaliseIp(session.remoteAddress) ?? session.remoteAddress,
+      connectedAt: Date.now(),
+      log: opts.logger.child({ session: session.id }),
+      ptr: null, helo: '', esmtp: true, tls: false, tlsInfo: null, tier: 'neutral', tierInfo: null, tx: null, messages: 0,
+      closed: false, closedBy: null,
+    };
+    sessions.set(session.id, state);
+    opts.onSessionCount?.(sessions.size);
+  }
+  state.ip = normaliseIp(session.remoteAddress) ?? session.remoteAddress;
+  const host = session.clientHostname;
+  state.ptr = host && !host.startsWith('[') ? host : null;
+  state.helo = session.hostNameAppearsAs || '';
+  state.esmtp = (session.openingCommand || 'EHLO').toUpperCase() !== 'HELO';
+  state.tls = Boolean(session.secure);
+  const cipher = session.tlsOptions ? session.tlsOptions : null;
+  state.tlsInfo = state.tls ? { version: cipher?.version ?? null, cipher: cipher?.name ?? null } : null;
+  return state;
+}
+
+/** The error smtp-server sends for a failed stage; unexpected errors become 451 4.3.0. */
+function toReplyError(err: unknown, state: SessionState): SmtpReplyError | ClientGone {
+  if (err instanceof SmtpReplyError || err instanceof ClientGone) return err;
+  state.log.error({ err }, 'unexpected error in transaction');
+  return new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
+}
+
+/**
+ * Runs a stage and hands its outcome to smtp-server, counting the reply once, unless the
+ * connection is gone (nothing is sent then). The greeting is not counted: it answers no command.
+ */
+function settler(opts: SmtpServerOptions, sessions: Map<string, SessionState>) {
+  const count = (stage: Stage, state: SessionState, code: number): void => {
+    if (stage === 'connect' && code < 400) return;
+    if (state.closed || state.closedBy !== null) return;
+    opts.deps().metrics.replies.inc({ stage, class: replyClass(code) });
   };
-
-  /** Runs a stage; maps its failure to the reply smtp-server sends. */
-  const run = (session: SMTPServerSession, callback: Callback, stage: (state: SessionState) => Promise<void>): void => {
-    const state = stateOf(session);
-    stage(state).then(() => callback(), (err: unknown) => callback(toReplyError(err, state)));
+  return (stage: Stage, session: SMTPServerSession, callback: (err: Error | null, text?: string) => void, work: (state: SessionState) => Promise<string | void>): void => {
+    const state = stateOf(opts, sessions, session);
+    work(state).then((text) => {
+      count(stage, state, 250);
+      callback(null, text ?? undefined);
+    }, (err: unknown) => {
+      const e = toReplyError(err, state);
+      if (e instanceof SmtpReplyError) count(stage, state, e.responseCode);
+      callback(e);
+    });
   };
+}
 
-  const toReplyError = (err: unknown, state: SessionState): SmtpReplyError => {
-    if (err instanceof SmtpReplyError) return err;
-    if ((err as { code?: string }).code === 'ECONNECTION') {
-      state.log.info('client disconnected before the end of the message; nothing was delivered');
-    } else {
-      state.log.error({ err }, 'unexpected error in transaction');
-    }
-    return new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
-  };
-
-  const options: SMTPServerOptions = {
-    name: config.hostname,
+function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState>): SMTPServerOptions {
+  const settle = settler(opts, sessions);
+  return {
+    name: opts.hostname,
     banner: 'Postern ESMTP',
-    size: config.limits.maxMessageSize,
+    size: opts.maxMessageSize,
     authOptional: true,
-    disabledCommands: tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
-    hideSTARTTLS: !tls,
+    disabledCommands: opts.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
+    hideSTARTTLS: !opts.tls,
     hideENHANCEDSTATUSCODES: false,
     hideDSN: false,
-    ...(tls ?? {}),
+    ...(opts.tls ?? {}),
     logger: false,
-    socketTimeout: config.limits.socketTimeoutMs,
-    closeTimeout: config.shutdown.drainTimeoutMs,
+    socketTimeout: opts.socketTimeoutMs,
+    closeTimeout: opts.closeTimeoutMs,
     resolver: { reverse: opts.reverse },
 
     onConnect(session, callback) {
       if (opts.isDraining()) return callback(new SmtpReplyError(REPLIES.shuttingDown(), 'shutting-down'));
-      run(session, callback, async (state) => {
+      settle('connect', session, callback, async (state) => {
         state.log.debug({ ip: state.ip, ptr: state.ptr }, 'connected');
         await limitConnect(opts.deps(), state);
       });
@@ -118,20 +151,16 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       callback();
     },
     onMailFrom(address: SMTPServerAddress, session, callback) {
-      run(session, callback, (state) => mailStage(opts.deps(), state, session.transaction, address.address, params(address)));
+      settle('mail', session, callback, (state) => mailStage(opts.deps(), state, session.transaction, address.address, params(address)));
     },
     onRcptTo(address: SMTPServerAddress, session, callback) {
-      run(session, callback, (state) => rcptStage(opts.deps(), state, address.address, params(address)));
+      settle('rcpt', session, callback, (state) => rcptStage(opts.deps(), state, address.address, params(address)));
     },
     onData(stream: SMTPServerDataStream, session, callback) {
-      const state = stateOf(session);
-      dataStage(opts.deps(), state, stream).then(
-        (text) => callback(null, text),
-        (err: unknown) => {
-          stream.resume(); // drain what is left, smtp-server replies once the stream has ended
-          callback(toReplyError(err, state));
-        },
-      );
+      settle('data', session, (err, text) => {
+        if (err) stream.resume(); // drain what is left, smtp-server replies once the stream has ended
+        callback(err, text);
+      }, (state) => dataStage(opts.deps(), state, stream));
     },
     onClose(session) {
       opts.onSessionClosed?.(session.id);
@@ -140,15 +169,10 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       sessions.delete(session.id);
       state.closed = true;
       opts.onSessionCount?.(sessions.size);
-      // A client gone mid-transaction: drop the backend transaction, nothing was accepted.
-      if (state.tx) void closeTransaction(state, 'abort');
+      // A client gone mid-transaction: nothing was accepted; a transaction in DATA ends itself.
+      abandonTransaction(opts.deps(), state, 'disconnect');
       state.log.debug({ messages: state.messages }, 'disconnected');
     },
-  };
-  return {
-    plain: new PosternSmtpServer({ ...options }),
-    xclient: new PosternSmtpServer({ ...options, useXClient: true }),
-    sessions,
   };
 }
 

@@ -44,6 +44,9 @@ interface Bench {
   readonly gateway: GatewayProcess;
   /** The same gateway with its rate/reputation store in Redis; null when no Redis answers. */
   readonly redisGateway: GatewayProcess | null;
+  /** The same gateways with DMARC report collection on (local store; Redis). */
+  readonly dmarcGateway: GatewayProcess;
+  readonly redisDmarcGateway: GatewayProcess | null;
   readonly sink: BenchSink;
   readonly ticks: number;
 }
@@ -57,7 +60,8 @@ interface Measured {
 async function measure(bench: Bench, target: Row['target'], spec: PointSpec, set: SignedSet): Promise<Measured> {
   const { sink, ticks } = bench;
   const viaGateway = target !== 'direct';
-  const gateway = target === 'gateway-redis' ? bench.redisGateway! : bench.gateway;
+  const gateway = target === 'gateway-redis' ? bench.redisGateway!
+    : target === 'gateway+dmarc' ? bench.dmarcGateway : target === 'gateway-redis+dmarc' ? bench.redisDmarcGateway! : bench.gateway;
   sink.take(); // forget whatever a previous point left behind
   if (viaGateway) resetPeakRss(gateway.pid);
   const cpuBefore = cpuSeconds(gateway.pid, ticks);
@@ -150,6 +154,18 @@ async function runStoreComparison(bench: Bench, set: SignedSet): Promise<{ rows:
   return grid(bench, STORE_POINTS, ['gateway', 'gateway-redis'], set);
 }
 
+/** What DMARC report collection costs on the mail path: the same points with it off and on. */
+async function runDmarcComparison(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; notes: string[] }> {
+  process.stdout.write(`\nDMARC report collection (${set.size.name}): off vs on\n`);
+  await measure(bench, 'gateway+dmarc', WARM_UP, set);
+  const targets: Array<Row['target']> = ['gateway', 'gateway+dmarc'];
+  if (bench.redisGateway && bench.redisDmarcGateway) {
+    await measure(bench, 'gateway-redis+dmarc', WARM_UP, set);
+    targets.push('gateway-redis', 'gateway-redis+dmarc');
+  }
+  return grid(bench, STORE_POINTS, targets, set);
+}
+
 async function dropKeys(url: string, prefix: string): Promise<void> {
   const client = new Redis(url, { maxRetriesPerRequest: 1 });
   client.on('error', () => undefined);
@@ -174,17 +190,17 @@ async function main(): Promise<void> {
   const sink = await startBenchSink();
   let gateway: GatewayProcess | null = null;
   let redisGateway: GatewayProcess | null = null;
+  let dmarcGateway: GatewayProcess | null = null;
+  let redisDmarcGateway: GatewayProcess | null = null;
   const redisPrefix = `postern-bench:${process.pid}:`;
   const onSignal = (): void => {
-    gateway?.kill();
-    redisGateway?.kill();
+    for (const g of [gateway, redisGateway, dmarcGateway, redisDmarcGateway]) g?.kill();
     process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', () => {
-    gateway?.kill();
-    redisGateway?.kill();
+    for (const g of [gateway, redisGateway, dmarcGateway, redisDmarcGateway]) g?.kill();
   });
   try {
     gateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN] });
@@ -193,11 +209,14 @@ async function main(): Promise<void> {
     if (!resettable) process.stdout.write('note: /proc/<pid>/clear_refs not writable: peak RSS is the peak since the gateway started\n');
     if (await sharedRedisAvailable()) {
       redisGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], redis: { url: REDIS_URL, keyPrefix: redisPrefix } });
+      redisDmarcGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], redis: { url: REDIS_URL, keyPrefix: redisPrefix }, dmarcReports: true });
     }
-    const bench: Bench = { gateway, redisGateway, sink, ticks };
+    dmarcGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], dmarcReports: true });
+    const bench: Bench = { gateway, redisGateway, dmarcGateway, redisDmarcGateway, sink, ticks };
     const results: Array<{ set: SignedSet; rows: Row[]; notes: string[] }> = [];
     for (const set of mail.sets) results.push({ set, ...(await runSize(bench, set)) });
     const store = await runStoreComparison(bench, mail.sets[0]!);
+    const dmarc = await runDmarcComparison(bench, mail.sets[0]!);
 
     for (const { set, rows, notes } of results) {
       process.stdout.write(`\n== ${set.size.name} messages (DKIM rsa-sha256 signed, mean ${set.meanBytes} bytes) ==\n${table(rows)}\n`);
@@ -207,10 +226,10 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`\n== rate/reputation store: memory vs Redis (${mail.sets[0]!.size.name}, concurrency 50) ==\n`);
     process.stdout.write(store ? `${table(store.rows)}\n${store.notes.length > 0 ? `failures and notes:\n${store.notes.join('\n')}\n` : 'no errors\n'}` : `skipped: no Redis answers at ${REDIS_URL} (set REDIS_URL)\n`);
+    process.stdout.write(`\n== DMARC report collection: off vs on (${mail.sets[0]!.size.name}, concurrency 50) ==\n${table(dmarc.rows)}\n${dmarc.notes.length > 0 ? `failures and notes:\n${dmarc.notes.join('\n')}\n` : 'no errors\n'}`);
     process.stdout.write(`\n${LEGEND}\n\ntotal ${((Date.now() - began) / 1000).toFixed(0)} s\n`);
   } finally {
-    await gateway?.stop();
-    await redisGateway?.stop();
+    for (const g of [gateway, redisGateway, dmarcGateway, redisDmarcGateway]) await g?.stop();
     if (redisGateway) await dropKeys(REDIS_URL, redisPrefix);
     await sink.close();
     await dns.close();

@@ -47,6 +47,8 @@ export interface GatewayProcessOptions {
   readonly domains: readonly string[];
   /** Rate/reputation store in Redis (else the embedded memory store), with its own key prefix. */
   readonly redis?: { readonly url: string; readonly keyPrefix: string };
+  /** DMARC aggregate report collection on (in Redis when `redis` is set, else in a SQLite file). */
+  readonly dmarcReports?: boolean;
 }
 
 export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<GatewayProcess> {
@@ -71,6 +73,7 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
     rateLimits: Object.fromEntries(['ipConnections', 'netConnections', 'ipMessages', 'netMessages', 'domainMessages', 'ipRecipients', 'netRecipients', 'rcptMessages']
       .map((k) => [k, { rate: '10000000/min', burst: 10_000_000 }])),
     ...(opts.redis ? { redis: { url: opts.redis.url, keyPrefix: opts.redis.keyPrefix } } : {}),
+    ...(opts.dmarcReports ? { reports: { dmarc: { enabled: true, schedule: false, orgName: 'Bench', email: 'dmarc@postern.bench', stateDir: path.join(dir, 'state') } } } : {}),
     log: { level: 'warn' },
     shutdown: { drainTimeoutMs: 5_000 },
   };

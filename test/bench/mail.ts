@@ -38,7 +38,8 @@ export interface BenchMail {
 function zoneFor(keyRecord: string): Zone {
   return {
     [SENDER_DOMAIN]: [{ TXT: 'v=spf1 ip4:127.0.0.0/8 -all' }],
-    [`_dmarc.${SENDER_DOMAIN}`]: [{ TXT: 'v=DMARC1; p=reject' }],
+    // rua=: the DMARC report points count every message (reporting is off in the other points)
+    [`_dmarc.${SENDER_DOMAIN}`]: [{ TXT: `v=DMARC1; p=reject; rua=mailto:dmarc@${SENDER_DOMAIN}` }],
     [`${SELECTOR}._domainkey.${SENDER_DOMAIN}`]: [{ TXT: keyRecord }],
     [HELO]: [{ A: '127.0.0.1' }],
     '1.0.0.127.in-addr.arpa': [{ PTR: HELO }],

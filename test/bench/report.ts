@@ -2,8 +2,9 @@
 import type { Mode } from './load.ts';
 
 export interface Row {
-  /** gateway: memory rate store; gateway-redis: the same with the store in Redis; direct: the sink alone. */
-  readonly target: 'gateway' | 'gateway-redis' | 'direct';
+  /** gateway: memory rate store; gateway-redis: the same with the store in Redis; direct: the sink alone;
+   * +dmarc: DMARC aggregate report collection on (local SQLite store, or Redis for gateway-redis+dmarc). */
+  readonly target: 'gateway' | 'gateway-redis' | 'direct' | 'gateway+dmarc' | 'gateway-redis+dmarc';
   readonly concurrency: number;
   readonly mode: Mode;
   readonly started: number;
@@ -34,7 +35,7 @@ export function percentile(values: readonly number[], p: number): number {
 }
 
 const COLUMNS = [
-  ['target', 13], ['conc', 5], ['mode', 6], ['sent', 6], ['errors', 6], ['unverified', 10],
+  ['target', 19], ['conc', 5], ['mode', 6], ['sent', 6], ['errors', 6], ['unverified', 10],
   ['msg/s', 7], ['p50 ms', 7], ['p99 ms', 7], ['CPU s/1k msg', 12], ['gw cores', 8], ['peak RSS MB', 11], ['bench cores', 11],
 ] as const;
 

@@ -180,3 +180,13 @@ export async function startRedisCluster(size = 3): Promise<RedisClusterProcess> 
     },
   };
 }
+
+/** Deletes a test's prefix on the shared Redis (an after() hook's clean-up). */
+export async function clearSharedPrefix(prefix: string): Promise<void> {
+  const client = new Redis(sharedRedisUrl());
+  try {
+    await deletePrefix(client, prefix);
+  } finally {
+    client.disconnect();
+  }
+}

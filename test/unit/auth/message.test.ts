@@ -146,7 +146,10 @@ describe('DMARC through authenticateMessage', () => {
     const out = await authenticate(message(), { zone, sender: 'bounce@mail.example.com' });
     assert.deepEqual(out.dmarc, {
       result: 'pass', domain: 'example.com', policy: 'reject', spfAligned: true, dkimAligned: false,
+      applied: { tag: 'p', value: 'reject' },
       reason: 'p=REJECT arc=none; dmarc=reject',
+      // the applied record, for aggregate reports (RFC 9990 §2.1 policy_published)
+      published: { domain: 'example.com', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: [] },
     });
     assert.equal(out.fromDomain, 'example.com');
   });
@@ -175,12 +178,31 @@ describe('DMARC through authenticateMessage', () => {
     assert.equal(out.fromDomain, 'news.example.com');
     assert.equal(out.dmarc?.result, 'fail');
     assert.equal(out.dmarc?.policy, 'quarantine');
+    // the record that decided is the organizational domain's, and what applied there is sp=
+    assert.equal(out.dmarc?.published?.domain, 'example.com');
+    assert.deepEqual(out.dmarc?.applied, { tag: 'sp', value: 'quarantine' });
+  });
+
+  it('a subdomain without sp= inherits p=, and says so', async () => {
+    const zone = { ...baseZone(), 'TXT _dmarc.example.com': txt('v=DMARC1; p=reject') };
+    const out = await authenticate(message('news@news.example.com'), { zone });
+    assert.equal(out.dmarc?.published?.domain, 'example.com');
+    assert.deepEqual(out.dmarc?.applied, { tag: 'p', value: 'reject' });
+  });
+
+  it('t=y: the published value is reported, the applied policy is one step weaker', async () => {
+    const zone = { ...baseZone(), 'TXT _dmarc.example.com': txt('v=DMARC1; p=reject; t=y') };
+    const out = await authenticate(message(), { zone });
+    assert.equal(out.dmarc?.policy, 'quarantine');
+    assert.deepEqual(out.dmarc?.applied, { tag: 'p', value: 'reject' });
   });
 
   it('applies np= to a non-existent subdomain', async () => {
     const zone = { ...baseZone(), 'TXT _dmarc.example.com': txt('v=DMARC1; p=none; sp=none; np=reject') };
     const out = await authenticate(message('ceo@nowhere.example.com'), { zone });
     assert.equal(out.dmarc?.policy, 'reject');
+    assert.equal(out.dmarc?.published?.domain, 'example.com');
+    assert.deepEqual(out.dmarc?.applied, { tag: 'np', value: 'reject' });
   });
 
   it('none with no policy when no record is published', async () => {

@@ -10,7 +10,7 @@ describe('configChange', () => {
   it('applies hot settings and keeps the running value of restart-only ones, naming them', () => {
     const next = configSchema.parse({
       domains: ['example.net', 'example.org'], listen: ['127.0.0.1:2526'],
-      limits: { maxRecipients: 50, maxConnections: 10 }, backend: { port: 10026, recipientCacheSeconds: 60 },
+      limits: { maxRecipients: 50, maxConnections: 10 }, backend: { port: 10026, recipientCacheSeconds: 120 },
       rateLimits: { ipMessages: { rate: '1/min', burst: 1 } }, log: { level: 'warn' },
     });
     const change = configChange(base, next);

@@ -30,7 +30,7 @@ describe('loader errors name file:line:column and the key', () => {
   const cases: Array<[string, string[]]> = [
     ['syntax.yaml', ['broken/syntax.yaml:6:1: YAML syntax error: Missing closing "quote']],
     ['unknown-key.yaml', [
-      'broken/unknown-key.yaml:5:7: rules[0].match.dmarc_polciy: unknown key "dmarc_polciy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, sender_domain, from_domain, recipient, spf, dkim, dkim_aligned, dkim_domain, arc, dmarc, dmarc_policy, tier, auth_temperror, first_seen_within, multiple_from, not)',
+      'broken/unknown-key.yaml:5:7: rules[0].match.dmarc_polciy: unknown key "dmarc_polciy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, sender_domain, from_domain, recipient, spf, dkim, dkim_aligned, dkim_domain, arc, dmarc, dmarc_policy, tier, auth_temperror, first_seen_within, multiple_from, arc_chain, arc_sealer, arc_dmarc, not)',
       'broken/unknown-key.yaml:9:5: rules[1].modee: unknown key "modee"; did you mean "mode"? (allowed: name, description, match, action, reply, headers, mailbox, mode)',
     ]],
     ['bad-action.yaml', ['broken/bad-action.yaml:4:13: rules[0].action: expected one of accept, tag, quarantine, tempfail, reject']],
@@ -46,7 +46,7 @@ describe('loader errors name file:line:column and the key', () => {
     ]],
     ['missing-list.yaml', [`broken/missing-list.yaml:5:20: rules[0].match.from_domain: list file not found: lists/does-not-exist.txt (looked for ${join(BROKEN, 'lists/does-not-exist.txt')})`]],
     ['bad-list-entry.yaml', [`${join(BROKEN, 'lists/bad-domains.txt')}:3:1: rules[0].match.from_domain: not a valid domain pattern: "not a domain" (use example.com, .example.com or *.example.com)`]],
-    ['bad-template.yaml', ['broken/bad-template.yaml:5:48: rules[0].reply.text: unknown placeholder {from_domian} (known: {from_domain}, {sender_domain}, {spf_domain}, {dmarc_policy}, {ip}, {rule})']],
+    ['bad-template.yaml', ['broken/bad-template.yaml:5:48: rules[0].reply.text: unknown placeholder {from_domian} (known: {from_domain}, {sender_domain}, {spf_domain}, {dmarc_policy}, {dmarc_domain}, {dmarc_published}, {ip}, {rule})']],
     ['wrong-options.yaml', [
       'broken/wrong-options.yaml:4:12: rules[0].reply: reply applies to tempfail and reject, not to accept',
       'broken/wrong-options.yaml:7:14: rules[1].headers: headers apply to tag and quarantine, not to reject',

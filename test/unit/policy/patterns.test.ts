@@ -74,7 +74,7 @@ describe('templates', () => {
     assert.deepEqual(compileTemplate('caf\u00e9', 'r'), { error: 'reply text must be one line of printable ASCII' });
     assert.deepEqual(compileTemplate('a\r\nb', 'r'), { error: 'reply text must be one line of printable ASCII' });
     assert.deepEqual(compileTemplate('open { brace', 'r'), { error: 'unbalanced { or } in reply text' });
-    assert.deepEqual(compileTemplate('{helo}', 'r'), { error: 'unknown placeholder {helo} (known: {from_domain}, {sender_domain}, {spf_domain}, {dmarc_policy}, {ip}, {rule})' });
+    assert.deepEqual(compileTemplate('{helo}', 'r'), { error: 'unknown placeholder {helo} (known: {from_domain}, {sender_domain}, {spf_domain}, {dmarc_policy}, {dmarc_domain}, {dmarc_published}, {ip}, {rule})' });
     assert.deepEqual(compileTemplate('by {rule} for {ip}.', 'r1'), { template: [{ literal: 'by r1 for ' }, { variable: 'ip' }, { literal: '.' }] });
   });
 });

@@ -74,7 +74,7 @@ describe('reputation facade', () => {
 
   it('lets a good authenticated domain through a rate that stops an unknown one', async () => {
     const { rep } = setup({ rateLimits: { domainMessages: { rate: '1/hour', burst: 2 } } });
-    await learnN(rep, 12, { ip: '192.0.2.1', authDomain: 'good.example', outcome: 'delivered-aligned' });
+    await learnN(rep, 12, { ip: '192.0.2.1', authDomain: 'good.example', outcomes: [{ outcome: 'delivered-aligned' }] });
     const sent = async (domain: string): Promise<number> => {
       let ok = 0;
       for (let i = 0; i < 6; i++) if ((await rep.data(domain, T0)).ok) ok++;
@@ -87,8 +87,8 @@ describe('reputation facade', () => {
 
   it('gives a spoofed From nothing: without an authenticated domain no domain score moves', async () => {
     const { rep, store } = setup();
-    await learnN(rep, 5, { ip: '192.0.2.1', authDomain: null, outcome: 'delivered-aligned' });
-    await learnN(rep, 5, { ip: '192.0.2.2', authDomain: 'victim.example', outcome: 'auth-failed' });
+    await learnN(rep, 5, { ip: '192.0.2.1', authDomain: null, outcomes: [{ outcome: 'delivered-aligned' }] });
+    await learnN(rep, 5, { ip: '192.0.2.2', authDomain: 'victim.example', outcomes: [{ outcome: 'auth-failed' }] });
     assert.deepEqual(await rep.data(null, T0), { domainTier: null, ok: true, reservation: { taken: [] } });
     const [victim] = await store.scores([domainSubject('victim.example')], T0);
     assert.deepEqual(victim, { subject: domainSubject('victim.example'), score: 0, samples: 0, updatedAt: 0 });
@@ -98,7 +98,7 @@ describe('reputation facade', () => {
 
   it('scales limits down for a bad client, and refuses outright where the multiplier is 0', async () => {
     const { rep } = setup({ rateLimits: { ipMessages: { rate: '60/min', burst: 8 } } });
-    await learnN(rep, 3, { ip: IP, authDomain: null, outcome: 'policy-rejected', count: 5 });
+    await learnN(rep, 3, { ip: IP, authDomain: null, outcomes: [{ outcome: 'policy-rejected', count: 5 }] });
     const c = await rep.connect(IP, T0);
     assert.equal(c.tier.tier, 'bad');
     let ok = 0;
@@ -106,7 +106,7 @@ describe('reputation facade', () => {
     assert.equal(ok, 2, 'burst 8 × 0.25');
 
     const zero = setup({ reputation: { multipliers: { bad: 0 } } });
-    await learnN(zero.rep, 3, { ip: IP, authDomain: null, outcome: 'policy-rejected', count: 5 });
+    await learnN(zero.rep, 3, { ip: IP, authDomain: null, outcomes: [{ outcome: 'policy-rejected', count: 5 }] });
     const refused = await zero.rep.connect(IP, T0);
     assert.equal(refused.tier.tier, 'bad');
     assert.deepEqual({ ok: refused.ok, ...(refused.ok ? {} : { l: refused.limitedBy, r: refused.retryAfterMs }) }, { ok: false, l: 'ip-connections', r: TIER_ZERO_RETRY_AFTER_MS });
@@ -115,15 +115,15 @@ describe('reputation facade', () => {
 
   it('needs minSamples before a score moves the tier', async () => {
     const { rep } = setup();
-    await learnN(rep, 2, { ip: IP, authDomain: null, outcome: 'protocol-error', count: 20 });
+    await learnN(rep, 2, { ip: IP, authDomain: null, outcomes: [{ outcome: 'protocol-error', count: 20 }] });
     assert.equal((await rep.connect(IP, T0)).tier.tier, 'neutral');
-    await learnN(rep, 1, { ip: IP, authDomain: null, outcome: 'protocol-error', count: 20 });
+    await learnN(rep, 1, { ip: IP, authDomain: null, outcomes: [{ outcome: 'protocol-error', count: 20 }] });
     assert.equal((await rep.connect(IP, T0)).tier.tier, 'bad');
   });
 
   it('judges a fresh address by its network', async () => {
     const { rep } = setup();
-    for (let i = 1; i <= 4; i++) await learnN(rep, 1, { ip: `203.0.113.${i}`, authDomain: null, outcome: 'auth-failed', count: 10 });
+    for (let i = 1; i <= 4; i++) await learnN(rep, 1, { ip: `203.0.113.${i}`, authDomain: null, outcomes: [{ outcome: 'auth-failed', count: 10 }] });
     const c = await rep.connect('203.0.113.200', T0);
     assert.deepEqual([c.tier.tier, c.tier.ip.samples, c.tier.net.samples], ['bad', 0, 4]);
   });
@@ -171,7 +171,7 @@ describe('reputation facade', () => {
 
   it('learns for ip, network and the authenticated domain', async () => {
     const { rep, store } = setup();
-    await rep.learn({ ip: '2001:db8::5', authDomain: 'Good.Example', outcome: 'delivered-aligned' }, T0);
+    await rep.learn({ ip: '2001:db8::5', authDomain: 'Good.Example', outcomes: [{ outcome: 'delivered-aligned' }] }, T0);
     const got = await store.scores([ipSubject('2001:db8::5'), netSubject('2001:db8::5'), domainSubject('good.example')], T0);
     assert.deepEqual(got.map((s) => [s.subject.id, s.score, s.samples]), [['2001:db8::5', 1, 1], ['2001:db8::/64', 0.5, 1], ['good.example', 1, 1]]);
   });

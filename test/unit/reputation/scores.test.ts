@@ -69,12 +69,12 @@ describe('reputation scores', () => {
 
   it('learns from certain outcomes only, and a failed authentication never costs the domain', () => {
     const outcomes = Object.keys(OUTCOME_DELTAS) as Outcome[];
-    assert.deepEqual(outcomes.sort(), ['auth-failed', 'delivered', 'delivered-aligned', 'policy-rejected', 'protocol-error', 'rate-limited', 'recipient-refused']);
+    assert.deepEqual(outcomes.sort(), ['auth-failed', 'delivered', 'delivered-aligned', 'policy-rejected', 'protocol-error', 'recipient-refused']);
     assert.deepEqual(deltasFor('delivered-aligned'), { ip: 1, net: 0.5, domain: 1 });
     assert.equal(deltasFor('auth-failed').domain, 0);
     assert.equal(deltasFor('protocol-error').domain, 0);
     assert.equal(deltasFor('delivered').domain, 0);
-    for (const o of ['auth-failed', 'policy-rejected', 'rate-limited', 'recipient-refused', 'protocol-error'] as const) {
+    for (const o of ['auth-failed', 'policy-rejected', 'recipient-refused', 'protocol-error'] as const) {
       assert.ok(deltasFor(o).ip < 0 && deltasFor(o).net < 0, o);
     }
     assert.deepEqual(deltasFor('recipient-refused', 4), { ip: -4, net: -2, domain: -2 });

@@ -1,0 +1,91 @@
+/**
+ * SIGTERM: stop taking connections, tell idle sessions to come back later, let busy ones
+ * finish their transaction until the drain deadline, then close the rest. Event-driven: it
+ * waits for the session count to reach zero or for the deadline, whichever comes first.
+ */
+import type { SmtpServers } from '../smtp/server.ts';
+import type { Listener } from '../smtp/listener.ts';
+import { formatReply, REPLIES } from '../core/reply.ts';
+
+/** Open sessions, and a promise for the moment there are none (fed by the adapter's session count). */
+export interface SessionCount {
+  set(open: number): void;
+  readonly open: number;
+  whenZero(): Promise<void>;
+}
+
+export function sessionCount(onChange?: (open: number) => void): SessionCount {
+  let open = 0;
+  let waiters: Array<() => void> = [];
+  return {
+    set(n) {
+      open = n;
+      onChange?.(n);
+      if (n === 0) {
+        const w = waiters;
+        waiters = [];
+        for (const f of w) f();
+      }
+    },
+    get open() {
+      return open;
+    },
+    whenZero() {
+      return open === 0 ? Promise.resolve() : new Promise((resolve) => waiters.push(resolve));
+    },
+  };
+}
+
+export interface DrainTarget {
+  readonly servers: SmtpServers;
+  readonly listener: Pick<Listener, 'drain'>;
+  readonly count: SessionCount;
+}
+
+/** Real-time wait; injectable for tests. */
+export type Wait = (ms: number) => { promise: Promise<void>; cancel(): void };
+
+export const realWait: Wait = (ms) => {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms); });
+  return { promise, cancel: () => clearTimeout(timer) };
+};
+
+export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait = realWait): Promise<void> {
+  target.listener.drain();
+  const line = formatReply(REPLIES.shuttingDown());
+  const close = (busyToo: boolean): void => {
+    for (const s of [target.servers.plain, target.servers.xclient]) {
+      for (const c of s.sessions()) {
+        if (c.busy() && !busyToo) continue;
+        // its open transaction, if any, then ends as 'shutdown'
+        const state = target.servers.sessions.get(c.id);
+        if (state) state.closedBy = 'shutdown';
+        c.closeWith(421, line);
+      }
+    }
+  };
+  // Idle sessions are told to go now; busy ones may finish their transaction. A session that
+  // finishes its transaction becomes idle: it is closed when it next waits for a command.
+  close(false);
+  const deadline = wait(timeoutMs);
+  const idleSweep = setInterval(() => close(false), 250);
+  try {
+    await Promise.race([target.count.whenZero(), deadline.promise]);
+  } finally {
+    clearInterval(idleSweep);
+    deadline.cancel();
+  }
+  close(true);
+  // The sessions just closed end their transactions as they go (decision lines, tokens):
+  // wait for that, briefly, so that nothing is left unrecorded when the process exits.
+  const grace = wait(CLOSE_GRACE_MS);
+  try {
+    await Promise.race([target.count.whenZero(), grace.promise]);
+  } finally {
+    grace.cancel();
+  }
+}
+
+/** How long closed sessions get to finish their bookkeeping after the drain deadline. */
+const CLOSE_GRACE_MS = 2_000;

@@ -1,0 +1,123 @@
+/**
+ * What a transaction reads from the configuration, bound to the components: built at start
+ * and again on every reload, then swapped whole (a transaction sees one coherent set).
+ */
+import type { Logger } from 'pino';
+import { authenticateMessage } from '../auth/message.ts';
+import { checkSpf } from '../auth/spf.ts';
+import type { Config } from '../config/schema.ts';
+import type { Clock } from '../core/clock.ts';
+import { formatReply } from '../core/reply.ts';
+import { mailauthResolver } from '../dns/index.ts';
+import { messageFingerprint } from '../message/fingerprint.ts';
+import { HeaderGuard, type HeaderBreach } from '../message/header-guard.ts';
+import { rewriteMessage } from '../message/headers.ts';
+import { LineEndingNormaliser } from '../message/line-endings.ts';
+import { buildReceived } from '../message/received.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { PipelineDeps } from '../pipeline/deps.ts';
+import { domainSet } from '../pipeline/recipient.ts';
+import { decide } from '../policy/decide.ts';
+import type { RuleSet } from '../policy/types.ts';
+import type { Lists } from '../reputation/lists.ts';
+import { createReputation } from '../reputation/reputation.ts';
+import type { Collector } from '../reports/collector.ts';
+import type { Components } from './components.ts';
+
+export interface PipelineContext {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly components: Components;
+  /** The rule set and lists in force (swapped on reload). */
+  readonly ruleSet: () => RuleSet;
+  readonly lists: () => Lists;
+  /** DMARC aggregate report collection, when enabled. */
+  readonly reports: Collector | null;
+  /** decisions.file, when configured. */
+  readonly decisionFile: PipelineDeps['decisionFile'] | null;
+  /** Writes a line on a session's connection out of band and closes it. */
+  readonly dropSession: (sessionId: string, line: string) => void;
+}
+
+export function buildPipelineDeps(config: Config, ctx: PipelineContext): PipelineDeps {
+  const { clock, metrics, components } = ctx;
+  const { store } = components;
+  const authDns = mailauthResolver(components.resolver);
+  const strict = config.auth.strict;
+  const reputation = createReputation({
+    store,
+    config,
+    lists: ctx.lists,
+    scoreCacheMs: config.reputation.scoreCacheSeconds * 1000,
+    observer: { limited: (limiter) => metrics.rateLimitHits.inc({ limiter }), tier: () => undefined },
+  });
+  const firstSeenTtlMs = config.auth.firstSeenTtlSeconds * 1000;
+  return {
+    settings: {
+      hostname: config.hostname,
+      maxRecipients: config.limits.maxRecipients,
+      maxMessageSize: config.limits.maxMessageSize,
+      maxHeaderBytes: config.limits.maxHeaderBytes,
+      bareLineEndings: config.limits.bareLineEndings,
+      dataTimeoutMs: config.limits.dataTimeoutMs,
+      maxRcptErrorsPerTransaction: config.backend.maxRcptErrorsPerTransaction,
+      firstSeenTtlMs,
+    },
+    reputation,
+    domains: domainSet(config.domains),
+    clock,
+    logger: ctx.logger,
+    metrics,
+    decide: (facts, stage) => decide(facts, ctx.ruleSet(), stage),
+    checkSpf: async ({ ip, helo, sender }) => {
+      const spf = await checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict, timeoutMs: config.auth.spfTimeoutMs });
+      if (spf.deadlinePassed) metrics.messageLimits.inc({ limit: 'spf-deadline' });
+      return spf;
+    },
+    authenticate: async ({ message, ip, sender, spf, withheldSignatures }) => {
+      const auth = await authenticateMessage({
+        message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+        timeoutMs: config.auth.timeoutMs, maxArcSets: config.auth.maxArcSets,
+        ...(withheldSignatures ? { withheldSignatures: { count: withheldSignatures, max: config.auth.maxDkimSignatures } } : {}),
+      });
+      for (const limit of auth.limits) metrics.messageLimits.inc({ limit });
+      return auth;
+    },
+    openBackend: (client) => components.backend.open(client),
+    recipientCache: components.recipientCache,
+    budget: components.budget,
+    ...(ctx.reports ? { reports: ctx.reports } : {}),
+    ...(ctx.decisionFile ? { decisionFile: ctx.decisionFile } : {}),
+    dropConnection: (sessionId, reply) => {
+      // written out of band, so counted here: the adapter sees only a closed connection
+      metrics.replies.inc({ stage: 'data', class: '4xx' });
+      ctx.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`);
+    },
+    firstSeen: async (fingerprint) => {
+      const now = clock.now();
+      // a store that cannot answer makes it the first time: a temperror window starts over
+      // (the cautious side), never ends early
+      const first = await store.firstSeen(fingerprint, now, firstSeenTtlMs).catch(() => now);
+      return Math.max(0, now - first);
+    },
+    release: (reservations) => {
+      for (const r of reservations) reputation.release(r, clock.now()).catch(() => undefined);
+    },
+    message: {
+      normaliser: () => new LineEndingNormaliser(),
+      headerGuard: () => {
+        const guard = new HeaderGuard({
+          maxHeaderBytes: config.limits.maxHeaderBytes, maxFields: config.limits.maxHeaderFields,
+          maxFieldLines: config.limits.maxHeaderFieldLines, maxLines: config.limits.maxHeaderLines,
+          maxDkimSignatures: config.auth.maxDkimSignatures,
+        });
+        guard.once('breach', (breach: HeaderBreach) => metrics.messageLimits.inc({ limit: breach.limit }));
+        return guard;
+      },
+      fingerprint: messageFingerprint,
+      received: buildReceived,
+      rewrite: rewriteMessage,
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * SIGHUP: the configuration file, the policy folder and the lists are loaded aside, all or
+ * nothing, then swapped together; on any error the running ones stay (logged, counted,
+ * thrown). Keys that need a restart keep their running values and are named (config/reload.ts).
+ * Reloads run one at a time, in signal order: a later SIGHUP never loses to an earlier, slower one.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { configChange } from '../config/reload.ts';
+import { ConfigErrors } from '../core/errors.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { RuleSet } from '../policy/types.ts';
+import type { Lists } from '../reputation/lists.ts';
+
+export interface ReloadSteps {
+  /** The configuration in force. */
+  running(): Config;
+  /** Reads the configuration again (the same file and environment as at start). */
+  readConfig(): Config;
+  loadPolicies(folder: string): Promise<RuleSet>;
+  loadLists(lists: Config['lists']): Lists;
+  /** Swaps everything in at once. */
+  apply(next: { config: Config; ruleSet: RuleSet; lists: Lists }): void;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+export function createReloader(steps: ReloadSteps): () => Promise<void> {
+  let queue: Promise<void> = Promise.resolve();
+  const once = async (): Promise<void> => {
+    try {
+      const change = configChange(steps.running(), steps.readConfig());
+      const next = change.effective;
+      const ruleSet = await steps.loadPolicies(next.policies);
+      const lists = steps.loadLists(next.lists);
+      steps.apply({ config: next, ruleSet, lists });
+      steps.metrics.policyReloads.inc({ outcome: 'ok' });
+      steps.metrics.policyRules.set(ruleSet.rules.length);
+      steps.logger.info({ rules: ruleSet.rules.length, applied: change.applied }, 'configuration and policies reloaded');
+      if (change.needsRestart.length > 0) {
+        steps.logger.warn({ keys: change.needsRestart }, 'these settings changed but take effect only after a restart; their running values are kept');
+      }
+    } catch (err) {
+      steps.metrics.policyReloads.inc({ outcome: 'failed' });
+      steps.logger.error({ err: err instanceof ConfigErrors ? err.message : err }, 'reload failed (policy, list or config), keeping the previous one');
+      throw err;
+    }
+  };
+  return () => {
+    queue = queue.catch(() => undefined).then(once);
+    return queue;
+  };
+}

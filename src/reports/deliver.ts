@@ -1,0 +1,103 @@
+/**
+ * One report to one destination through the relay, with the delivery state kept in the store
+ * so that no report is sent twice, whichever node crashes when (see sender.ts for the states).
+ *
+ * The "sending" mark is written after the last message byte and before the final "."
+ * (SmtpClient.data's beforeEnd): anything that fails before it (connect, MAIL, RCPT, DATA,
+ * the bytes) leaves the delivery pending and it is retried. Once the "." may have left, only
+ * the relay's reply can tell: 2xx → sent, 4xx → pending again, 5xx → failed. No reply (our
+ * process died, the connection broke, the relay timed out) leaves "sending"/"uncertain", which
+ * is never resent: the one window left is the RFC 1047 one, mirrored (a report lost rather
+ * than duplicated), between the "." and the relay's answer.
+ */
+import { BackendError, connectSmtp, type SmtpResponse } from '../relay/smtp-client.ts';
+import type { DeliveryOutcome } from './metrics.ts';
+import type { ReportStore } from './store.ts';
+
+export interface RelaySettings {
+  readonly host: string;
+  readonly port: number;
+  /** Our EHLO name. */
+  readonly hostname: string;
+  readonly connectTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+  readonly dataTimeoutMs: number;
+}
+
+export interface DeliveryInput {
+  readonly store: ReportStore;
+  readonly domain: string;
+  readonly jobId: string;
+  readonly token: string;
+  /** Job field of this (part, destination). */
+  readonly field: string;
+  /** Its current value ('' or 'pending:<n>'). */
+  readonly current: string;
+  readonly from: string;
+  readonly to: string;
+  readonly message: Buffer;
+  readonly relay: RelaySettings;
+  readonly lockTtlMs: number;
+  readonly now: () => number;
+}
+
+export interface DeliveryResult {
+  readonly outcome: DeliveryOutcome;
+  readonly detail: string;
+}
+
+const attemptsOf = (state: string): number => Number(/^pending:(\d+)$/.exec(state)?.[1] ?? 0);
+
+export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
+  const { store, domain, jobId, field } = d;
+  const sending = `sending:${d.token}`;
+  const pendingAgain = `pending:${attemptsOf(d.current) + 1}`;
+  let marked = false;
+  let reply: SmtpResponse;
+  const client = await connectSmtp({ host: d.relay.host, port: d.relay.port, hostname: d.relay.hostname, tls: 'none', rejectUnauthorized: true,
+    connectTimeoutMs: d.relay.connectTimeoutMs, commandTimeoutMs: d.relay.commandTimeoutMs, dataTimeoutMs: d.relay.dataTimeoutMs })
+    .catch((err: unknown) => err as Error);
+  // Deferred before the mark: count the attempt (it spaces the retries out).
+  const defer = async (detail: string): Promise<DeliveryResult> => {
+    await store.cas(domain, jobId, d.token, field, [d.current], pendingAgain, d.lockTtlMs);
+    return { outcome: 'deferred', detail };
+  };
+  if (client instanceof Error) return defer(client.message);
+  try {
+    reply = await client.mail(d.from);
+    if (reply.code === 250) reply = await client.rcpt(d.to);
+    if (reply.code === 250 || reply.code === 251) {
+      reply = await client.data(d.message, async () => {
+        // Fenced: only the lock holder, and only from a state that is not final.
+        if (!await store.cas(domain, jobId, d.token, field, [d.current], sending, d.lockTtlMs)) throw new Error('lost the job lock or the state changed');
+        marked = true;
+        if (!await store.durable(domain)) {
+          // A failover could forget the mark: take it back (nothing was sent) and retry later.
+          await store.cas(domain, jobId, d.token, field, [sending], d.current, 0);
+          marked = false;
+          throw new Error('the sending mark did not reach a Redis replica');
+        }
+      });
+    }
+  } catch (err) {
+    client.destroy();
+    if (!marked) return defer((err as Error).message);
+    // The "." may have reached the relay: we cannot know whether it took the report.
+    await store.cas(domain, jobId, '', field, [sending], `uncertain:${d.token}`, 0);
+    return { outcome: 'uncertain', detail: err instanceof BackendError ? err.message : String(err) };
+  }
+  void client.quit().catch(() => undefined);
+  const text = `${reply.code} ${reply.enhanced ?? ''} ${reply.text}`.replace(/\s+/g, ' ').trim();
+  if (!marked) {
+    // Refused before the message: MAIL, RCPT or DATA itself.
+    if (reply.code >= 500) {
+      await store.cas(domain, jobId, d.token, field, [d.current], `failed:${reply.code}`, d.lockTtlMs);
+      return { outcome: 'failed', detail: text };
+    }
+    return defer(text);
+  }
+  const next = reply.code < 300 ? `sent:${d.now()}` : reply.code < 500 ? pendingAgain : `failed:${reply.code}`;
+  // A sent mark needs no lock: the attempt names itself (another node may have called it uncertain meanwhile).
+  await store.cas(domain, jobId, '', field, [sending, `uncertain:${d.token}`], next, 0);
+  return { outcome: reply.code < 300 ? 'sent' : reply.code < 500 ? 'deferred' : 'failed', detail: text };
+}

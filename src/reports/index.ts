@@ -1,0 +1,130 @@
+/**
+ * DMARC aggregate reporting from configuration: the store (Redis when configured, else the
+ * local SQLite file), the collector the pipeline calls, the sender, the scheduler. The
+ * composition root (app.ts) and the CLI (cli.ts) both build it here.
+ */
+import { createPrivateKey } from 'node:crypto';
+import fs from 'node:fs';
+import type { Logger } from 'pino';
+import type { DNSResolver } from 'mailauth';
+import type { Config } from '../config/schema.ts';
+import type { Clock } from '../core/clock.ts';
+import { ConfigError, ConfigErrors } from '../core/errors.ts';
+import { connectRedis } from '../reputation/redis-connect.ts';
+import { redisConfigured } from '../reputation/store.ts';
+import { createCollector, type Collector } from './collector.ts';
+import { createLocalReportStore } from './local-store.ts';
+import type { Signer } from './mail.ts';
+import type { ReportMetrics } from './metrics.ts';
+import { createRedisReportStore } from './redis-store.ts';
+import { startScheduler, type Scheduler } from './scheduler.ts';
+import { createSender, type Sender } from './sender.ts';
+import type { ReportStore } from './store.ts';
+
+export const GENERATOR = 'Postern';
+const SCHEDULER_INTERVAL_MS = 300_000;
+
+export interface Reporting {
+  readonly collector: Collector;
+  readonly sender: Sender;
+  readonly store: ReportStore;
+  /** `serve` only: the periodic sending run. */
+  startScheduler(): void;
+  close(): Promise<void>;
+}
+
+/** The signing key, read and parsed now: a bad key file is a start-up error, not a silent unsigned report. */
+export function loadSigner(cfg: Config['reports']['dmarc']): Signer | null {
+  const { domain, selector, keyFile } = cfg.signing;
+  if (!keyFile) return null;
+  let pem: string;
+  try {
+    pem = fs.readFileSync(keyFile, 'utf8');
+    createPrivateKey(pem);
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError(`cannot use ${keyFile}: ${(err as Error).message}`, { key: 'reports.dmarc.signing.keyFile' })]);
+  }
+  return { domain, selector, privateKey: pem };
+}
+
+/**
+ * What `check-config` verifies beyond the schema, so that what it accepts `serve` starts with:
+ * the signing key parses and, without Redis, the state folder is writable. Returns the summary
+ * line, or null when reporting is off; throws ConfigErrors.
+ */
+export function checkReporting(config: Config): string | null {
+  const cfg = config.reports.dmarc;
+  if (!cfg.enabled) return null;
+  const signer = loadSigner(cfg);
+  const redis = redisConfigured(config.redis);
+  if (!redis) {
+    try {
+      fs.mkdirSync(cfg.stateDir, { recursive: true });
+      fs.accessSync(cfg.stateDir, fs.constants.W_OK);
+    } catch (err) {
+      throw new ConfigErrors([new ConfigError(`not a writable folder: ${(err as Error).message}`, { key: 'reports.dmarc.stateDir' })]);
+    }
+  }
+  return `reports: DMARC aggregate reports on, every ${cfg.periodHours} h, store ${redis ? 'Redis' : `${cfg.stateDir}/dmarc-reports.sqlite`}, `
+    + `${signer ? `signed d=${signer.domain} s=${signer.selector}` : 'not signed'}, from ${cfg.email}`;
+}
+
+export function createReportStore(config: Config, clock: Clock, onError?: (err: unknown) => void): ReportStore {
+  const cfg = config.reports.dmarc;
+  const periodMs = cfg.periodHours * 3_600_000;
+  if (redisConfigured(config.redis)) {
+    // Its own connection: report traffic never queues behind (or fails) rate-limit traffic.
+    return createRedisReportStore({
+      client: connectRedis(config.redis),
+      keyPrefix: config.redis.keyPrefix,
+      ttlSeconds: Math.ceil((periodMs + cfg.maxAgeHours * 3_600_000) / 1000) + 2 * 86_400,
+      ownsClient: true,
+      connectTimeoutMs: config.redis.connectTimeoutMs,
+    });
+  }
+  try {
+    return createLocalReportStore({ dir: cfg.stateDir, clock, ...(onError ? { onError } : {}) });
+  } catch (err) {
+    throw new ConfigErrors([new ConfigError(`cannot open the report store in ${cfg.stateDir}: ${(err as Error).message}`, { key: 'reports.dmarc.stateDir' })]);
+  }
+}
+
+export function createReporting(config: Config, deps: {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly resolver: DNSResolver;
+  readonly metrics: ReportMetrics | null;
+}): Reporting {
+  const cfg = config.reports.dmarc;
+  const signer = loadSigner(cfg);
+  const logger = deps.logger.child({ component: 'dmarc-reports' });
+  const store = createReportStore(config, deps.clock, () => deps.metrics?.collectErrors.inc());
+  const collector = createCollector({ store, clock: deps.clock, periodMs: cfg.periodHours * 3_600_000, metrics: deps.metrics, logger });
+  const sender = createSender({
+    store, resolver: deps.resolver, clock: deps.clock, logger, metrics: deps.metrics, signer,
+    settings: {
+      orgName: cfg.orgName, email: cfg.email, extraContact: cfg.extraContact, maxReportBytes: cfg.maxReportBytes,
+      generator: GENERATOR, maxAgeMs: cfg.maxAgeHours * 3_600_000, ratePerMinute: cfg.ratePerMinute,
+    },
+    relay: {
+      host: cfg.relay.host || config.backend.host,
+      port: cfg.relay.port || config.backend.port,
+      hostname: config.hostname,
+      connectTimeoutMs: config.backend.connectTimeoutMs,
+      commandTimeoutMs: config.backend.commandTimeoutMs,
+      dataTimeoutMs: config.backend.dataTimeoutMs,
+    },
+  });
+  let scheduler: Scheduler | null = null;
+  return {
+    collector, sender, store,
+    startScheduler() {
+      if (!cfg.schedule) return;
+      scheduler ??= startScheduler({ sender, store, logger, intervalMs: SCHEDULER_INTERVAL_MS });
+    },
+    async close() {
+      await scheduler?.stop();
+      await store.close();
+    },
+  };
+}

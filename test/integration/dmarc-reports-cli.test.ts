@@ -1,0 +1,72 @@
+/**
+ * `postern reports` and `check-config` for reporting, as an operator runs them (child
+ * processes): usage and configuration errors exit 2 with a clear message, never a stack
+ * trace; check-config refuses what serve could not start with; the README's example loads.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/load.ts';
+import { runCli } from '../harness/reports.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+describe('postern reports CLI and check-config', () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-reports-cli-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const enabled = { POSTERN_REPORTS_DMARC_ENABLED: 'true', POSTERN_REPORTS_DMARC_ORG_NAME: 'Org', POSTERN_REPORTS_DMARC_EMAIL: 'r@example.net' };
+
+  it('--help prints the usage; a missing or unknown action is a usage error (2)', async () => {
+    const help = await runCli(['reports', '--help'], {});
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^usage: postern reports aggregate \[--out DIR\] \[--config FILE\]\n {7}postern reports send \[--now\] \[--config FILE\]/);
+    for (const args of [['reports'], ['reports', 'publish'], ['reports', 'aggregate', '--now'], ['reports', 'send', '--bogus']]) {
+      const r = await runCli(args, {});
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, /^postern reports: .+\n\nusage: postern reports/, args.join(' '));
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
+  it('refuses to run when reporting is off, and names the key', async () => {
+    const r = await runCli(['reports', 'send'], {});
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /reports\.dmarc\.enabled is false/);
+  });
+
+  it('check-config: enabled without orgName/email, a half signing setup or a bad key file is refused with the key', async () => {
+    const missing = await runCli(['check-config'], { POSTERN_REPORTS_DMARC_ENABLED: 'true' });
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /reports\.dmarc\.orgName: required when reports\.dmarc\.enabled is true/);
+    assert.match(missing.stderr, /reports\.dmarc\.email: required/);
+    const half = await runCli(['check-config'], { ...enabled, POSTERN_REPORTS_DMARC_SIGNING_DOMAIN: 'example.net', POSTERN_REPORTS_DMARC_STATE_DIR: dir });
+    assert.match(half.stderr, /reports\.dmarc\.signing: domain, selector and keyFile go together/);
+    const badKey = path.join(dir, 'bad.pem');
+    fs.writeFileSync(badKey, 'not a key');
+    const key = await runCli(['check-config'], { ...enabled, POSTERN_REPORTS_DMARC_STATE_DIR: dir, POSTERN_REPORTS_DMARC_SIGNING_DOMAIN: 'example.net',
+      POSTERN_REPORTS_DMARC_SIGNING_SELECTOR: 's', POSTERN_REPORTS_DMARC_SIGNING_KEY_FILE: badKey });
+    assert.notEqual(key.code, 0);
+    assert.match(key.stderr, /reports\.dmarc\.signing\.keyFile: cannot use .*bad\.pem/);
+    assert.doesNotMatch(key.stderr, /\n\s+at /);
+    const ok = await runCli(['check-config'], { ...enabled, POSTERN_REPORTS_DMARC_STATE_DIR: dir });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`^reports: DMARC aggregate reports on, every 24 h, store ${dir}/dmarc-reports\\.sqlite, not signed, from r@example\\.net$`, 'm'));
+  });
+
+  it('the README example configuration loads', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const block = /```yaml\n# postern\.yaml\n(reports:\n[\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(block, 'no reports example in README.md');
+    const file = path.join(dir, 'postern.yaml');
+    fs.writeFileSync(file, block);
+    const { config } = loadConfig({ file, env: {} });
+    assert.equal(config.reports.dmarc.enabled, true);
+    assert.equal(config.reports.dmarc.signing.selector, 'dmarc');
+    assert.equal(config.reports.dmarc.email, 'dmarc-reports@example.net');
+  });
+});
