@@ -28,6 +28,9 @@ import { readinessChecks } from './gateway/readiness.ts';
 import { createReloader } from './gateway/reload.ts';
 import { mailauthResolver } from './dns/index.ts';
 import { createReporting } from './reports/index.ts';
+import { VERSION } from './core/version.ts';
+import { createDnsWatch, dnsReadiness, dnsServersOf } from './startup/health.ts';
+import { loadStartupResources, loadTls, type StartupResources } from './startup/resources.ts';
 
 export interface Deps {
   clock: Clock;
@@ -41,6 +44,8 @@ export interface Deps {
   reloadConfig: () => Config;
   /** The real-time wait of the drain deadline. */
   wait: Wait;
+  /** Policies, lists and TLS as serve's start-up checks loaded them (else loaded here, the same way). */
+  resources: StartupResources;
 }
 
 export interface Gateway {
@@ -55,6 +60,8 @@ export interface Gateway {
   stop(): Promise<void>;
   /** Client connections holding a slot now (total, all addresses). */
   openConnections(): number;
+  /** One backend session (connect, EHLO, QUIT), as /readyz does: serve's start-up warning. */
+  checkBackend(): Promise<{ ok: true } | { ok: false; error: string }>;
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly logger: Logger;
@@ -67,17 +74,21 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   const registry = overrides.registry ?? new Registry();
   const metrics = createMetrics(registry);
-  const components = createComponents(config, { clock, logger, metrics }, overrides);
+  metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
+  const dnsServers = dnsServersOf(config);
+  const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
+  const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
 
   // Both series exist from the start, so the first failed reload is an increase() Prometheus sees.
   metrics.policyReloads.inc({ outcome: 'failed' }, 0);
-  let ruleSet: RuleSet = await loadPolicies(config.policies).catch((err: unknown) => {
+  const resources = overrides.resources ?? await loadStartupResources(config).catch((err: unknown) => {
     metrics.policyReloads.inc({ outcome: 'failed' });
     throw err;
   });
+  let ruleSet: RuleSet = resources.ruleSet;
   metrics.policyReloads.inc({ outcome: 'ok' });
   metrics.policyRules.set(ruleSet.rules.length);
-  let lists: Lists = loadLists(config.lists);
+  let lists: Lists = resources.lists;
   // DMARC aggregate reports (off by default): collector on the mail path, scheduler in start().
   const reporting = config.reports.dmarc.enabled
     ? createReporting(config, { clock, logger, resolver: mailauthResolver(components.resolver), metrics: metrics.dmarcReports })
@@ -94,19 +105,25 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   let deps = buildPipelineDeps(config, pipelineContext);
 
   let draining = false;
-  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining });
+  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls });
 
   const reload = createReloader({
     running: () => running,
     readConfig: () => overrides.reloadConfig?.() ?? running,
     loadPolicies,
     loadLists,
+    loadTls: (next) => loadTls(next),
     apply: (next) => {
       ruleSet = next.ruleSet;
       lists = next.lists;
       running = next.config;
       deps = buildPipelineDeps(next.config, pipelineContext);
       logger.level = next.config.log.level;
+      if (next.tls) {
+        const tls = next.tls;
+        for (const s of [front.servers.plain, front.servers.xclient]) s.updateSecureContext({ key: tls.key, cert: tls.cert });
+        logger.info({ subject: tls.subject, notAfter: tls.notAfter.toISOString() }, 'TLS certificate reloaded');
+      }
     },
     logger,
     metrics,
@@ -118,19 +135,22 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     registry,
     logger,
     openConnections: () => front.listener.connectionCount(),
+    checkBackend: () => components.backend.probe(),
     reload,
     async start() {
       const smtp = await front.listener.start();
       reporting?.startScheduler();
+      await dnsWatch.start();
       if (config.metrics.listen) {
         const checks = readinessChecks({
           rules: () => ruleSet.rules.length,
           backend: components.backend,
           sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => running.redis.failMode } : null,
         });
+        checks.push(dnsReadiness(dnsWatch));
         http = await startHttp(config.metrics.listen, registry, () => checks);
       }
-      logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
+      logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
     async stop() {
@@ -142,6 +162,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
       await decisionFile?.close();
       if (!overrides.store) await components.store.close();
       components.resolver.close();
+      dnsWatch.close();
       await http?.close();
       await decisionFile?.close();
     },

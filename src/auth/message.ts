@@ -4,8 +4,10 @@ import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
 import { Deadline, deadlineResolver } from './deadline.ts';
-import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
 import { publishedOf } from './published.ts';
+
+import { domainOf, normaliseDomain } from '../core/domain.ts';
+import { reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**

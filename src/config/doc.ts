@@ -2,7 +2,7 @@
  * The README's configuration table, generated from the schema (one source for key names,
  * defaults and meanings). test/unit/config/doc.test.ts fails when README.md drifts from it.
  */
-import { configLeaves, envName } from './load.ts';
+import { configLeaves, envName } from './leaves.ts';
 
 function formatDefault(path: readonly string[], value: unknown): string {
   if (path.join('.') === 'hostname') return 'OS host name';

@@ -5,9 +5,9 @@
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import { parseHostPort } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
 import { createResolver, type DnsResolver } from '../dns/index.ts';
+import type { DnsLookupOutcome, DnsServer } from '../dns/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { createByteBudget, type ByteBudget } from '../pipeline/byte-budget.ts';
 import { createRecipientCache } from '../pipeline/recipient-cache.ts';
@@ -31,10 +31,14 @@ export interface ComponentSeams {
   readonly store?: RateStore;
 }
 
-export function createComponents(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics }, seams: ComponentSeams): Components {
+export function createComponents(config: Config, ctx: {
+  clock: Clock; logger: Logger; metrics: Metrics;
+  /** The resolvers (dns.servers, or the system's) and the health watch fed by every lookup. */
+  dnsServers: readonly DnsServer[]; observeDns: (outcome: DnsLookupOutcome) => void;
+}, seams: ComponentSeams): Components {
   const { clock, logger, metrics } = ctx;
   const resolver = seams.resolver ?? createResolver({
-    servers: config.dns.servers.map((s) => parseHostPort(s, 53)),
+    servers: [...ctx.dnsServers],
     timeoutMs: config.dns.timeoutMs,
     attempts: config.dns.attempts,
     cacheSize: config.dns.cacheSize,
@@ -43,6 +47,7 @@ export function createComponents(config: Config, ctx: { clock: Clock; logger: Lo
     clock,
     observer: {
       lookup: (type, outcome, seconds) => {
+        ctx.observeDns(outcome);
         metrics.dnsLookups.inc({ type, outcome });
         metrics.dnsLatency.observe({ type }, seconds);
       },

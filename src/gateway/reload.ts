@@ -11,6 +11,7 @@ import { ConfigErrors } from '../core/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { RuleSet } from '../policy/types.ts';
 import type { Lists } from '../reputation/lists.ts';
+import type { TlsCredentials } from '../tls/credentials.ts';
 
 export interface ReloadSteps {
   /** The configuration in force. */
@@ -19,8 +20,13 @@ export interface ReloadSteps {
   readConfig(): Config;
   loadPolicies(folder: string): Promise<RuleSet>;
   loadLists(lists: Config['lists']): Lists;
+  /**
+   * The certificate files at the running paths (tls.* paths need a restart): a renewal is
+   * picked up; a broken one fails the whole reload and the old certificate stays.
+   */
+  loadTls(config: Config): TlsCredentials | null;
   /** Swaps everything in at once. */
-  apply(next: { config: Config; ruleSet: RuleSet; lists: Lists }): void;
+  apply(next: { config: Config; ruleSet: RuleSet; lists: Lists; tls: TlsCredentials | null }): void;
   readonly logger: Logger;
   readonly metrics: Metrics;
 }
@@ -33,7 +39,8 @@ export function createReloader(steps: ReloadSteps): () => Promise<void> {
       const next = change.effective;
       const ruleSet = await steps.loadPolicies(next.policies);
       const lists = steps.loadLists(next.lists);
-      steps.apply({ config: next, ruleSet, lists });
+      const tls = steps.loadTls(next);
+      steps.apply({ config: next, ruleSet, lists, tls });
       steps.metrics.policyReloads.inc({ outcome: 'ok' });
       steps.metrics.policyRules.set(ruleSet.rules.length);
       steps.logger.info({ rules: ruleSet.rules.length, applied: change.applied }, 'configuration and policies reloaded');

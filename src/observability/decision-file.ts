@@ -8,6 +8,7 @@
  * does not keep up (more than MAX_PENDING_BYTES waiting) or the file failed, records are
  * dropped and counted (postern_decision_file_records_total{outcome="dropped"}), never waited for.
  */
+import { flag, size } from '../config/values.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -26,9 +27,9 @@ export const decisionsConfigShape = {
   decisions: z.strictObject({
     file: z.string().min(1).optional()
       .describe('JSON-lines file of decision records, for `postern replay` (relative to the config file); absent = off'),
-    maxBytes: z.number().int().min(0).refine((n) => n === 0 || n >= MIN_ROTATE_BYTES, `0 (no size limit) or at least ${MIN_ROTATE_BYTES}`)
+    maxBytes: size(0).refine((n) => n === 0 || n >= MIN_ROTATE_BYTES, `0 (no size limit) or at least ${MIN_ROTATE_BYTES}`)
       .default(100_000_000).describe('Rotate decisions.file when it reaches this size, bytes; 0 = no size limit'),
-    daily: z.boolean().default(true).describe('Also rotate decisions.file at midnight UTC'),
+    daily: flag().default(true).describe('Also rotate decisions.file at midnight UTC'),
     keep: z.number().int().min(1).max(10_000).default(30).describe('Rotated (gzipped) decision files kept; older ones are deleted'),
   }).refine((d) => d.file === undefined || d.maxBytes > 0 || d.daily, {
     message: 'decisions.file would grow without bound: set maxBytes or daily',

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseHostPort } from '../config/load.ts';
+import { listenError } from '../core/listen-error.ts';
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -42,7 +43,7 @@ export async function startHttp(listen: string, registry: Registry, checks: () =
   });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)));
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('metrics.listen', listen, err)));
     server.listen({ host, port }, () => resolve());
   });
   const bound = (server.address() as { port: number }).port;

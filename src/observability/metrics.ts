@@ -62,7 +62,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     dnsLookups: new Counter({
       name: 'postern_dns_lookups_total', registers,
-      help: 'DNS queries sent, by record type and outcome (ok, nxdomain, nodata, servfail, refused, timeout, error)',
+      help: 'DNS queries sent, by record type and outcome (ok, nxdomain, nodata, servfail, refused, unreachable, timeout, error)',
       labelNames: ['type', 'outcome'] as const,
     }),
     dnsCacheHits: new Counter({
@@ -133,6 +133,15 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       name: 'postern_decision_file_records_total', registers,
       help: 'Decision records for decisions.file by outcome (written, dropped: the disk did not keep up or the file failed)',
       labelNames: ['outcome'] as const,
+    }),
+    dnsUp: new Gauge({
+      name: 'postern_dns_up', registers,
+      help: '1 while at least one configured DNS resolver answers (probe of the root NS, or any answered lookup), 0 while none does',
+    }),
+    buildInfo: new Gauge({
+      name: 'postern_build_info', registers,
+      help: 'Always 1; the labels carry the running Postern version and the Node.js version',
+      labelNames: ['version', 'node'] as const,
     }),
   };
 }

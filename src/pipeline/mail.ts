@@ -10,7 +10,7 @@ import type { EndDeps, MailDeps } from './deps.ts';
 import { endTransaction } from './end.ts';
 import { currentTier, takeMail } from './limits.ts';
 import { addressProblem } from './address-syntax.ts';
-import { normaliseDomain } from './recipient.ts';
+import { normaliseDomain } from '../core/domain.ts';
 import type { Params, SessionState, Transaction } from './state.ts';
 
 /**

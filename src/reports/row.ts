@@ -5,7 +5,7 @@
  */
 import type { AuthResult, DmarcPublished, Facts } from '../core/facts.ts';
 import type { Action, PolicyOverride } from '../core/verdict.ts';
-import { domainOf } from '../auth/normalise.ts';
+import { domainOf } from '../core/domain.ts';
 
 /** RFC 9990 ActionDispositionType: "pass" = no action, DMARC passed under an enforcing policy. */
 export type Disposition = 'none' | 'pass' | 'quarantine' | 'reject';

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/load.ts';
+import { listenError } from '../core/listen-error.ts';
 import type { CidrSet } from '../core/ip.ts';
 import { clientKey, normaliseIp } from '../core/ip.ts';
 import { formatReply, REPLIES, type TempReply } from '../core/reply.ts';
@@ -142,7 +143,7 @@ export function createListener(opts: ListenerOptions): Listener {
           });
         });
         await new Promise<void>((resolve, reject) => {
-          server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for SMTP on ${entry}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)' : err.message}`)));
+          server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('listen', entry, err)));
           // An IPv6 address listens for IPv6 only, so "0.0.0.0:25" and "[::]:25" can both be listed.
           server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
             server.off('error', reject);

@@ -86,6 +86,7 @@ describe('reloader', () => {
       readConfig: () => base,
       loadPolicies: () => (policiesBroken ? Promise.reject(new Error('broken.yaml:3: bad')) : Promise.resolve(rules(3))),
       loadLists: () => NO_LISTS,
+      loadTls: () => null,
       apply: (next) => applied.push(next.ruleSet.rules.length),
       logger,
       metrics,
@@ -107,6 +108,7 @@ describe('reloader', () => {
       // the first reload is slow: the second must still apply after it
       loadPolicies: async () => { const me = ++n; if (me === 1) await new Promise((r) => setTimeout(r, 20)); order.push(`load ${me}`); return rules(me); },
       loadLists: () => NO_LISTS,
+      loadTls: () => null,
       apply: (next) => order.push(`apply ${next.ruleSet.rules.length}`),
       logger,
       metrics,

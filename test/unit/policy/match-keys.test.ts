@@ -131,6 +131,7 @@ const CASES: Record<string, readonly Case[]> = {
     { match: '{ multiple_from: true }', facts: dataFacts({ fromFields: 1, fromAddresses: 1 }), matches: false, why: 'one From, one author' },
     { match: '{ multiple_from: true }', facts: dataFacts(), matches: false, why: 'not counted: not multiple' },
     { match: '{ multiple_from: false }', facts: dataFacts({ fromFields: 1, fromAddresses: 1 }), matches: true, why: 'false means a single author' },
+  ],
   arc_chain: [
     { match: '{ arc_chain: pass }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'] }), matches: true, why: 'validated chain' },
     { match: '{ arc_chain: fail }', facts: dataFacts({ arc: 'fail' }), matches: true, why: 'broken chain' },
