@@ -42,6 +42,10 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
       state.closedBy = 'data-timeout';
       deps.dropConnection(state.id, REPLIES.dataTimeout());
     }, dataTimeoutMs);
+    const resume = (): void => {
+      normaliser.resume();
+    };
+    toAuth.once('close', resume);
     const fail = (err: Error): void => {
       clearTimeout(timer);
       toAuth.destroy(); // lets the verifier finish instead of waiting for an end that never comes
@@ -67,7 +71,14 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
       }
       tx.heldBytes += chunk.length;
       chunks.push(chunk);
-      toAuth.write(chunk);
+      // The verifier reads at its own pace: when it falls behind, the upload waits for it
+      // (TCP backpressure to the client) instead of a second copy of the message piling up
+      // in front of it. A verifier that gave up (header limit) or finished is not waited for.
+      if (toAuth.destroyed || toAuth.writableEnded) return;
+      if (!toAuth.write(chunk) && !toAuth.destroyed) {
+        normaliser.pause();
+        toAuth.once('drain', resume);
+      }
     });
     normaliser.on('end', () => {
       clearTimeout(timer);
