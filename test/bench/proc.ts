@@ -27,12 +27,22 @@ export function cpuSeconds(pid: number, ticksPerSecond: number): number {
   return (utime + stime) / ticksPerSecond;
 }
 
+/** A "kB" field of /proc/<pid>/status, in bytes. */
+function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+  if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(match[1]) * 1024;
+}
+
 /** Peak resident set size (VmHWM) in bytes. */
 export function peakRssBytes(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-  if (!match?.[1]) throw new Error(`no VmHWM in /proc/${pid}/status`);
-  return Number(match[1]) * 1024;
+  return statusBytes(pid, 'VmHWM');
+}
+
+/** Resident set size now (VmRSS) in bytes. */
+export function rssBytes(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
 }
 
 /**
