@@ -26,12 +26,19 @@ export interface AcceptedMessage {
   readonly header: string;
   readonly mailFrom: string;
   readonly rcptTo: readonly string[];
+  /** Lines of the message holding a bare CR or LF (Postfix would end lines, or DATA, there). */
+  readonly bareLineEndings: number;
 }
 
 export interface SoakBackend {
   readonly port: number;
   readonly messages: AcceptedMessage[];
   plan: FaultPlan;
+  /** Called with every RCPT address the backend is asked about (the fuzzer checks relaying). */
+  onRcpt: ((address: string) => void) | null;
+  /** Called with every message accepted; `keep: false` leaves `messages` empty (long fuzz runs). */
+  onAccepted: ((message: AcceptedMessage) => void) | null;
+  keep: boolean;
   /** Faults injected so far, "step:fault" → count. */
   readonly injected: Map<string, number>;
   /** Connections accepted so far and how many are open. */
@@ -80,6 +87,9 @@ export async function startSoakBackend(): Promise<SoakBackend> {
     },
     messages,
     plan: CALM,
+    onRcpt: null,
+    onAccepted: null,
+    keep: true,
     injected,
     connections: () => ({ total, open: sockets.size }),
     async kill() {
@@ -134,7 +144,11 @@ export async function startSoakBackend(): Promise<SoakBackend> {
       s.socket.destroy();
       return;
     }
-    if (f === 'ok') messages.push(record(lines, s.mailFrom ?? '', s.rcptTo));
+    if (f === 'ok') {
+      const accepted = record(lines, s.mailFrom ?? '', s.rcptTo);
+      if (backend.keep) messages.push(accepted);
+      backend.onAccepted?.(accepted);
+    }
     s.socket.write(REPLIES.dot[f] + '\r\n');
     s.mailFrom = null;
     s.rcptTo = [];
@@ -153,6 +167,7 @@ export async function startSoakBackend(): Promise<SoakBackend> {
         return;
       case 'RCPT':
         if (s.mailFrom === null) return void s.socket.write('503 5.5.1 soak: MAIL first\r\n');
+        backend.onRcpt?.(/<([^>]*)>/.exec(line)?.[1] ?? line);
         if (answer(s, 'rcpt')) s.rcptTo.push(/<([^>]*)>/.exec(line)?.[1] ?? '');
         return;
       case 'DATA':
@@ -221,7 +236,8 @@ function record(lines: readonly string[], mailFrom: string, rcptTo: readonly str
   const headerLines = blank < 0 ? lines : lines.slice(0, blank);
   const body = blank < 0 ? '' : lines.slice(blank + 1).map((l) => l + '\r\n').join('');
   const header = headerLines.map((l) => l + '\r\n').join('');
-  return { messageId: messageIdOf(header), bodySha: sha256(body), header, mailFrom, rcptTo: [...rcptTo] };
+  const bareLineEndings = lines.filter((l) => /[\r\n]/.test(l)).length;
+  return { messageId: messageIdOf(header), bodySha: sha256(body), header, mailFrom, rcptTo: [...rcptTo], bareLineEndings };
 }
 
 export function sha256(text: string): string {
