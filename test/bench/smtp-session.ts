@@ -80,6 +80,11 @@ export class SmtpSession {
     this.#socket.destroy();
   }
 
+  /** Writes bytes as they are, reading nothing; resolves once they are handed to the kernel. */
+  write(data: Buffer): Promise<void> {
+    return new Promise((resolve) => this.#socket.write(data, () => resolve()));
+  }
+
   /**
    * Sends the message and its final ".", then resets the connection once the bytes are out,
    * without reading the reply: a client that dies right after the dot (RFC 1047's window).
