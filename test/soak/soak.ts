@@ -135,7 +135,6 @@ async function soakWith(gw: ChildGateway, inspectPort: number, world: World, opt
   resetPeakRss(gw.pid);
   const startedAt = Date.now();
   const before = await scrape(gw.httpPort);
-  const heap = (m: Series): string => `heap used ${mb(value(m, 'postern_nodejs_heap_size_used_bytes'))} of ${mb(value(m, 'postern_nodejs_heap_size_total_bytes'))} MB, external ${mb(value(m, 'postern_nodejs_external_memory_bytes'))} MB`;
 
   const deadline = startedAt + opts.seconds * 1000;
   const [main, schedule] = await Promise.all([
@@ -146,18 +145,8 @@ async function soakWith(gw: ChildGateway, inspectPort: number, world: World, opt
 
   if (!await settles(idle(gw), 60_000)) problems.push('sessions or connections still open 60 s after the last client left');
   const after = await scrape(gw.httpPort);
-  const peak = peakRssBytes(gw.pid);
-  const uncollected = rssBytes(gw.pid);
-  await collectGarbage(inspectPort);
-  const end = rssBytes(gw.pid);
-  const last = await scrape(gw.httpPort);
-  // A leak is memory still referenced after a full GC: heap used + external, held to the
-  // baseline within 16 MB (a few KB per message over thousands of messages shows above it).
-  if (live(last) > live(before) + 16 * MB) problems.push(`live memory after a full GC ${mb(live(last))} MB, baseline ${mb(live(before))} MB: a leak`);
-  // RSS "near" the baseline: V8 and the allocator keep some of the pages a peak made them take
-  // (committed heap, malloc arenas), and give back the rest.
-  const bound = baseline * 1.5 + 32 * MB;
-  if (end > bound) problems.push(`RSS ${mb(end)} MB after a full GC, above ${mb(bound)} MB (baseline ${mb(baseline)} MB)`);
+  const memory = await memoryAtEnd(gw, inspectPort, baseline, before);
+  problems.push(...memory.problems);
 
   const deliveries: Delivery[] = [...warm.deliveries, ...main.deliveries];
   const books = balance(deliveries, world.backend.messages);
@@ -183,13 +172,38 @@ async function soakWith(gw: ChildGateway, inspectPort: number, world: World, opt
     '',
     'Gateway:',
     `  restarts ${restarts}, alive ${alive}; sessions in flight ${value(after, 'postern_sessions_in_flight')}, connections open ${value(after, 'postern_connections_open')}, bytes in flight ${value(after, 'postern_inflight_bytes')}`,
-    `  RSS: idle baseline ${mb(baseline)} MB, peak ${mb(peak)} MB, end ${mb(uncollected)} MB idle, ${mb(end)} MB after a full GC (bound ${mb(bound)} MB; baseline and end read after a full GC)`,
-    `  baseline ${heap(before)}; end ${heap(last)}`,
+    ...memory.lines,
     `  transaction endings during the faults: ${endings(before, after)}`,
     '',
     problems.length === 0 ? 'RESULT: zero lost, zero duplicated, zero stray; books balance' : `RESULT: ${problems.length} problem(s):\n  ${problems.join('\n  ')}`,
   ];
   return { books, problems, report };
+}
+
+/**
+ * RSS and live memory at the end against the baseline, both read after a full GC: a leak is
+ * memory still referenced (heap used + external) above the baseline by more than 16 MB (a few
+ * KB per message over thousands shows above it); RSS must be "near": V8 and the allocator keep
+ * some of the pages a peak made them take (committed heap, malloc arenas) and give back the rest.
+ */
+async function memoryAtEnd(gw: ChildGateway, inspectPort: number, baseline: number, before: Series): Promise<{ problems: string[]; lines: string[] }> {
+  const problems: string[] = [];
+  const peak = peakRssBytes(gw.pid);
+  const uncollected = rssBytes(gw.pid);
+  await collectGarbage(inspectPort);
+  const end = rssBytes(gw.pid);
+  const last = await scrape(gw.httpPort);
+  if (live(last) > live(before) + 16 * MB) problems.push(`live memory after a full GC ${mb(live(last))} MB, baseline ${mb(live(before))} MB: a leak`);
+  const bound = baseline * 1.5 + 32 * MB;
+  if (end > bound) problems.push(`RSS ${mb(end)} MB after a full GC, above ${mb(bound)} MB (baseline ${mb(baseline)} MB)`);
+  const heap = (m: Series): string => `heap used ${mb(value(m, 'postern_nodejs_heap_size_used_bytes'))} of ${mb(value(m, 'postern_nodejs_heap_size_total_bytes'))} MB, external ${mb(value(m, 'postern_nodejs_external_memory_bytes'))} MB`;
+  return {
+    problems,
+    lines: [
+      `  RSS: idle baseline ${mb(baseline)} MB, peak ${mb(peak)} MB, end ${mb(uncollected)} MB idle, ${mb(end)} MB after a full GC (bound ${mb(bound)} MB; baseline and end read after a full GC)`,
+      `  baseline ${heap(before)}; end ${heap(last)}`,
+    ],
+  };
 }
 
 function replySummary(stats: ClientStats): string {
