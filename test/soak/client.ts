@@ -14,7 +14,8 @@ export type Final = 'delivered' | 'refused' | 'gave-up' | 'aborted-after-dot' | 
 
 /** One (message, recipient): the unit a sending MTA retries and the accounting counts. */
 export interface Delivery {
-  readonly message: SoakMessage;
+  /** What the accounting needs of the message (not its bytes: a run keeps tens of thousands). */
+  readonly message: Pick<SoakMessage, 'id' | 'bodySha' | 'header'>;
   readonly rcpt: string;
   final: Final | null;
   attempts: number;
@@ -55,7 +56,8 @@ export async function runClients(opts: ClientOptions): Promise<{ deliveries: Del
   const worker = async (): Promise<void> => {
     let session: SmtpSession | null = null;
     for (let message = await opts.next(); message; message = await opts.next()) {
-      const units: Delivery[] = message.to.map((rcpt) => ({ message, rcpt, final: null, attempts: 0, last: '' }));
+      const { id, bodySha, header } = message;
+      const units: Delivery[] = message.to.map((rcpt) => ({ message: { id, bodySha, header }, rcpt, final: null, attempts: 0, last: '' }));
       deliveries.push(...units);
       for (let attempt = 1; units.some((u) => u.final === null); attempt++) {
         const active = units.filter((u) => u.final === null);
