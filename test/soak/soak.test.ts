@@ -9,7 +9,7 @@ import { PHASES } from './faults.ts';
 import { runSoak } from './soak.ts';
 
 void describe('fault soak (short)', () => {
-  void it('through backend kills, hangs, 4xx/5xx at every step, mid-DATA drops, Redis SIGKILL/SIGSTOP and DNS timeouts/garbage: every 250 is one identical copy, nothing stray, no session left, no restart', async (t) => {
+  void it('through backend kills, hangs, 4xx/5xx at every step, mid-DATA drops, Redis SIGKILL/SIGSTOP and DNS timeouts/garbage: every 250 is one identical copy, nothing stray, no session left, no restart', { timeout: 300_000 }, async (t) => {
     const phaseMs = 1_500;
     const calmMs = 600;
     const soak = await runSoak({
