@@ -8,24 +8,32 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { systemClock, type Clock } from './core/clock.ts';
+import { ConfigErrors } from './core/errors.ts';
 import type { DnsResolver } from './dns/index.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
-import { startHttp, type HttpEndpoint } from './observability/http.ts';
+import { checkDecisionsFile, openDecisionFile } from './observability/decision-file.ts';
+import { runChecks, startHttp, type CheckResult, type HttpEndpoint } from './observability/http.ts';
 import { loadPolicies } from './policy/load.ts';
 import type { RuleSet } from './policy/types.ts';
 import type { Backend } from './relay/backend.ts';
 import { loadLists, type Lists } from './reputation/lists.ts';
 import { redisConfigured } from './reputation/store.ts';
 import type { RateStore } from './reputation/types.ts';
+import type { ListenerOptions } from './smtp/listener.ts';
 import { createComponents } from './gateway/components.ts';
 import { drain, type Wait } from './gateway/drain.ts';
-import { createFront } from './gateway/front.ts';
+import { createFront, type Front } from './gateway/front.ts';
 import { buildPipelineDeps } from './gateway/pipeline-deps.ts';
 import { readinessChecks } from './gateway/readiness.ts';
 import { createReloader } from './gateway/reload.ts';
 import { mailauthResolver } from './dns/index.ts';
 import { createReporting } from './reports/index.ts';
+import { VERSION } from './core/version.ts';
+import { createDnsWatch, dnsReadiness, dnsServersOf } from './startup/health.ts';
+import { loadStartupResources, loadTls, type StartupResources } from './startup/resources.ts';
+import type { TlsCredentials } from './tls/credentials.ts';
+import type { PipelineDeps } from './pipeline/deps.ts';
 
 export interface Deps {
   clock: Clock;
@@ -39,6 +47,10 @@ export interface Deps {
   reloadConfig: () => Config;
   /** The real-time wait of the drain deadline. */
   wait: Wait;
+  /** Policies, lists and TLS as serve's start-up checks loaded them (else loaded here, the same way). */
+  resources: StartupResources;
+  /** A worker of a cluster: node-wide connection slots from the primary (src/cluster/slots.ts). */
+  admitConnection: ListenerOptions['admit'];
 }
 
 export interface Gateway {
@@ -49,91 +61,138 @@ export interface Gateway {
    * all or nothing; on any error the old ones stay (thrown, logged, counted).
    */
   reload(): Promise<void>;
+  /** The first half of a reload, for a cluster primary that applies one to every worker or none (gateway/reload.ts). */
+  prepareReload(next: Config, opts?: { announce?: boolean }): Promise<{ commit(): void }>;
+  /** What /readyz reports for this gateway (a cluster primary asks each worker). */
+  readiness(): Promise<CheckResult[]>;
   /** Stops accepting (new connections get 421), waits for in-flight transactions up to drainTimeoutMs, closes. */
   stop(): Promise<void>;
   /** Client connections holding a slot now (total, all addresses). */
   openConnections(): number;
+  /** One backend session (connect, EHLO, QUIT), as /readyz does: serve's start-up warning. */
+  checkBackend(): Promise<{ ok: true } | { ok: false; error: string }>;
   readonly metrics: Metrics;
   readonly registry: Registry;
   readonly logger: Logger;
 }
 
+/** What the pipeline reads and a reload swaps: one object, so a swap is one assignment each. */
+interface Live {
+  config: Config;
+  ruleSet: RuleSet;
+  lists: Lists;
+  deps: PipelineDeps;
+}
+
 export async function createGateway(config: Config, overrides: Partial<Deps> = {}): Promise<Gateway> {
+  const decisionsErrors = checkDecisionsFile(config); // before anything is opened
+  if (decisionsErrors.length > 0) throw new ConfigErrors(decisionsErrors);
   const clock = overrides.clock ?? systemClock;
   const logger = overrides.logger ?? createLogger({ level: config.log.level, pretty: config.log.pretty });
   const registry = overrides.registry ?? new Registry();
   const metrics = createMetrics(registry);
-  const components = createComponents(config, { clock, logger, metrics }, overrides);
-
-  // Both series exist from the start, so the first failed reload is an increase() Prometheus sees.
-  metrics.policyReloads.inc({ outcome: 'failed' }, 0);
-  let ruleSet: RuleSet = await loadPolicies(config.policies).catch((err: unknown) => {
-    metrics.policyReloads.inc({ outcome: 'failed' });
-    throw err;
-  });
-  metrics.policyReloads.inc({ outcome: 'ok' });
-  metrics.policyRules.set(ruleSet.rules.length);
-  let lists: Lists = loadLists(config.lists);
-  // DMARC aggregate reports (off by default): collector on the mail path, scheduler in start().
-  const reporting = config.reports.dmarc.enabled
-    ? createReporting(config, { clock, logger, resolver: mailauthResolver(components.resolver), metrics: metrics.dmarcReports })
-    : null;
-  let running = config;
+  metrics.buildInfo.set({ version: VERSION, node: process.version }, 1);
+  metrics.workers.set(1); // this process takes the mail (a cluster primary reports the node's count)
+  const dnsServers = dnsServersOf(config);
+  const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
+  const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
+  const resources = overrides.resources ?? await countedLoad(metrics, () => loadStartupResources(config));
+  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver });
   const pipelineContext = {
-    clock, logger, metrics, components, ruleSet: () => ruleSet, lists: () => lists, reports: reporting?.collector ?? null,
+    clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
+    reports: extras.reporting?.collector ?? null, decisionFile: extras.decisionFile,
     dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
   };
-  let deps = buildPipelineDeps(config, pipelineContext);
+  const live: Live = { config, ruleSet: resources.ruleSet, lists: resources.lists, deps: buildPipelineDeps(config, pipelineContext) };
 
   let draining = false;
-  const front = createFront(config, { deps: () => deps, logger, metrics, resolver: components.resolver, isDraining: () => draining });
-
+  const front = createFront(config, { deps: () => live.deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls,
+    ...(overrides.admitConnection ? { admit: overrides.admitConnection } : {}) });
   const reload = createReloader({
-    running: () => running,
-    readConfig: () => overrides.reloadConfig?.() ?? running,
+    running: () => live.config,
+    readConfig: () => overrides.reloadConfig?.() ?? live.config,
     loadPolicies,
     loadLists,
+    loadTls: (next) => loadTls(next),
     apply: (next) => {
-      ruleSet = next.ruleSet;
-      lists = next.lists;
-      running = next.config;
-      deps = buildPipelineDeps(next.config, pipelineContext);
+      Object.assign(live, { config: next.config, ruleSet: next.ruleSet, lists: next.lists, deps: buildPipelineDeps(next.config, pipelineContext) });
       logger.level = next.config.log.level;
+      if (next.tls) swapCertificate(front, next.tls, logger);
     },
     logger,
     metrics,
   });
+  const checks = [...readinessChecks({
+    rules: () => live.ruleSet.rules.length,
+    backend: components.backend,
+    sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => live.config.redis.failMode } : null,
+  }), dnsReadiness(dnsWatch)];
   let http: HttpEndpoint | null = null;
+  let stopped: Promise<void> | null = null;
 
   return {
     metrics,
     registry,
     logger,
     openConnections: () => front.listener.connectionCount(),
-    reload,
+    checkBackend: () => components.backend.probe(),
+    reload: () => reload.reload(),
+    prepareReload: (next, opts) => reload.prepare(next, opts),
+    readiness: () => runChecks(checks),
     async start() {
       const smtp = await front.listener.start();
-      reporting?.startScheduler();
-      if (config.metrics.listen) {
-        const checks = readinessChecks({
-          rules: () => ruleSet.rules.length,
-          backend: components.backend,
-          sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => running.redis.failMode } : null,
-        });
-        http = await startHttp(config.metrics.listen, registry, () => checks);
-      }
-      logger.info({ smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: ruleSet.rules.length }, 'postern listening');
+      extras.reporting?.startScheduler();
+      await dnsWatch.start();
+      if (config.metrics.listen) http = await startHttp(config.metrics.listen, registry, () => checks);
+      logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: live.ruleSet.rules.length }, 'postern listening');
       return { smtp, http: http?.port ?? null };
     },
-    async stop() {
-      draining = true;
-      await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
-      await front.listener.stop();
-      await components.backend.close();
-      await reporting?.close();
-      if (!overrides.store) await components.store.close();
-      components.resolver.close();
-      await http?.close();
+    stop() {
+      // once: a second SIGTERM (or a test calling stop twice) waits for the same drain
+      stopped ??= (async () => {
+        draining = true;
+        await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
+        await front.listener.stop();
+        await components.backend.close();
+        await extras.reporting?.close();
+        await extras.decisionFile?.close();
+        if (!overrides.store) await components.store.close();
+        components.resolver.close();
+        dnsWatch.close();
+        await http?.close();
+      })();
+      return stopped;
     },
   };
+}
+
+/** Loads the start-up resources; both reload series exist from the start, so the first failed reload is an increase() Prometheus sees. */
+async function countedLoad<T extends { ruleSet: RuleSet }>(metrics: Metrics, load: () => Promise<T>): Promise<T> {
+  metrics.policyReloads.inc({ outcome: 'failed' }, 0);
+  const loaded = await load().catch((err: unknown) => {
+    metrics.policyReloads.inc({ outcome: 'failed' });
+    throw err;
+  });
+  metrics.policyReloads.inc({ outcome: 'ok' });
+  metrics.policyRules.set(loaded.ruleSet.rules.length);
+  return loaded;
+}
+
+/** DMARC aggregate reports (collector on the mail path, scheduler started with the gateway) and decisions.file, when configured. */
+function openExtras(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver }) {
+  const { clock, logger, metrics } = ctx;
+  return {
+    reporting: config.reports.dmarc.enabled
+      ? createReporting(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports })
+      : null,
+    decisionFile: config.decisions.file
+      ? openDecisionFile({ ...config.decisions, file: config.decisions.file }, { clock, logger, counted: (outcome) => metrics.decisionFileRecords.inc({ outcome }) })
+      : null,
+  };
+}
+
+/** A renewed certificate for new STARTTLS sessions; sessions already in TLS keep theirs. */
+function swapCertificate(front: Front, tls: TlsCredentials, logger: Logger): void {
+  for (const s of [front.servers.plain, front.servers.xclient]) s.updateSecureContext({ key: tls.key, cert: tls.cert });
+  logger.info({ subject: tls.subject, notAfter: tls.notAfter.toISOString() }, 'TLS certificate reloaded');
 }

@@ -1,10 +1,13 @@
 import type { Readable } from 'node:stream';
-import { arc, dkimVerify, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
+import { arc, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResult, type DNSResolver } from 'mailauth';
 import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
-import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
 import { publishedOf } from './published.ts';
+import { domainOf, normaliseDomain } from '../core/domain.ts';
+import { reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import { createKeyMemo, type KeyMemo } from './dkim-keys.ts';
+import { verifyDkim } from './dkim-verifier.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**
@@ -29,6 +32,8 @@ export interface MessageAuthInput {
   readonly minBitLength: number;
   /** Milliseconds since the epoch for the t=/x= checks (the Clock seam); default: now. */
   readonly now?: number;
+  /** Parsed DKIM/ARC keys kept across messages (one per gateway); default: parsed for this message only. */
+  readonly keys?: KeyMemo;
 }
 
 /** Why DMARC could not be evaluated (RFC 9989 §5.3.1), mailauth's words, or our own. */
@@ -76,12 +81,18 @@ export function keyLookups(resolver: DNSResolver): DNSResolver {
  */
 export async function authenticateMessage(input: MessageAuthInput): Promise<MessageAuthOutcome> {
   const { resolver, strict, minBitLength } = input;
-  const dkimResult = await dkimVerify(input.message, {
-    resolver: keyLookups(resolver),
+  const dkimResolver = keyLookups(resolver);
+  const keys = input.keys ?? createKeyMemo({ max: 16 });
+  const dkimResult = await verifyDkim(input.message, {
+    resolver: dkimResolver,
     sender: input.sender || undefined,
     minBitLength,
     strict,
     ...(input.now !== undefined ? { curTime: new Date(input.now) } : {}),
+  }, {
+    dkim: keys.lookup(dkimResolver),
+    // arc() reuses this lookup because its resolver is the one verifyArc passes (lib/arc/index.js)
+    arc: keys.lookup(resolver),
   });
 
   const arcOutcome = await verifyArc(dkimResult, input);
@@ -185,13 +196,29 @@ async function verifyArc(
     // declared type (ARCSigningData) differs from arc()'s parameter only in that
     const data = (dkimResult.arc ?? { chain: false }) as unknown as ARCData;
     const result = await arc(data, { resolver: input.resolver, minBitLength: input.minBitLength, strict: input.strict, ip: input.ip });
-    const facts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status) };
+    const facts: ArcFacts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status), ...arcChainFacts(result) };
     // the lenient mode leaves arc=none out of the header; we always write it
     return { facts, info: result.info || `arc=${facts.result}`, result };
   } catch (err) {
     const reason = `arc evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
     return { facts: { result: 'temperror', reason }, info: 'arc=temperror (arc evaluation failed)', result: null };
   }
+}
+
+/**
+ * Who sealed a validated chain and what its newest sealer said about DMARC (RFC 8617 §5.2:
+ * only a chain that validated says anything; its AAR is the sealer's claim, which a policy may
+ * trust for a sealer it names). Nothing for a chain that did not validate.
+ */
+function arcChainFacts(result: ARCResult): Pick<ArcFacts, 'sealers' | 'sealerDmarc'> {
+  if (result.status.result !== 'pass' || !Array.isArray(result.chain)) return {};
+  const sealers = result.chain.map((set) => normaliseDomain(String(set['arc-seal']?.parsed?.d?.value ?? '')));
+  const dmarc = (result.authenticationResults as { dmarc?: { result?: unknown; header?: { from?: unknown } } } | undefined)?.dmarc;
+  const from = typeof dmarc?.header?.from === 'string' ? normaliseDomain(dmarc.header.from) : '';
+  return {
+    sealers,
+    sealerDmarc: dmarc ? { result: toAuthResult(dmarc.result), fromDomain: from || null } : null,
+  };
 }
 
 /**

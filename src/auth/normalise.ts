@@ -1,4 +1,3 @@
-import { domainToASCII } from 'node:url';
 import { AUTH_RESULTS, DMARC_POLICIES, type AuthResult, type DmarcPolicy } from '../core/facts.ts';
 
 /**
@@ -42,25 +41,6 @@ export function toDmarcPolicy(value: unknown): DmarcPolicy | null {
   if (typeof value !== 'string') return null;
   const word = value.trim().toLowerCase();
   return POLICIES.has(word) ? (word as DmarcPolicy) : null;
-}
-
-/**
- * Lower-case A-label form of a domain without the root dot, so that "Example.COM." and
- * "example.com" compare equal (RFC 8616 §4: U-labels are compared as A-labels). A domain
- * literal or something that is not a domain name is only lower-cased and trimmed.
- */
-export function normaliseDomain(value: string | null | undefined): string {
-  const lower = (value ?? '').trim().toLowerCase().replace(/\.+$/, '');
-  if (!lower || lower.startsWith('[')) return lower;
-  // only non-ASCII names need IDNA
-  if (!/[^\x00-\x7f]/.test(lower)) return lower;
-  return domainToASCII(lower) || lower;
-}
-
-/** The domain after the last "@" of an address (the local-part may quote an "@"). */
-export function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return normaliseDomain(at >= 0 ? address.slice(at + 1) : address);
 }
 
 /** The parts of a mailauth status we build a reason from. */

@@ -1,7 +1,8 @@
 import { isIP } from 'node:net';
 import { spf, type DNSResolver, type SPFResult } from 'mailauth';
 import type { SpfFacts } from '../core/facts.ts';
-import { domainOf, normaliseDomain, reasonOf, toAuthResult } from './normalise.ts';
+import { domainOf, normaliseDomain } from '../core/domain.ts';
+import { reasonOf, toAuthResult } from './normalise.ts';
 
 /**
  * SPF at MAIL FROM time (DESIGN "The mail path"; STYLE §2.6: mailauth's authenticate() would

@@ -1,15 +1,24 @@
 /**
  * Configuration: one YAML file (optional), overlaid by POSTERN_* environment variables,
  * validated against config/schema.ts, then deep-frozen. Every error names where it came
- * from: "postern.yaml:12:3: backend.port: …" or "POSTERN_BACKEND_PORT: …".
+ * from: "postern.yaml:12:3: backend.port: …" or "POSTERN_BACKEND_PORT: …", and the loaded
+ * config can say the same for any key (`where`), so checks made later at start-up (TLS files,
+ * policy folder) point at the line that set the value.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseDocument, isMap, type Document } from 'yaml';
-import type { z } from 'zod';
+import { isMap, type Document, type LineCounter } from 'yaml';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
+import { fromText, readEnvironment } from './env.ts';
+import { configLeaves, keysUnder } from './leaves.ts';
 import { configSchema, type Config } from './schema.ts';
 import { reportsProblems, resolveReportPaths } from '../reports/config.ts';
+import { didYouMean } from './suggest.ts';
+import { parseConfigYaml } from './yaml.ts';
+import { getIn, setIn } from './key-path.ts';
+
+/** The policy set shipped with Postern (DMARC as published), beside src/ wherever it is installed. */
+export const SHIPPED_POLICIES = path.resolve(import.meta.dirname, '../../policies');
 
 export interface LoadOptions {
   /** Explicit --config path; a missing explicit file is an error. */
@@ -18,74 +27,29 @@ export interface LoadOptions {
   cwd?: string;
 }
 
+/** Where a value came from, in ConfigError's terms: file:line:column and key, or the variable. */
+export interface Location {
+  readonly file?: string;
+  readonly line?: number;
+  readonly column?: number;
+  readonly key: string;
+}
+
+export type Origin = 'file' | 'env' | 'default';
+
 export interface LoadedConfig {
   readonly config: Config;
   /** The file read, or null when running on embedded defaults. */
   readonly file: string | null;
+  /** Where `key` (dotted) was set, for errors found after loading. */
+  readonly where: (key: string) => Location;
+  readonly origin: (key: string) => Origin;
+  /** How the policy folder was chosen: set in the config, found beside it, or the shipped set. */
+  readonly policiesFrom: 'config' | 'beside-config' | 'shipped';
 }
 
-type Leaf = 'string' | 'number' | 'boolean' | 'list';
-
-/** backend.port → POSTERN_BACKEND_PORT; proxyProtocol.trusted → POSTERN_PROXY_PROTOCOL_TRUSTED. */
-export function envName(keyPath: readonly string[]): string {
-  return 'POSTERN_' + keyPath.map((k) => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
-}
-
-/** Walks the schema to list every leaf key with its kind (the env overlay and the README table use it). */
-export function configLeaves(): Array<{ path: string[]; kind: Leaf; description: string; default: unknown }> {
-  const out: Array<{ path: string[]; kind: Leaf; description: string; default: unknown }> = [];
-  const walk = (schema: z.ZodType, keyPath: string[]): void => {
-    const { inner, description, def } = unwrap(schema);
-    const t = inner._zod.def.type;
-    if (t === 'object') {
-      const shape = (inner as unknown as { shape: Record<string, z.ZodType> }).shape;
-      for (const [k, v] of Object.entries(shape)) walk(v, [...keyPath, k]);
-      return;
-    }
-    const kind: Leaf = t === 'number' ? 'number' : t === 'boolean' ? 'boolean' : t === 'array' ? 'list' : 'string';
-    out.push({ path: keyPath, kind, description: description ?? '', default: def });
-  };
-  walk(configSchema, []);
-  return out;
-}
-
-function unwrap(schema: z.ZodType): { inner: z.ZodType; description: string | undefined; def: unknown } {
-  let inner = schema;
-  let description = schema.description;
-  let def: unknown;
-  for (;;) {
-    const d = inner._zod.def as { type: string; innerType?: z.ZodType; defaultValue?: unknown };
-    if ((d.type === 'default' || d.type === 'prefault' || d.type === 'optional') && d.innerType) {
-      if (d.type === 'default') def = d.defaultValue;
-      inner = d.innerType;
-      description ??= inner.description;
-      continue;
-    }
-    return { inner, description, def };
-  }
-}
-
-function parseEnvValue(raw: string, kind: Leaf): unknown {
-  switch (kind) {
-    case 'number': return raw.trim() === '' ? raw : Number(raw);
-    case 'boolean': return /^(1|true|yes|on)$/i.test(raw) ? true : /^(0|false|no|off)$/i.test(raw) ? false : raw;
-    case 'list': return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    case 'string': return raw;
-  }
-}
-
-function setIn(target: Record<string, unknown>, keyPath: readonly string[], value: unknown): void {
-  let node = target;
-  for (const k of keyPath.slice(0, -1)) {
-    const next = node[k];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[k] = {};
-    node = node[k] as Record<string, unknown>;
-  }
-  node[keyPath[keyPath.length - 1]!] = value;
-}
-
-function locate(doc: Document | null, lc: LineCounter, keyPath: ReadonlyArray<PropertyKey>): { line?: number; column?: number } {
-  if (!doc) return {};
+function locate(doc: Document | null, lc: LineCounter | null, keyPath: ReadonlyArray<PropertyKey>): { line?: number; column?: number } {
+  if (!doc || !lc) return {};
   // Walk down as far as the document has nodes: an unknown or missing key points at its parent.
   for (let n = keyPath.length; n >= 0; n--) {
     const node = doc.getIn(keyPath.slice(0, n) as unknown[], true) as { range?: [number, number, number] } | undefined;
@@ -106,44 +70,46 @@ export function resolveConfigPath(opts: LoadOptions): { file: string; explicit: 
   return fs.existsSync(def) ? { file: def, explicit: false } : null;
 }
 
+function readFile(file: string): { doc: Document; lines: LineCounter; raw: Record<string, unknown> } {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'it is a directory' : e.message;
+    throw new ConfigErrors([new ConfigError(`cannot read config file: ${why}`, { file })]);
+  }
+  const { doc, lines, data } = parseConfigYaml(file, text);
+  if (data != null && !isMap(doc.contents)) {
+    throw new ConfigErrors([new ConfigError('the config file must be a mapping of keys', { file, line: 1 })]);
+  }
+  return { doc, lines, raw: (data ?? {}) as Record<string, unknown> };
+}
+
 /** Parses and validates; throws ConfigErrors listing every problem found. */
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
-  const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const where = resolveConfigPath(opts);
-  const lc = new LineCounter();
-  let doc: Document | null = null;
-  let raw: Record<string, unknown> = {};
-  const errors: ConfigError[] = [];
+  const file = where ? readFile(where.file) : null;
+  const raw = file?.raw ?? {};
+  const doc = file?.doc ?? null;
+  const lc = file?.lines ?? null;
 
-  if (where) {
-    let text: string;
-    try {
-      text = fs.readFileSync(where.file, 'utf8');
-    } catch (err) {
-      throw new ConfigErrors([new ConfigError(`cannot read config file: ${(err as Error).message}`, { file: where.file })]);
-    }
-    doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-    for (const e of doc.errors) {
-      const pos = lc.linePos(e.pos[0]);
-      errors.push(new ConfigError(e.message.split('\n')[0] ?? e.message, { file: where.file, line: pos.line, column: pos.col }));
-    }
-    if (errors.length) throw new ConfigErrors(errors);
-    const js: unknown = doc.toJS();
-    if (js != null && !isMap(doc.contents)) {
-      throw new ConfigErrors([new ConfigError('the config file must be a mapping of keys', { file: where.file, line: 1 })]);
-    }
-    raw = (js ?? {}) as Record<string, unknown>;
-  }
-
-  const fromEnv = new Map<string, string>();
+  // A quoted number in the file ("25") reads as the same text in a variable would.
   for (const leaf of configLeaves()) {
-    const name = envName(leaf.path);
-    const value = env[name];
-    if (value === undefined) continue;
-    setIn(raw, leaf.path, parseEnvValue(value, leaf.kind));
-    fromEnv.set(leaf.path.join('.'), name);
+    const value = getIn(raw, leaf.path);
+    if (leaf.kind === 'number' && typeof value === 'string') setIn(raw, leaf.path, fromText(value, leaf));
   }
+  const env = readEnvironment(opts.env ?? process.env);
+  const errors: ConfigError[] = [...env.errors];
+  const fromEnv = new Map<string, string>();
+  for (const { leaf, value } of env.values) {
+    setIn(raw, leaf.path, value);
+    fromEnv.set(leaf.key, leaf.env);
+  }
+
+  // A variable sets a whole key: `listen.1` comes from POSTERN_LISTEN when that is set.
+  const envOf = (key: string): string | undefined => [...fromEnv].find(([k]) => key === k || key.startsWith(k + '.'))?.[1];
 
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
@@ -153,32 +119,64 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
       const keys = unknownKeys.length ? unknownKeys.map((k) => [...keyPath, k]) : [keyPath];
       for (const k of keys) {
         const dotted = k.join('.');
-        const envVar = [...fromEnv.entries()].find(([p]) => dotted === p || dotted.startsWith(p + '.'))?.[1];
-        const problem = unknownKeys.length ? 'unknown key' : issue.message;
+        const envVar = envOf(dotted);
+        const problem = unknownKeys.length ? `unknown key${didYouMean(k[k.length - 1]!, keysUnder(keyPath))}`
+          : issue.code === 'invalid_type' && issue.expected === 'object' ? notAMapping(keyPath)
+          : issue.message;
         errors.push(envVar
           ? new ConfigError(`${problem} (from environment)`, { key: envVar })
           : new ConfigError(problem, { file: where?.file, ...locate(doc, lc, k), key: dotted || '(root)' }));
       }
     }
-    throw new ConfigErrors(errors);
   }
+  if (!parsed.success || errors.length > 0) throw new ConfigErrors(byPosition(errors));
+
+  const origin = (key: string): Origin => envOf(key) ? 'env' : doc?.hasIn(key.split('.')) ? 'file' : 'default';
+  const locationOf = (key: string): Location => {
+    const name = envOf(key);
+    if (name) return { key: name };
+    if (origin(key) === 'default') return { ...(where ? { file: where.file } : {}), key };
+    return { file: where!.file, ...locate(doc, lc, key.split('.')), key };
+  };
 
   // Relative paths in the file are relative to the file, so a config works from any cwd.
   const base = where ? path.dirname(where.file) : cwd;
   const config = parsed.data;
-  config.policies = path.resolve(base, config.policies);
+  let policiesFrom: LoadedConfig['policiesFrom'] = 'config';
+  if (origin('policies') === 'default') {
+    // Not configured: a policies/ folder beside the config (or in the working directory without
+    // one), else the set shipped with Postern, so a fresh /etc/postern/postern.yaml runs as is.
+    const beside = path.resolve(base, config.policies);
+    policiesFrom = fs.existsSync(beside) ? 'beside-config' : 'shipped';
+    config.policies = policiesFrom === 'shipped' ? SHIPPED_POLICIES : beside;
+  } else {
+    config.policies = path.resolve(base, config.policies);
+  }
   if (config.tls.cert) config.tls.cert = path.resolve(base, config.tls.cert);
+  if (config.tls.key) config.tls.key = path.resolve(base, config.tls.key);
   if (config.lists.allow) config.lists.allow = path.resolve(base, config.lists.allow);
   if (config.lists.block) config.lists.block = path.resolve(base, config.lists.block);
-  if (config.tls.key) config.tls.key = path.resolve(base, config.tls.key);
+  if (config.decisions.file) config.decisions.file = path.resolve(base, config.decisions.file);
   if (Boolean(config.tls.cert) !== Boolean(config.tls.key)) {
-    throw new ConfigErrors([new ConfigError('tls.cert and tls.key go together', { file: where?.file, ...locate(doc, lc, ['tls']), key: 'tls' })]);
+    const missing = config.tls.cert ? 'tls.key' : 'tls.cert';
+    throw new ConfigErrors([new ConfigError(`tls.cert and tls.key go together: set ${missing} too, or remove both to run without STARTTLS`, locationOf(config.tls.cert ? 'tls.cert' : 'tls.key'))]);
   }
   resolveReportPaths(config.reports.dmarc, base);
-  const reportErrors = reportsProblems(config.reports.dmarc)
-    .map(([key, problem]) => new ConfigError(problem, { file: where?.file, ...locate(doc, lc, key.split('.')), key }));
+  const reportErrors = reportsProblems(config.reports.dmarc).map(([key, problem]) => new ConfigError(problem, locationOf(key)));
   if (reportErrors.length) throw new ConfigErrors(reportErrors);
-  return { config: deepFreeze(config), file: where?.file ?? null };
+  return { config: deepFreeze(config), file: where?.file ?? null, where: locationOf, origin, policiesFrom };
+}
+
+/** `xclient: yes`: say which keys go under it, and which key of that name takes a value. */
+function notAMapping(keyPath: readonly string[]): string {
+  const name = keyPath[keyPath.length - 1];
+  const elsewhere = configLeaves().find((l) => l.path[l.path.length - 1] === name && l.path.length !== keyPath.length)?.key;
+  return `expected a mapping with the keys ${keysUnder(keyPath).join(', ')}${elsewhere ? ` (did you mean ${elsewhere}?)` : ''}`;
+}
+
+/** Variables first, then the file's problems in line order, whatever the schema's order. */
+function byPosition(errors: readonly ConfigError[]): ConfigError[] {
+  return [...errors].sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
 }
 
 export function deepFreeze<T>(value: T): T {

@@ -5,11 +5,13 @@
  * always one coherent set. Everything else (domains, message limits, auth, policies, lists,
  * rate limits and tiers, log level) takes effect from the next SMTP command on.
  */
-import { configLeaves, deepFreeze } from './load.ts';
+import { configLeaves } from './leaves.ts';
+import { deepFreeze } from './load.ts';
 import type { Config } from './schema.ts';
+import { getIn, setIn } from './key-path.ts';
 
 const RESTART_ONLY = [
-  'listen', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
+  'listen', 'workers', 'hostname', 'backend.host', 'backend.port', 'backend.tls', 'backend.rejectUnauthorized', 'backend.xclient',
   'backend.poolSize', 'backend.idleTimeoutMs', 'backend.maxMessagesPerConnection', 'backend.maxRcptErrorsPerConnection',
   'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
   'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',
@@ -18,19 +20,11 @@ const RESTART_ONLY = [
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
   // the report collector, store and scheduler are built once at start
   'reports',
+
+  'decisions', // the file is opened at start
 ];
 
 const needsRestart = (key: string): boolean => RESTART_ONLY.some((p) => key === p || key.startsWith(p + '.'));
-
-function getIn(obj: unknown, path: readonly string[]): unknown {
-  return path.reduce<unknown>((node, k) => (node && typeof node === 'object' ? (node as Record<string, unknown>)[k] : undefined), obj);
-}
-
-function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  let node = obj;
-  for (const k of path.slice(0, -1)) node = node[k] as Record<string, unknown>;
-  node[path[path.length - 1]!] = value;
-}
 
 export interface ConfigChange {
   /** The configuration to run with: the new one, with restart-only keys kept as they run. */

@@ -8,61 +8,64 @@ import os from 'node:os';
 import { z } from 'zod';
 import { reputationConfigShape } from '../reputation/config.ts';
 import { reportsConfigSchema } from '../reports/config.ts';
+import { decisionsConfigShape } from '../observability/decision-file.ts';
+import { cidr, dnsServer, flag, listenAddress, optionalListenAddress, servedDomain, size, wholeDuration } from './values.ts';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
-const hostPortOptional = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+)(:\d{1,5})?$/, 'expected host or host:port (IPv6 as [addr] or [addr]:port)');
-const cidr = z.string().min(1);
-const port = z.number().int().min(0).max(65535);
-const ms = (def: number, doc: string) => z.number().int().min(1).default(def).describe(doc);
+const port = z.number({ error: 'expected a port number (1-65535)' }).int('expected a port number (1-65535)').min(1, 'a port is 1-65535').max(65535, 'a port is 1-65535');
+const ms = (def: number, doc: string) => wholeDuration('ms', 1).default(def).describe(doc);
+const seconds = (def: number, min: number, doc: string) => wholeDuration('s', min).default(def).describe(doc);
 
 const backend = z.strictObject({
   host: z.string().min(1).default('127.0.0.1').describe('Backend mail store host that receives accepted mail'),
   port: port.default(10025).describe('Backend SMTP port'),
   tls: z.enum(['none', 'starttls']).default('none').describe('STARTTLS towards the backend (`none` | `starttls`)'),
-  rejectUnauthorized: z.boolean().default(true).describe('Verify the backend certificate when tls is starttls'),
-  xclient: z.boolean().default(false).describe('Pass the original client address/name/HELO with XCLIENT when the backend offers it'),
+  rejectUnauthorized: flag().default(true).describe('Verify the backend certificate when tls is starttls'),
+  xclient: flag().default(false).describe('Pass the original client address/name/HELO with XCLIENT when the backend offers it'),
   poolSize: z.number().int().min(0).default(32).describe('Idle backend connections kept for reuse (each holds a Postfix smtpd process)'),
   idleTimeoutMs: ms(60_000, 'Idle backend connections are closed after this (keep below Postfix\'s 300 s)'),
   maxMessagesPerConnection: z.number().int().min(1).default(100).describe('Messages sent over one backend connection before it is replaced'),
   maxRcptErrorsPerConnection: z.number().int().min(1).default(5).describe('Refused RCPTs on one backend connection before it is replaced (Postfix slows down from the 10th)'),
   maxRcptErrorsPerTransaction: z.number().int().min(1).default(9).describe('Refused RCPTs in one transaction after which further recipients get 452 4.5.3 (keeps under Postfix\'s smtpd_soft_error_limit of 10)'),
-  recipientCacheSeconds: z.number().int().min(0).default(60).describe('How long a mailbox the backend refused as such (5.1.1, 5.1.6, 5.1.10, 5.2.1) is refused without asking it again; other refusals are never cached; 0 = never'),
+  recipientCacheSeconds: seconds(60, 0, 'How long a mailbox the backend refused as such (5.1.1, 5.1.6, 5.1.10, 5.2.1) is refused without asking it again; other refusals are never cached; 0 = never'),
   connectTimeoutMs: ms(10_000, 'Backend connect + greeting timeout'),
   commandTimeoutMs: ms(30_000, 'Backend timeout for MAIL/RCPT/RSET'),
   dataTimeoutMs: ms(300_000, 'Backend timeout for the final reply after the message (RFC 5321 §4.5.3.2.6)'),
 }).prefault({});
 
 const dns = z.strictObject({
-  servers: z.array(hostPortOptional).default([]).describe('Resolvers as host:port ([v6]:port; port 53 if left out), IP addresses only; empty = the system resolvers of /etc/resolv.conf'),
+  servers: z.array(dnsServer).default([]).describe('Resolvers as host:port ([v6]:port; port 53 if left out), IP addresses only; empty = the system resolvers of /etc/resolv.conf'),
   timeoutMs: ms(2_000, 'Timeout of one DNS query attempt'),
   attempts: z.number().int().min(1).max(5).default(2).describe('Attempts per query, rotating over servers'),
   cacheSize: z.number().int().min(0).default(10_000).describe('DNS answers kept in the in-process cache'),
-  maxTtlSeconds: z.number().int().min(0).default(3_600).describe('Cap on the TTL of cached answers'),
-  maxNegativeTtlSeconds: z.number().int().min(0).default(300).describe('Cap on caching NXDOMAIN/NODATA (RFC 2308)'),
+  maxTtlSeconds: seconds(3_600, 0, 'Cap on the TTL of cached answers'),
+  maxNegativeTtlSeconds: seconds(300, 0, 'Cap on caching NXDOMAIN/NODATA (RFC 2308)'),
+  probeIntervalMs: wholeDuration('ms', 0).default(10_000).describe('How often the resolvers are asked for the root NS while idle, so a dead resolver shows in /readyz, postern_dns_up and the log within seconds (0 = only when a lookup fails)'),
 }).prefault({});
 
 const limits = z.strictObject({
-  maxMessageSize: z.number().int().min(1024).default(10_000_000).describe('Largest message accepted, bytes (leave room under the backend\'s SIZE for the headers we add)'),
+  maxMessageSize: size(1024).default(10_000_000).describe('Largest message accepted, bytes or 10MB/10MiB (leave room under the backend\'s SIZE for the headers we add)'),
   maxRecipients: z.number().int().min(1).default(100).describe('Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100)'),
   maxConnections: z.number().int().min(1).default(1_000).describe('Concurrent SMTP connections in total'),
   maxConnectionsPerIp: z.number().int().min(1).default(20).describe('Concurrent SMTP connections per client IP'),
   socketTimeoutMs: ms(300_000, 'Idle time allowed between client commands (RFC 5321 §4.5.3.2.7: 5 min)'),
   dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
-  maxHeaderBytes: z.number().int().min(1024).default(1_000_000).describe('Largest header block accepted'),
-  maxBytesInFlight: z.number().int().min(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool); past it new messages get 452 4.3.1 until bytes drain'),
+  maxHeaderBytes: size(1024).default(1_000_000).describe('Largest header block accepted, bytes or 1MB'),
+  maxBytesInFlight: size(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool), bytes or 256MiB; past it new messages get 452 4.3.1 until bytes drain; with workers each holds its share'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
+  greetingDelayMs: z.number().int().min(0).max(30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
 }).prefault({});
 
 const auth = z.strictObject({
-  strict: z.boolean().default(true).describe('mailauth strict mode (RFC-exact: rsa-sha1 is dkim=policy, body hash mismatch is fail)'),
+  strict: flag().default(true).describe('mailauth strict mode (RFC-exact: rsa-sha1 is dkim=policy, body hash mismatch is fail)'),
   minKeyBits: z.number().int().min(512).default(1024).describe('Smallest RSA DKIM/ARC key accepted'),
-  firstSeenTtlSeconds: z.number().int().min(60).default(86_400).describe('How long a message\'s first-seen time is remembered (for first_seen_within rules)'),
+  firstSeenTtlSeconds: seconds(86_400, 60, 'How long a message\'s first-seen time is remembered (for first_seen_within rules)'),
 }).prefault({});
 
 export const configSchema = z.strictObject({
-  listen: z.array(hostPort).min(1).default(['0.0.0.0:25']).describe('SMTP listeners, host:port'),
+  listen: z.array(listenAddress).min(1).default(['0.0.0.0:25']).describe('SMTP listeners, host:port'),
+  workers: z.number().int().min(1).max(256).default(os.availableParallelism()).describe('Worker processes sharing the SMTP listeners (node:cluster), supervised by a primary that serves /metrics and /readyz; 1 = one process'),
   hostname: z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a host name').default(os.hostname()).describe('Banner name and Authentication-Results authserv-id'),
-  domains: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'expected a domain name').transform((d) => d.toLowerCase().replace(/\.$/, ''))).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve). `.example.com` / `*.example.com` = any subdomain'),
+  domains: z.array(servedDomain).default([]).describe('Recipient domains accepted; anything else is relaying and refused (required for serve). `example.com` exact, `.example.com` or `*.example.com` its subdomains only (not example.com itself); IDN as U- or A-labels; public suffixes (com, co.uk, github.io) refused'),
   backend,
   dns,
   proxyProtocol: z.strictObject({
@@ -72,19 +75,20 @@ export const configSchema = z.strictObject({
     trusted: z.array(cidr).default([]).describe('CIDRs allowed to use XCLIENT'),
   }).prefault({}),
   ...reputationConfigShape, // redis, reputation, rateLimits, lists (src/reputation/config.ts)
-  policies: z.string().min(1).default('policies').describe('Folder of policy YAML files (relative to the config file)'),
+  policies: z.string().min(1).default('policies').describe('Folder of policy YAML files (relative to the config file). Not set: `policies/` beside the config file if there is one, else the shipped default set (DMARC as published)'),
   metrics: z.strictObject({
-    listen: z.union([hostPort, z.literal('')]).default('127.0.0.1:9465').describe('HTTP endpoint for /metrics, /healthz, /readyz (empty = off)'),
+    listen: optionalListenAddress.default('127.0.0.1:9465').describe('HTTP endpoint for /metrics, /healthz, /readyz (empty = off)'),
   }).prefault({}),
   tls: z.strictObject({
-    cert: z.string().optional().describe('PEM certificate file for STARTTLS'),
-    key: z.string().optional().describe('PEM private key file for STARTTLS'),
+    cert: z.string().optional().describe('PEM certificate file (chain) for STARTTLS; re-read on SIGHUP'),
+    key: z.string().optional().describe('PEM private key file for STARTTLS; re-read on SIGHUP'),
   }).prefault({}),
   limits,
   auth,
+  ...decisionsConfigShape, // decisions.file (src/observability/decision-file.ts)
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('Log level (`fatal` `error` `warn` `info` `debug` `trace` `silent`)'),
-    pretty: z.boolean().default(false).describe('Human-readable log lines instead of JSON'),
+    pretty: flag().default(false).describe('Human-readable log lines instead of JSON'),
   }).prefault({}),
   shutdown: z.strictObject({
     drainTimeoutMs: ms(30_000, 'On SIGTERM, how long in-flight transactions may take before exit'),

@@ -57,6 +57,17 @@ export interface DkimSignatureFacts {
 export interface ArcFacts {
   readonly result: AuthResult;
   readonly reason: string;
+  /**
+   * Signing domains (d=) of the ARC-Seals, i=1 first, the newest (the last sealer) last.
+   * Only when the chain validated (result pass): a sealer of a broken chain is not authenticated.
+   */
+  readonly sealers?: readonly string[];
+  /**
+   * The DMARC result the newest ARC-Authentication-Results reports (RFC 8617 §4.1.1: what the
+   * last sealer found before it changed the message), and the header.from it was for. Only
+   * when the chain validated; null when that AAR has no dmarc= result.
+   */
+  readonly sealerDmarc?: { readonly result: AuthResult; readonly fromDomain: string | null } | null;
 }
 
 /**

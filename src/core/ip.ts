@@ -1,8 +1,13 @@
 /** IP address normalisation and CIDR sets (ipaddr.js), parsed once and matched per connection. */
 import ipaddr from 'ipaddr.js';
 
+/** A dotted quad already in canonical form (no leading zeros, each part ≤ 255): returned as it is. */
+const CANONICAL_V4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 /** Canonical text form: IPv4-mapped IPv6 becomes IPv4, IPv6 is compressed lower-case. Invalid → null. */
 export function normaliseIp(raw: string): string | null {
+  // The usual case, several times per SMTP command: skip the parse.
+  if (CANONICAL_V4.test(raw)) return raw;
   const text = raw.trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
   if (!ipaddr.isValid(text)) return null;
   const addr = ipaddr.parse(text);

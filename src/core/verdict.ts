@@ -37,6 +37,28 @@ export type Verdict =
 export interface Decision {
   readonly enforced: Verdict;
   readonly wouldHave?: Verdict;
+  /** Set when the enforced verdict is weaker than the DMARC policy the failing domain published. */
+  readonly override?: PolicyOverride;
+}
+
+/**
+ * What trusted the message over a published DMARC policy. `by` is a metric label (closed set):
+ * `arc` a rule on a trusted ARC sealer, `forwarder` a rule on the client IP or its
+ * forward-confirmed name, `rule` any other rule, a monitor rule, or no rule at all.
+ */
+export const OVERRIDE_BY = ['arc', 'forwarder', 'rule'] as const;
+export interface PolicyOverride {
+  /** RFC 7489 Appendix C PolicyOverrideType, as DMARC aggregate reports name it. */
+  readonly type: 'local_policy' | 'trusted_forwarder';
+  readonly by: (typeof OVERRIDE_BY)[number];
+  /** The published policy that was not applied. */
+  readonly policy: 'quarantine' | 'reject';
+  /** The deciding rule, '' when no rule matched. */
+  readonly rule: string;
+  /** The newest ARC sealer, when `by` is arc. */
+  readonly sealer?: string;
+  /** RFC 8617 §7.2.2 style comment for reports: "arc=pass as[2].d=lists.example as[1].d=…". */
+  readonly comment: string;
 }
 
 export const ACCEPT_DEFAULT: Verdict = { action: 'accept', rule: '', reason: 'default' };

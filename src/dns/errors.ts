@@ -34,9 +34,16 @@ export function syscallFor(rrtype: string): string {
   return `query${t.charAt(0)}${t.slice(1).toLowerCase()}`;
 }
 
-/** A fresh error per caller: mailauth writes `spfResult` onto the errors it gets. */
+/**
+ * A fresh error per caller: mailauth writes `spfResult` onto the errors it gets. These are
+ * answers (NXDOMAIN, NODATA, …), several per message, not bugs: no stack trace is captured
+ * (capturing one costs more than serving the answer from the cache).
+ */
 export function dnsError(code: DnsErrorCode, syscall: string, hostname: string, detail?: string): DnsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   const err = new Error(`${syscall} ${code} ${hostname}${detail ? ` (${detail})` : ''}`) as DnsError;
+  Error.stackTraceLimit = limit;
   err.code = code;
   err.syscall = syscall;
   err.hostname = hostname;

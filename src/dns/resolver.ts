@@ -14,6 +14,8 @@ export const RRTYPE_LABELS: ReadonlySet<string> = new Set(['A', 'AAAA', 'TXT', '
 
 const OUTCOME_LABELS: Partial<Record<DnsErrorCode, DnsLookupOutcome>> = {
   ENOTFOUND: 'nxdomain', ENODATA: 'nodata', ESERVFAIL: 'servfail', EREFUSED: 'refused', ETIMEOUT: 'timeout',
+  // a socket error talking to the server: ICMP port/host unreachable on UDP, connection refused on TCP
+  ECONNREFUSED: 'unreachable',
 };
 
 /** Result of one network lookup: capped TTL (0 = do not cache). */

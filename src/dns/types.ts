@@ -16,7 +16,7 @@ export interface MxRecord {
 export type DnsAnswer = string[] | string[][] | MxRecord[];
 
 /** Outcome of one network lookup, a bounded metric label. */
-export type DnsLookupOutcome = 'ok' | 'nxdomain' | 'nodata' | 'servfail' | 'refused' | 'timeout' | 'error';
+export type DnsLookupOutcome = 'ok' | 'nxdomain' | 'nodata' | 'servfail' | 'refused' | 'unreachable' | 'timeout' | 'error';
 
 /**
  * Observability seam (the observability folder adapts it to prom-client). `rrtype` is one of

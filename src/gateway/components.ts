@@ -4,10 +4,11 @@
  * reputation store, the recipient refusal cache. Each can be injected instead (tests).
  */
 import type { Logger } from 'pino';
+import { createKeyMemo, type KeyMemo } from '../auth/dkim-keys.ts';
 import type { Config } from '../config/schema.ts';
-import { parseHostPort } from '../config/load.ts';
 import type { Clock } from '../core/clock.ts';
 import { createResolver, type DnsResolver } from '../dns/index.ts';
+import type { DnsLookupOutcome, DnsServer } from '../dns/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { createByteBudget, type ByteBudget } from '../pipeline/byte-budget.ts';
 import { createRecipientCache } from '../pipeline/recipient-cache.ts';
@@ -23,6 +24,8 @@ export interface Components {
   readonly recipientCache: RecipientCache;
   /** Message bytes in memory, all sessions together. */
   readonly budget: ByteBudget;
+  /** Parsed DKIM/ARC keys, kept across messages and reloads (each DNS answer parsed once). */
+  readonly dkimKeys: KeyMemo;
 }
 
 export interface ComponentSeams {
@@ -31,10 +34,14 @@ export interface ComponentSeams {
   readonly store?: RateStore;
 }
 
-export function createComponents(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics }, seams: ComponentSeams): Components {
+export function createComponents(config: Config, ctx: {
+  clock: Clock; logger: Logger; metrics: Metrics;
+  /** The resolvers (dns.servers, or the system's) and the health watch fed by every lookup. */
+  dnsServers: readonly DnsServer[]; observeDns: (outcome: DnsLookupOutcome) => void;
+}, seams: ComponentSeams): Components {
   const { clock, logger, metrics } = ctx;
   const resolver = seams.resolver ?? createResolver({
-    servers: config.dns.servers.map((s) => parseHostPort(s, 53)),
+    servers: [...ctx.dnsServers],
     timeoutMs: config.dns.timeoutMs,
     attempts: config.dns.attempts,
     cacheSize: config.dns.cacheSize,
@@ -43,6 +50,7 @@ export function createComponents(config: Config, ctx: { clock: Clock; logger: Lo
     clock,
     observer: {
       lookup: (type, outcome, seconds) => {
+        ctx.observeDns(outcome);
         metrics.dnsLookups.inc({ type, outcome });
         metrics.dnsLatency.observe({ type }, seconds);
       },
@@ -78,5 +86,5 @@ export function createComponents(config: Config, ctx: { clock: Clock; logger: Lo
   });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
   const budget = createByteBudget(config.limits.maxBytesInFlight, (n) => metrics.inflightBytes.set(n));
-  return { resolver, backend, store, recipientCache, budget };
+  return { resolver, backend, store, recipientCache, budget, dkimKeys: createKeyMemo() };
 }

@@ -2,7 +2,6 @@
  * The SMTP front: the TCP listener (connection slots, PROXY, the XCLIENT flavour) and the two
  * smtp-server instances behind it, wired to each other and to the metrics.
  */
-import fs from 'node:fs';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { cidrSet } from '../core/ip.ts';
@@ -10,7 +9,7 @@ import type { DnsResolver } from '../dns/index.ts';
 import { confirmedReverseCallback } from '../dns/fcrdns.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { PipelineDeps } from '../pipeline/deps.ts';
-import { createListener, type Listener } from '../smtp/listener.ts';
+import { createListener, type Listener, type ListenerOptions } from '../smtp/listener.ts';
 import { createSmtpServers, type SmtpServers } from '../smtp/server.ts';
 import { watchClientErrors } from './client-errors.ts';
 import { sessionCount, type SessionCount } from './drain.ts';
@@ -27,12 +26,16 @@ export function createFront(config: Config, ctx: {
   readonly metrics: Metrics;
   readonly resolver: DnsResolver;
   readonly isDraining: () => boolean;
+  /** The STARTTLS certificate and key as the start-up checks loaded them, or null. */
+  readonly tls: { readonly key: Buffer; readonly cert: Buffer } | null;
+  /** With workers: node-wide connection slots from the primary. */
+  readonly admit?: ListenerOptions['admit'];
 }): Front {
   const { metrics, logger } = ctx;
   const count = sessionCount((n) => metrics.sessionsInFlight.set(n));
   const servers = createSmtpServers({
     deps: ctx.deps, logger, hostname: config.hostname, maxMessageSize: config.limits.maxMessageSize,
-    socketTimeoutMs: config.limits.socketTimeoutMs, closeTimeoutMs: config.shutdown.drainTimeoutMs, tls: readTls(config),
+    socketTimeoutMs: config.limits.socketTimeoutMs, closeTimeoutMs: config.shutdown.drainTimeoutMs, tls: ctx.tls,
     reverse: confirmedReverseCallback(ctx.resolver), isDraining: ctx.isDraining, onSessionCount: (n) => count.set(n),
     onSecure: (id, socket) => {
       metrics.tlsHandshakes.inc({ outcome: 'ok' });
@@ -51,12 +54,8 @@ export function createFront(config: Config, ctx: {
     logger,
     onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
     onConnectionCount: (n) => metrics.connectionsOpen.set(n),
+    ...(ctx.admit ? { admit: ctx.admit } : {}),
   });
   watchClientErrors(servers, metrics, logger);
   return { servers, listener, count };
-}
-
-function readTls(config: Config): { key: Buffer; cert: Buffer } | null {
-  if (!config.tls.cert || !config.tls.key) return null;
-  return { key: fs.readFileSync(config.tls.key), cert: fs.readFileSync(config.tls.cert) };
 }

@@ -33,6 +33,8 @@ export interface PipelineContext {
   readonly lists: () => Lists;
   /** DMARC aggregate report collection, when enabled. */
   readonly reports: Collector | null;
+  /** decisions.file, when configured. */
+  readonly decisionFile: PipelineDeps['decisionFile'] | null;
   /** Writes a line on a session's connection out of band and closes it. */
   readonly dropSession: (sessionId: string, line: string) => void;
 }
@@ -60,6 +62,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
       dataTimeoutMs: config.limits.dataTimeoutMs,
       maxRcptErrorsPerTransaction: config.backend.maxRcptErrorsPerTransaction,
       firstSeenTtlMs,
+      greetingDelayMs: config.limits.greetingDelayMs,
     },
     reputation,
     domains: domainSet(config.domains),
@@ -69,12 +72,13 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     decide: (facts, stage) => decide(facts, ctx.ruleSet(), stage),
     checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
     authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
-      message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+      message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits, keys: components.dkimKeys,
     }),
     openBackend: (client) => components.backend.open(client),
     recipientCache: components.recipientCache,
     budget: components.budget,
     ...(ctx.reports ? { reports: ctx.reports } : {}),
+    ...(ctx.decisionFile ? { decisionFile: ctx.decisionFile } : {}),
     dropConnection: (sessionId, reply) => {
       // written out of band, so counted here: the adapter sees only a closed connection
       metrics.replies.inc({ stage: 'data', class: '4xx' });

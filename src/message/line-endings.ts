@@ -26,9 +26,16 @@ interface State {
   bareCr: number;
 }
 
+/** A CR not before a LF, or a LF not after a CR (a chunk's edges count as neither). */
+const BARE = /\r(?!\n)|(?<!\r)\n/;
+
 function normaliseChunk(state: State, chunk: Buffer): Buffer {
   // an empty chunk must not resolve a pending CR: the LF may still come
   if (chunk.length === 0) return chunk;
+  // The usual chunk has CRLF only: one regular expression over its latin1 text says so, where
+  // the search below would stop at every line. A CR at its end, or a LF at its start, is left
+  // to the search (it pairs across chunks).
+  if (!state.pendingCr && !BARE.test(chunk.toString('latin1'))) return chunk;
   const parts: Buffer[] = [];
   let segStart = 0;
   if (state.pendingCr) {

@@ -2,6 +2,7 @@
 import http from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseHostPort } from '../config/load.ts';
+import { listenError } from '../core/listen-error.ts';
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -14,7 +15,18 @@ export interface HttpEndpoint {
   close(): Promise<void>;
 }
 
-export async function startHttp(listen: string, registry: Registry, checks: () => readonly ReadinessCheck[]): Promise<HttpEndpoint> {
+export type CheckResult = { name: string } & Awaited<ReturnType<ReadinessCheck['check']>>;
+
+/** Runs every check; one that throws is not ready, with its message. */
+export function runChecks(checks: readonly ReadinessCheck[]): Promise<CheckResult[]> {
+  return Promise.all(checks.map(async (c) => ({ name: c.name, ...(await c.check().catch((e: Error) => ({ ok: false as const, error: e.message }))) })));
+}
+
+/**
+ * `registry` is what /metrics serves: a prom-client Registry, or anything with its metrics()
+ * and contentType (a cluster primary's aggregation of its workers).
+ */
+export async function startHttp(listen: string, registry: Pick<Registry, 'metrics' | 'contentType'>, checks: () => readonly ReadinessCheck[]): Promise<HttpEndpoint> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     const reply = (status: number, type: string, body: string): void => {
@@ -28,8 +40,7 @@ export async function startHttp(listen: string, registry: Registry, checks: () =
     }
     if (url === '/healthz') return reply(200, 'application/json', '{"status":"ok"}\n');
     if (url === '/readyz') {
-      const list = checks();
-      Promise.all(list.map(async (c) => ({ name: c.name, ...(await c.check().catch((e: Error) => ({ ok: false as const, error: e.message }))) })))
+      runChecks(checks())
         .then((results) => {
           const ok = results.every((r) => r.ok);
           const degraded = results.some((r) => r.ok && 'degraded' in r);
@@ -42,7 +53,7 @@ export async function startHttp(listen: string, registry: Registry, checks: () =
   });
   const { host, port } = parseHostPort(listen);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)));
+    server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('metrics.listen', listen, err)));
     server.listen({ host, port }, () => resolve());
   });
   const bound = (server.address() as { port: number }).port;

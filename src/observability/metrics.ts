@@ -62,7 +62,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     dnsLookups: new Counter({
       name: 'postern_dns_lookups_total', registers,
-      help: 'DNS queries sent, by record type and outcome (ok, nxdomain, nodata, servfail, refused, timeout, error)',
+      help: 'DNS queries sent, by record type and outcome (ok, nxdomain, nodata, servfail, refused, unreachable, timeout, error)',
       labelNames: ['type', 'outcome'] as const,
     }),
     dnsCacheHits: new Counter({
@@ -109,6 +109,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     storeUp: new Gauge({
       name: 'postern_store_up', registers,
+      aggregator: 'min', // with workers: 0 as soon as one of them answers from its fallback
       help: '1 when the shared store (Redis) answers or none is configured; 0 while answering from the local fallback',
     }),
     policyReloads: new Counter({
@@ -118,6 +119,31 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     policyRules: new Gauge({ name: 'postern_policy_rules', help: 'Rules in the active policy set', registers }),
     dmarcReports: reportMetrics(registers), // postern_dmarc_* (src/reports/metrics.ts)
+
+    policyOverrides: new Counter({
+      name: 'postern_policy_overrides_total', registers,
+      help: 'Messages that failed DMARC and got a verdict weaker than the published policy, by what was trusted (arc, forwarder, rule) and the policy not applied (quarantine, reject)',
+      labelNames: ['by', 'policy'] as const,
+    }),
+    decisionFileRecords: new Counter({
+      name: 'postern_decision_file_records_total', registers,
+      help: 'Decision records for decisions.file by outcome (written, dropped: the disk did not keep up or the file failed)',
+      labelNames: ['outcome'] as const,
+    }),
+    dnsUp: new Gauge({
+      name: 'postern_dns_up', registers,
+      aggregator: 'min', // with workers: 0 as soon as one of them has no resolver answering
+      help: '1 while at least one configured DNS resolver answers (probe of the root NS, or any answered lookup), 0 while none does',
+    }),
+    buildInfo: new Gauge({
+      name: 'postern_build_info', registers,
+      aggregator: 'first', // every worker runs the same build: 1, not N
+      help: 'Always 1; the labels carry the running Postern version and the Node.js version',
+      labelNames: ['version', 'node'] as const,
+    }),
+    // With `workers` > 1 the primary's values are the node's (src/cluster/metrics.ts); one process is its own worker.
+    workers: new Gauge({ name: 'postern_workers', help: 'Worker processes running and listening (1 without workers)', registers }),
+    workerRestarts: new Counter({ name: 'postern_worker_restarts_total', help: 'Workers that exited unexpectedly and were started again', registers }),
   };
 }
 

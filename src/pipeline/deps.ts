@@ -15,6 +15,7 @@ import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
 import type { ClientIdentity } from '../relay/backend.ts';
 import type { Collector } from '../reports/collector.ts';
+import type { DecisionRecord } from '../observability/decision-record.ts';
 import type { ByteBudget } from './byte-budget.ts';
 import type { DomainSet } from './recipient.ts';
 import type { BackendReply, BackendTx, SpfOutcome } from './state.ts';
@@ -43,6 +44,8 @@ export interface StageSettings {
   readonly maxRcptErrorsPerTransaction: number;
   /** How long a message's first-seen time is remembered (first_seen_within). */
   readonly firstSeenTtlMs: number;
+  /** Pause before the greeting (early-talker detection); 0 greets at once. */
+  readonly greetingDelayMs: number;
 }
 
 /** Backend refusals of recipients that hold for every sender, remembered briefly. */
@@ -67,6 +70,8 @@ export interface PipelineDeps {
   readonly budget: ByteBudget;
   /** DMARC aggregate report collection (reports.dmarc.enabled); fire-and-forget, never throws. */
   readonly reports?: Collector;
+  /** decisions.file, when configured: takes each decision record without blocking. */
+  readonly decisionFile?: { write(session: string, record: DecisionRecord): void };
   /** Writes `reply` on the client connection out of band and closes it (a client too slow to finish DATA). */
   dropConnection(sessionId: string, reply: import('../core/reply.ts').TempReply): void;
   /** Milliseconds since the message with this fingerprint was first offered, on any node (0 the first time). */
@@ -84,7 +89,7 @@ export interface PipelineDeps {
 }
 
 /** What ending a transaction needs (src/pipeline/end.ts). */
-export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget' | 'reports'>;
+export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget' | 'reports' | 'decisionFile'>;
 export type MailDeps = EndDeps & Pick<PipelineDeps, 'decide' | 'checkSpf'>;
 export type RcptDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'domains' | 'openBackend' | 'recipientCache'>;
 export type DataDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'decide' | 'authenticate' | 'openBackend' | 'dropConnection' | 'firstSeen' | 'message'>;

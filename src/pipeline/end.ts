@@ -65,10 +65,16 @@ export function endTransaction(deps: EndDeps, state: SessionState, tx: Transacti
       timing: { totalMs, ...detail.timing },
     };
     countMessage(deps.metrics, record);
-    logDecision(state, tx, record);
+    logDecision(state, tx, record, deps.decisionFile);
     // DMARC aggregate reports count what finally happened to each message (src/reports)
     const would = decision?.wouldHave;
-    if (stage === 'data') deps.reports?.collect({ facts: detail.facts, action: record.action, rule: verdict?.rule ?? '', ...(would ? { wouldHave: { action: would.action, rule: would.rule } } : {}) });
+    if (stage === 'data') {
+      deps.reports?.collect({
+        facts: detail.facts, action: record.action, rule: verdict?.rule ?? '',
+        ...(would ? { wouldHave: { action: would.action, rule: would.rule } } : {}),
+        ...(decision?.override ? { override: decision.override } : {}),
+      });
+    }
     state.messages++;
   }
 

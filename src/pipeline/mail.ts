@@ -9,7 +9,7 @@ import { REPLIES } from '../core/reply.ts';
 import type { EndDeps, MailDeps } from './deps.ts';
 import { endTransaction } from './end.ts';
 import { currentTier, takeMail } from './limits.ts';
-import { normaliseDomain } from './recipient.ts';
+import { normaliseDomain } from '../core/domain.ts';
 import type { Params, SessionState, Transaction } from './state.ts';
 
 /**

@@ -4,35 +4,24 @@
  * mynetworks (which Postern is), so letting them through would make the backend relay for us
  * (DESIGN.md, "Facts about Postfix").
  */
-import { domainToASCII } from 'node:url';
+import { domainMatcher, isMailDomain, normaliseDomain, parseDomainPattern, type DomainPattern } from '../core/domain.ts';
 
 export type RecipientCheck =
   | { ok: true; address: string; domain: string }
   | { ok: false; why: 'relay-denied' | 'routing-syntax' | 'bad-address' };
 
-/** Domains as configured: "example.com" exact, ".example.com" any subdomain of it. */
+/** Domains as configured (src/core/domain.ts): "example.com" exact, ".example.com" / "*.example.com" its subdomains. */
 export interface DomainSet {
   has(domain: string): boolean;
   /** The first configured exact domain: where a bare <postmaster> goes. */
   readonly primary: string | null;
 }
 
+/** `domains` entries were checked at load (config schema): an entry that does not parse is skipped. */
 export function domainSet(domains: readonly string[]): DomainSet {
-  const exact = new Set<string>();
-  const suffixes: string[] = [];
-  for (const d of domains) {
-    const norm = normaliseDomain(d.replace(/^\*?\./, ''));
-    if (!norm) continue;
-    if (d.startsWith('.') || d.startsWith('*.')) suffixes.push('.' + norm);
-    else exact.add(norm);
-  }
-  return { has: (domain) => exact.has(domain) || suffixes.some((s) => domain.endsWith(s)), primary: [...exact][0] ?? null };
-}
-
-/** Lower-case ASCII (IDNA) form of a domain, without a trailing dot; '' when invalid. */
-export function normaliseDomain(domain: string): string {
-  const ascii = domainToASCII(domain.trim().replace(/\.$/, ''));
-  return ascii.toLowerCase();
+  const patterns = domains.map(parseDomainPattern).flatMap((p): DomainPattern[] => (p.ok ? [p.pattern] : []));
+  const matcher = domainMatcher(patterns);
+  return { has: matcher.matches, primary: matcher.exact[0] ?? null };
 }
 
 export function checkRecipient(raw: string, domains: DomainSet): RecipientCheck {
@@ -56,7 +45,7 @@ export function checkRecipient(raw: string, domains: DomainSet): RecipientCheck 
     return { ok: false, why: 'routing-syntax' };
   }
   const domain = normaliseDomain(rawDomain);
-  if (!domain || !/^[a-z0-9.-]+$/.test(domain)) return { ok: false, why: 'bad-address' };
+  if (!isMailDomain(domain)) return { ok: false, why: 'bad-address' };
   if (!domains.has(domain)) return { ok: false, why: 'relay-denied' };
   return { ok: true, address: `${local}@${domain}`, domain };
 }

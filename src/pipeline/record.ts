@@ -7,7 +7,9 @@
 import type { Facts } from '../core/facts.ts';
 import type { FailReply } from '../core/reply.ts';
 import type { Action, Decision, Reason } from '../core/verdict.ts';
+import { decisionRecord } from '../observability/decision-record.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { EndDeps } from './deps.ts';
 import type { Ending } from './endings.ts';
 import { replyLine } from './replies.ts';
 import type { SessionState, Transaction } from './state.ts';
@@ -29,6 +31,8 @@ export function countMessage(metrics: Metrics, r: EndRecord): void {
   metrics.tierDecisions.inc({ tier: r.facts.client.tier, action: r.action });
   const would = r.decision?.wouldHave;
   if (would) metrics.monitorWouldHave.inc({ action: would.action, rule: would.rule });
+  const override = r.decision?.override;
+  if (override) metrics.policyOverrides.inc({ by: override.by, policy: override.policy });
   const f = r.facts;
   metrics.authResults.inc({ method: 'spf', result: f.spf.result });
   if (f.dkim) {
@@ -39,35 +43,31 @@ export function countMessage(metrics: Metrics, r: EndRecord): void {
   }
 }
 
-export function logDecision(state: SessionState, tx: Transaction, r: EndRecord): void {
-  const f = r.facts;
-  const would = r.decision?.wouldHave;
+/**
+ * The decision record (src/observability/decision-record.ts, versioned): every fact a rule can
+ * match on, so `postern replay` can decide it again; logged, and appended to decisions.file
+ * when one is configured.
+ */
+export function logDecision(state: SessionState, tx: Transaction, r: EndRecord, file: EndDeps['decisionFile']): void {
+  if (!file && !state.log.isLevelEnabled('info')) return; // nobody would read it: do not build it
   const ending = r.ending;
-  state.log.info({
-    event: 'decision',
-    client: { ip: f.client.ip, ptr: f.client.ptr, helo: f.client.helo, tls: f.client.tls, tier: f.client.tier },
-    envelope: { from: tx.sender, to: f.envelope.recipients.length ? f.envelope.recipients : tx.recipients.map((x) => x.address) },
-    from_domain: f.message?.fromDomain ?? null,
-    message_id: f.message?.messageId ?? null,
-    size: f.message?.size ?? null,
-    auth: {
-      spf: { result: f.spf.result, domain: f.spf.domain, identity: f.spf.identity, reason: f.spf.reason },
-      dkim: f.dkim?.map((d) => ({ result: d.result, domain: d.domain, selector: d.selector, aligned: d.aligned, reason: d.reason })) ?? null,
-      arc: f.arc ? { result: f.arc.result, reason: f.arc.reason } : null,
-      dmarc: f.dmarc ? { result: f.dmarc.result, domain: f.dmarc.domain, policy: f.dmarc.policy, reason: f.dmarc.reason } : null,
-    },
+  const error = 'error' in ending ? errorText(ending.error) : ending.kind === 'quarantine-failed' ? `quarantine mailbox unreachable at ${ending.step}: ${ending.detail}` : null;
+  const record = decisionRecord({
+    facts: r.facts,
     stage: r.stage,
-    ending: ending.kind,
+    ...(r.decision ? { decision: r.decision } : {}),
     rule: r.decision?.enforced.rule ?? '',
     action: r.action,
     reason: r.reason,
-    ...(would ? { would_have: { action: would.action, rule: would.rule } } : {}),
-    reply: r.reply ? replyLine(r.reply) : undefined,
-    backend: ending.kind === 'delivered' || ending.kind === 'backend-refused' ? replyLine(ending.answer) : undefined,
-    ...('error' in ending ? { error: errorText(ending.error) } : {}),
-    ...(ending.kind === 'quarantine-failed' ? { error: `quarantine mailbox unreachable at ${ending.step}: ${ending.detail}` } : {}),
+    recipients: tx.recipients.map((x) => x.address),
+    ending: ending.kind,
+    ...(r.reply ? { reply: replyLine(r.reply) } : {}),
+    ...(ending.kind === 'delivered' || ending.kind === 'backend-refused' ? { backend: replyLine(ending.answer) } : {}),
+    ...(error !== null ? { error } : {}),
     ms: { total: r.timing.totalMs, ...(r.timing.authMs !== undefined ? { auth: r.timing.authMs } : {}), ...(r.timing.relayMs !== undefined ? { relay: r.timing.relayMs } : {}) },
-  }, 'decision');
+  });
+  state.log.info(record, 'decision');
+  file?.write(state.id, record);
 }
 
 /** A transaction the client left before DATA: no message, so no decision, but a trace of what it asked. */

@@ -26,7 +26,7 @@ export interface RuleContext {
   readonly errors: ConfigError[];
 }
 
-const PATTERN_KEYS = ['ip', 'helo', 'ptr', 'sender_domain', 'from_domain', 'recipient', 'dkim_domain'] as const;
+const PATTERN_KEYS = ['ip', 'helo', 'ptr', 'sender_domain', 'from_domain', 'recipient', 'dkim_domain', 'arc_sealer'] as const;
 
 /** Absolute paths of the list files a rule references, so they can be read before compiling. */
 export function ruleListRefs(spec: RuleSpec, dir: string): string[] {
@@ -78,6 +78,9 @@ function compileMatch(spec: MatchSpec, path: readonly PathSegment[], ctx: RuleCo
     if (seconds <= 0) ctx.errors.push(errorAt(locate(ctx.source, at('first_seen_within')), 'duration must be more than 0'));
     c.push(cond.firstSeenCondition(seconds));
   }
+  if (spec.arc_chain) c.push(cond.arcChainCondition(spec.arc_chain));
+  if (spec.arc_sealer) c.push(cond.arcSealerCondition(names('domain', spec.arc_sealer, at('arc_sealer'), ctx)));
+  if (spec.arc_dmarc) c.push(cond.arcDmarcCondition(spec.arc_dmarc));
   let negated: CompiledMatch | null = null;
   if (not) {
     if (Object.values(not).every((v) => v === undefined)) ctx.errors.push(errorAt(locate(ctx.source, at('not')), '`not:` needs at least one match key'));

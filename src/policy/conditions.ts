@@ -92,3 +92,48 @@ export function authTemperrorCondition(expected: boolean): Condition {
 export function firstSeenCondition(seconds: number): Condition {
   return condition('first_seen_within', ({ facts }) => (facts.message?.firstSeenSeconds ?? 0) < seconds);
 }
+
+/**
+ * The ARC chain as a three-state fact (RFC 8617 §4.4 cv values): `none` without ARC headers,
+ * `pass` when every seal and the newest ARC-Message-Signature validated, `fail` otherwise
+ * (RFC 8617 §5.2: all failures are permanent in ARC; a DNS temperror is `fail` here and
+ * `temperror` for the `arc` key).
+ */
+export function arcChainState(facts: Facts): 'pass' | 'fail' | 'none' {
+  const result = facts.arc?.result ?? 'none';
+  return result === 'pass' || result === 'none' ? result : 'fail';
+}
+
+/** The newest sealer (d= of the highest ARC-Seal) of a validated chain, or null. */
+export function lastSealer(facts: Facts): string | null {
+  return facts.arc?.result === 'pass' ? (facts.arc.sealers?.at(-1) ?? null) : null;
+}
+
+/**
+ * The DMARC result the newest sealer recorded for this message's From domain. `none` when
+ * the chain did not validate, its newest ARC-Authentication-Results has no dmarc= result, or
+ * that result was for another From domain (a sealer's word counts only for the author it checked).
+ */
+export function sealerDmarc(facts: Facts): AuthResult {
+  const said = facts.arc?.result === 'pass' ? facts.arc.sealerDmarc : null;
+  if (!said) return 'none';
+  const from = facts.message?.fromDomain ?? facts.dmarc?.domain ?? null;
+  return said.fromDomain !== null && said.fromDomain === from ? said.result : 'none';
+}
+
+export function arcChainCondition(states: readonly string[]): Condition {
+  const wanted = new Set(states);
+  return condition('arc_chain', ({ facts }) => wanted.has(arcChainState(facts)));
+}
+
+export function arcSealerCondition(match: NameMatcher): Condition {
+  return condition('arc_sealer', ({ facts }) => {
+    const sealer = lastSealer(facts);
+    return sealer !== null && match(sealer);
+  });
+}
+
+export function arcDmarcCondition(results: readonly AuthResult[]): Condition {
+  const wanted = new Set(results);
+  return condition('arc_dmarc', ({ facts }) => wanted.has(sealerDmarc(facts)));
+}

@@ -14,11 +14,15 @@
  * Monitor mode. A monitor rule that matches decides like any rule, but the decision is
  * `enforced`: accept (rule = its name) with `wouldHave`: what enforcing it would have done.
  * Monitor rules never stop a transaction: at `mail` a monitor match is null, reported at DATA.
+ *
+ * Overrides. A verdict weaker than the DMARC policy a failing domain published carries
+ * `override` (who was trusted: an ARC sealer, a forwarder, a rule), so it is never a silent pass.
  */
 import type { Facts } from '../core/facts.ts';
-import { ACCEPT_DEFAULT, type Decision } from '../core/verdict.ts';
+import { ACCEPT_DEFAULT, type Decision, type Verdict } from '../core/verdict.ts';
 import { parseClientIp, type ClientIp } from './ip.ts';
-import type { CompiledMatch, MatchInput, RuleSet, Stage } from './types.ts';
+import { overrideOf } from './override.ts';
+import type { CompiledMatch, CompiledRule, MatchInput, RuleSet, Stage } from './types.ts';
 
 const NO = 0;
 const YES = 1;
@@ -54,15 +58,22 @@ function matchInput(facts: Facts): MatchInput {
   };
 }
 
+/** The decision, with the override when it is weaker than the DMARC policy published (override.ts). */
+function decision(facts: Facts, enforced: Verdict, rule: CompiledRule | null, wouldHave?: Verdict): Decision {
+  const override = overrideOf(facts, enforced, rule);
+  if (!override) return rule === null ? DEFAULT_DECISION : wouldHave ? { enforced, wouldHave } : { enforced };
+  return wouldHave ? { enforced, wouldHave, override } : { enforced, override };
+}
+
 export function decide(facts: Facts, ruleSet: RuleSet, stage: Stage): Decision | null {
   const input = matchInput(facts);
   for (const rule of ruleSet.rules) {
     const matched = evaluate(rule.match, input, stage);
     if (matched === NO) continue;
     if (matched === UNKNOWN) return null;
-    if (rule.mode === 'monitor') return stage === 'mail' ? null : { enforced: rule.monitorAccept, wouldHave: rule.verdict(facts) };
-    if (stage === 'data' || rule.action === 'reject' || rule.action === 'tempfail') return { enforced: rule.verdict(facts) };
+    if (rule.mode === 'monitor') return stage === 'mail' ? null : decision(facts, rule.monitorAccept, rule, rule.verdict(facts));
+    if (stage === 'data' || rule.action === 'reject' || rule.action === 'tempfail') return decision(facts, rule.verdict(facts), rule);
     return null;
   }
-  return stage === 'mail' ? null : DEFAULT_DECISION;
+  return stage === 'mail' ? null : decision(facts, DEFAULT_DECISION.enforced, null);
 }

@@ -24,9 +24,12 @@ export interface PolicyFileText {
   readonly text: string;
 }
 
-/** `.yaml`/`.yml`, not hidden: skips `*.sample`, editor backups and Kubernetes' `..data` entries. */
+/**
+ * `.yaml`/`.yml`, not hidden: skips `*.sample`, editor backups and Kubernetes' `..data` entries,
+ * and the policy tests beside the policies (`*.test.yaml`, `postern policy test`).
+ */
 export function isPolicyFileName(name: string): boolean {
-  return !name.startsWith('.') && /\.ya?ml$/.test(name);
+  return !name.startsWith('.') && /\.ya?ml$/.test(name) && !/\.test\.ya?ml$/.test(name);
 }
 
 /** Lexical by file name (code-unit order, the same on every locale), then by full path. */

@@ -41,12 +41,15 @@ function unknownKeyMessage(key: string, allowed: readonly string[]): string {
   return `unknown key "${key}"${hint}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`;
 }
 
-export function issuesToErrors(source: YamlSource, base: readonly PathSegment[], issues: readonly z.core.$ZodIssue[]): ConfigError[] {
+export function issuesToErrors(
+  source: YamlSource, base: readonly PathSegment[], issues: readonly z.core.$ZodIssue[],
+  allowed: (path: readonly PathSegment[]) => readonly string[] = allowedKeys,
+): ConfigError[] {
   const errors: ConfigError[] = [];
   for (const issue of issues) {
     const path: PathSegment[] = [...base, ...issue.path.filter((s): s is PathSegment => typeof s !== 'symbol')];
     if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) errors.push(errorAt(locate(source, [...path, key], 'key'), unknownKeyMessage(key, allowedKeys(path))));
+      for (const key of issue.keys) errors.push(errorAt(locate(source, [...path, key], 'key'), unknownKeyMessage(key, allowed(path))));
       continue;
     }
     const where = locate(source, path);

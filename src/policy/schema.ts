@@ -35,6 +35,14 @@ function oneOrMany<T extends z.ZodType>(item: T) {
 const pattern = z.string({ error: 'expected a string' }).min(1, 'pattern must not be empty');
 const authResult = z.enum(AUTH_RESULTS, oneOf(AUTH_RESULTS));
 
+export const ARC_CHAIN_STATES = ['pass', 'fail', 'none'] as const;
+/** ARC keys (RFC 8617): the chain's state, its newest sealer, and the DMARC result that sealer recorded. */
+const arcMatchShape = {
+  arc_chain: oneOrMany(z.enum(ARC_CHAIN_STATES, oneOf(ARC_CHAIN_STATES))),
+  arc_sealer: oneOrMany(pattern),
+  arc_dmarc: oneOrMany(authResult),
+};
+
 const matchShape = {
   ip: oneOrMany(pattern),
   helo: oneOrMany(pattern),
@@ -53,6 +61,7 @@ const matchShape = {
   auth_temperror: z.boolean({ error: 'expected true or false' }).optional(),
   first_seen_within: z.string({ error: 'expected a duration like 30m, 4h or 1h30m' })
     .regex(DURATION, 'expected a duration like 30m, 4h or 1h30m').optional(),
+  ...arcMatchShape,
 } satisfies Record<MatchKey, z.ZodType>;
 
 const negatedMatchSchema = z.strictObject(matchShape);

@@ -4,6 +4,7 @@
  * can go straight to the line.
  */
 import { LineCounter, isMap, isPair, isScalar, isSeq, parseDocument, type Document } from 'yaml';
+import { toPlainData } from '../config/yaml.ts';
 import { ConfigError } from '../core/errors.ts';
 
 export interface YamlSource {
@@ -42,6 +43,8 @@ export function parseYamlSource(file: string, text: string): { source: YamlSourc
     const pos = lines.linePos(e.pos[0]);
     return new ConfigError(`YAML syntax error: ${e.message.split('\n')[0] ?? e.code}`, { file, line: pos.line, column: pos.col });
   });
+  // an unquoted `*.example.com` (an alias) or an alias bomb: located errors, not exceptions later
+  if (errors.length === 0) errors.push(...toPlainData(file, doc, lines).errors);
   return { source: { file, doc, lines }, errors };
 }
 

@@ -59,7 +59,8 @@ export interface BackendTransaction {
   readonly capabilities: Capabilities;
   mail(sender: string, params: SmtpParams): Promise<SmtpResponse>;
   rcpt(address: string, params: SmtpParams): Promise<SmtpResponse>;
-  data(message: Buffer): Promise<SmtpResponse>;
+  /** The message as one buffer or in pieces (header fields, body…) that are sent as they are, never joined. */
+  data(message: Buffer | readonly Buffer[]): Promise<SmtpResponse>;
   /** The transaction is over (delivered or abandoned): RSET if needed, pool or QUIT. Never rejects. */
   release(): Promise<void>;
   /** Destroys the connection now (the client vanished mid-transaction). */

@@ -7,10 +7,20 @@
  * - at the end a CRLF is added if the last line had none, then the terminator ".\r\n".
  * State carries across chunks: a CR at the end of one chunk may pair with a LF at the start
  * of the next, and a '.' at the start of a chunk may be at the start of a line.
+ *
+ * Nothing is copied: the output is the input's own bytes as subarrays, with the few inserted
+ * bytes (a '.', a CRLF) between them, for the socket to write in one writev. The usual chunk
+ * (CRLF only, the pipeline has normalised it) is checked with one regular expression over its
+ * latin1 text and its dots found with one search for "\n."; only a chunk with a bare CR or LF
+ * (or a CRLF cut by a chunk boundary) is walked line by line.
  */
 const CR = 0x0d;
 const LF = 0x0a;
 const DOT = 0x2e;
+const CRLF = Buffer.from('\r\n', 'latin1');
+const ONE_DOT = Buffer.from('.', 'latin1');
+/** A CR not before a LF, or a LF not after a CR (a chunk's edges count as neither). */
+const BARE = /\r(?!\n)|(?<!\r)\n/;
 
 export class DotStuffer {
   #atLineStart = true;
@@ -18,50 +28,70 @@ export class DotStuffer {
   #pendingCr = false;
   #ended = false;
 
-  push(chunk: Uint8Array): Buffer {
+  /** The bytes to send for `chunk`, in order: subarrays of it and inserted line endings/dots. */
+  push(chunk: Uint8Array): Buffer[] {
     if (this.#ended) throw new Error('DotStuffer: push after end');
     const buf = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    if (buf.length === 0) return [];
+    if (!this.#pendingCr && !BARE.test(buf.toString('latin1'))) return this.#clean(buf);
+    return this.#repair(buf);
+  }
+
+  /** A chunk of CRLF lines only: stuff the dots at line starts. */
+  #clean(buf: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    let segStart = 0;
+    if (this.#atLineStart && buf[0] === DOT) out.push(ONE_DOT);
+    for (let i = buf.indexOf('\n.', 0, 'latin1'); i >= 0; i = buf.indexOf('\n.', i + 2, 'latin1')) {
+      out.push(buf.subarray(segStart, i + 1), ONE_DOT);
+      segStart = i + 1; // the line's own dot starts the next piece
+    }
+    out.push(buf.subarray(segStart));
+    this.#atLineStart = buf[buf.length - 1] === LF;
+    return out;
+  }
+
+  /** The general case: line by line, repairing bare CR and LF. */
+  #repair(buf: Buffer): Buffer[] {
+    const out: Buffer[] = [];
     const n = buf.length;
-    // Worst case "\n." per 2 input bytes → "\r\n.." per 2: twice the size, plus a pending CR.
-    const out = Buffer.allocUnsafe(n * 2 + 2);
-    let o = 0;
+    let segStart = 0;
     let i = 0;
-    // Lines are copied in runs found with the native indexOf (the hot path: a CRLF message
-    // is mostly copied, not walked byte by byte). The next CR and LF positions are cached so
-    // a message without any CR (or LF) is still scanned once, not once per line.
+    if (this.#pendingCr) {
+      this.#pendingCr = false;
+      out.push(CRLF);
+      this.#atLineStart = true;
+      if (buf[0] === LF) i = segStart = 1; // the CR's own LF: one CRLF in all
+    }
+    // The next CR and LF positions are cached, so a chunk without any CR (or LF) is still
+    // searched once, not once per line.
     let nextCr = -2;
     let nextLf = -2;
     while (i < n) {
-      if (this.#pendingCr) {
-        this.#pendingCr = false;
-        out[o++] = CR;
-        out[o++] = LF;
-        this.#atLineStart = true;
-        if (buf[i] === LF) {
-          i++; // the CR's own LF: one CRLF in all
-          continue;
-        }
+      if (this.#atLineStart && buf[i] === DOT) {
+        out.push(buf.subarray(segStart, i), ONE_DOT);
+        segStart = i;
       }
-      if (this.#atLineStart && buf[i] === DOT) out[o++] = DOT;
       if (nextCr !== -1 && nextCr < i) nextCr = buf.indexOf(CR, i);
       if (nextLf !== -1 && nextLf < i) nextLf = buf.indexOf(LF, i);
       const end = Math.min(nextCr === -1 ? n : nextCr, nextLf === -1 ? n : nextLf);
-      if (end > i) {
-        o += buf.copy(out, o, i, end);
-        this.#atLineStart = false;
-      }
+      this.#atLineStart = false;
       if (end === n) break;
-      if (buf[end] === CR) {
-        this.#pendingCr = true; // resolved by the next byte (or the next chunk, or end())
-        i = end + 1;
-      } else {
-        out[o++] = CR; // a bare LF
-        out[o++] = LF;
-        this.#atLineStart = true;
-        i = end + 1;
+      this.#atLineStart = true;
+      if (buf[end] === CR && end === n - 1) {
+        out.push(buf.subarray(segStart, end)); // resolved by the next chunk, or end()
+        this.#pendingCr = true;
+        return out;
       }
+      if (buf[end] === CR && buf[end + 1] === LF) {
+        i = end + 2; // a proper CRLF stays inside the piece
+        continue;
+      }
+      out.push(buf.subarray(segStart, end), CRLF); // a bare CR or LF
+      segStart = i = end + 1;
     }
-    return out.subarray(0, o);
+    if (segStart < n) out.push(buf.subarray(segStart));
+    return out;
   }
 
   /** Closes the message: the pending line ending, a final CRLF if missing, and ".\r\n". */
@@ -76,5 +106,5 @@ export class DotStuffer {
 /** The whole transform on one buffer, terminator included (tests and small messages). */
 export function dotStuff(message: Uint8Array): Buffer {
   const stuffer = new DotStuffer();
-  return Buffer.concat([stuffer.push(message), stuffer.end()]);
+  return Buffer.concat([...stuffer.push(message), stuffer.end()]);
 }

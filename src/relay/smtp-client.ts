@@ -37,8 +37,6 @@ export interface SmtpClientOptions {
   readonly dataTimeoutMs: number;
 }
 
-/** Input chunk size while sending a message: bounded memory whatever the message size. */
-const DATA_CHUNK = 64 * 1024;
 /** A path goes inside <…> on one command line: no controls, no space, no angle brackets. */
 const UNSAFE_PATH = /[\x00-\x20\x7f<>]/;
 /** An EHLO argument we are willing to repeat on our own command line. */
@@ -177,11 +175,14 @@ export class SmtpClient {
   /**
    * DATA, then the message CRLF-normalised and dot-stuffed, then ".". Returns the DATA reply
    * itself when it is not 354 (the transaction stays open), else the final reply.
+   *
+   * The message may come in pieces (header fields, body: see BackendTransaction.data); they
+   * are written as they are, without being joined, in one corked batch (one writev).
    * `beforeEnd` runs after the last message byte and before the final "." (a sender that must
    * record "maybe delivered" first, such as DMARC reports); if it throws, the "." is never
    * sent and the connection is closed, so the message cannot be accepted.
    */
-  async data(message: Uint8Array, beforeEnd?: () => Promise<void>): Promise<SmtpResponse> {
+  async data(message: Uint8Array | readonly Uint8Array[], beforeEnd?: () => Promise<void>): Promise<SmtpResponse> {
     return this.#exclusive(async () => {
       const go = await this.#command('DATA');
       // A success reply to DATA itself is not an acceptance of a message we never sent: treat
@@ -190,9 +191,17 @@ export class SmtpClient {
         throw this.#fail(new BackendError('protocol', `unexpected reply to DATA: ${formatResponse(go)}`));
       }
       if (go.code !== 354) return go;
+      const socket = this.#socket;
       const stuffer = new DotStuffer();
-      for (let offset = 0; offset < message.length; offset += DATA_CHUNK) {
-        if (!this.#write(stuffer.push(message.subarray(offset, offset + DATA_CHUNK)))) await this.#drain();
+      let flowing = true;
+      socket.cork();
+      try {
+        for (const piece of isPieces(message) ? message : [message]) {
+          for (const bytes of stuffer.push(piece)) flowing = this.#write(bytes) && flowing;
+        }
+        if (!beforeEnd) flowing = this.#write(stuffer.end()) && flowing;
+      } finally {
+        socket.uncork();
       }
       if (beforeEnd) {
         try {
@@ -200,13 +209,17 @@ export class SmtpClient {
         } catch (err) {
           throw this.#fail(new BackendError('closed', `message abandoned before its end: ${(err as Error).message}`, { cause: err }));
         }
+        flowing = this.#write(stuffer.end()) && flowing;
       }
-      this.#write(stuffer.end());
       // Registered in the same tick as the last write: any reply before it was unsolicited.
-      const final = await this.#expectReply('end of data', this.#options.dataTimeoutMs);
+      const final = this.#expectReply('end of data', this.#options.dataTimeoutMs);
+      // The message is in memory already, so the socket may buffer it; but a backend that
+      // stops reading fails within commandTimeoutMs, not only after dataTimeoutMs.
+      if (!flowing) this.#drain().catch(() => undefined);
+      const reply = await final;
       this.#inTransaction = false; // RFC 5321 §4.1.1.4: the final reply ends the transaction either way
-      this.#closeOn421(final);
-      return final;
+      this.#closeOn421(reply);
+      return reply;
     });
   }
 
@@ -389,6 +402,10 @@ export class SmtpClient {
     for (const listener of this.#closeListeners.splice(0)) listener();
     return err;
   }
+}
+
+function isPieces(message: Uint8Array | readonly Uint8Array[]): message is readonly Uint8Array[] {
+  return Array.isArray(message);
 }
 
 function assertPath(address: string, nullAllowed: boolean): void {

@@ -3,6 +3,7 @@
  * config/schema.ts as one top-level `reports` key; the cross-field checks (what `enabled`
  * needs) live in reportsProblems() so check-config and serve refuse the same things.
  */
+import { flag, size, wholeDuration } from '../config/values.ts';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -10,7 +11,7 @@ const address = z.string().regex(/^[^\s@<>()",;]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$
 const domain = z.string().regex(/^[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$/, 'expected a domain name');
 
 export const dmarcReportsSchema = z.strictObject({
-  enabled: z.boolean().default(false).describe('Collect DMARC results for domains that publish rua= and send them aggregate reports (RFC 9990)'),
+  enabled: flag().default(false).describe('Collect DMARC results for domains that publish rua= and send them aggregate reports (RFC 9990)'),
   orgName: z.string().default('').describe('Reporting organisation (report_metadata org_name); required when enabled'),
   email: z.union([address, z.literal('')]).default('').describe('Our reporting address: report_metadata email, the From: and MAIL FROM of reports; its domain is the Submitter; required when enabled'),
   extraContact: z.string().default('').describe('Extra contact information written into each report (optional)'),
@@ -25,10 +26,10 @@ export const dmarcReportsSchema = z.strictObject({
     selector: z.string().regex(/^[A-Za-z0-9._-]*$/, 'expected a DKIM selector').default('').describe('DKIM selector for reports'),
     keyFile: z.string().default('').describe('PEM private key (RSA or Ed25519) for signing reports, relative to the config file'),
   }).prefault({}),
-  schedule: z.boolean().default(true).describe('Send from inside `serve` (every 5 minutes, one node at a time); false = only `postern reports send` sends (e.g. from cron)'),
+  schedule: flag().default(true).describe('Send from inside `serve` (every 5 minutes, one node at a time); false = only `postern reports send` sends (e.g. from cron)'),
   ratePerMinute: z.number().int().min(1).default(30).describe('Reports sent per minute at most, across all domains (pacing protects our own sending reputation)'),
-  maxReportBytes: z.number().int().min(1024).default(5_000_000).describe('Largest gzip\'d report; more records are split over several reports'),
-  maxAgeHours: z.number().int().min(1).default(72).describe('A report not delivered this long after its period ended is given up (counted as failed)'),
+  maxReportBytes: size(1024).default(5_000_000).describe('Largest gzip\'d report, bytes or 5MB; more records are split over several reports'),
+  maxAgeHours: wholeDuration('h', 1).default(72).describe('A report not delivered this long after its period ended is given up (counted as failed)'),
   stateDir: z.string().default('/var/lib/postern').describe('Folder of the local report store (SQLite) used without redis.url, relative to the config file'),
 }).prefault({});
 

@@ -4,8 +4,8 @@
  * together, so a row is encoded as one compact, canonical string (the counter's field).
  */
 import type { AuthResult, DmarcPublished, Facts } from '../core/facts.ts';
-import type { Action } from '../core/verdict.ts';
-import { domainOf } from '../auth/normalise.ts';
+import type { Action, PolicyOverride } from '../core/verdict.ts';
+import { domainOf } from '../core/domain.ts';
 
 /** RFC 9990 ActionDispositionType: "pass" = no action, DMARC passed under an enforcing policy. */
 export type Disposition = 'none' | 'pass' | 'quarantine' | 'reject';
@@ -36,6 +36,8 @@ export interface TransactionOutcome {
   readonly rule: string;
   /** Set when a monitor-mode rule matched: what it would have done. */
   readonly wouldHave?: { readonly action: Action; readonly rule: string };
+  /** What the policy trusted over the published DMARC policy (a trusted ARC sealer or forwarder, a rule). */
+  readonly override?: PolicyOverride;
 }
 
 export interface Collected {
@@ -102,6 +104,11 @@ function overrides(o: TransactionOutcome, disposition: Disposition): Array<{ typ
   if (actual === expected) return [];
   const out: Array<{ type: OverrideType; comment: string }> = [];
   if (actual < expected && dmarc.published?.testing) out.push({ type: 'policy_test_mode', comment: 't=y' });
+  // the policy's own account of the override: trusted_forwarder for an ARC sealer or a forwarder
+  if (o.override && actual < expected) {
+    out.push({ type: o.override.type, comment: o.override.comment });
+    return out;
+  }
   const comment = o.wouldHave
     ? `monitor mode: rule ${o.wouldHave.rule} would ${o.wouldHave.action}`
     : o.rule ? `rule ${o.rule}` : 'local policy';

@@ -8,27 +8,30 @@
  * Rates are for a neutral sender; the tier multiplier scales rate and burst.
  */
 import { z } from 'zod';
+import { duration, flag, hostPort, redisUrlProblem, wholeDuration } from '../config/values.ts';
 import { MULTIPLIER_BOUND } from './scores.ts';
 import type { Limiter } from './types.ts';
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'expected host:port (IPv6 as [addr]:port)');
-
 export const redisConfigSchema = z.strictObject({
-  url: z.string().regex(/^(redis|rediss|redis\+sentinel):\/\//, 'expected redis://, rediss:// or redis+sentinel://').optional()
+  url: z.string().regex(/^(redis|rediss|redis\+sentinel):\/\//, 'expected redis://, rediss:// or redis+sentinel://')
+    .superRefine((url, ctx) => {
+      const problem = redisUrlProblem(url);
+      if (problem !== null) ctx.addIssue({ code: 'custom', input: url, message: problem });
+    }).optional()
     .describe('redis:// URL (rediss:// for TLS, redis+sentinel://host:26379,host2:26379/mastername for Sentinel); absent = in-memory store (one node)'),
   keyPrefix: z.string().regex(/^[^{}\s]*$/, 'no braces or spaces (they would change the cluster hash tag)').default('postern:')
     .describe('Prefix of every Redis key (postern:rep:{ip:…}, postern:rl:{ip:…}:ip-messages)'),
-  cluster: z.boolean().default(false).describe('Redis Cluster: url and nodes are seed nodes'),
+  cluster: flag().default(false).describe('Redis Cluster: url and nodes are seed nodes'),
   nodes: z.array(hostPort).default([]).describe('More seed nodes (host:port) for a cluster; several nodes imply cluster'),
   sentinel: z.strictObject({
     masterName: z.string().optional().describe('Sentinel master name (instead of a redis+sentinel:// URL)'),
     nodes: z.array(hostPort).default([]).describe('Sentinels, host:port'),
   }).prefault({}),
-  commandTimeoutMs: z.number().int().min(10).default(500).describe('A Redis command slower than this fails and is answered locally (failMode)'),
-  connectTimeoutMs: z.number().int().min(10).default(2_000).describe('Connect timeout per attempt; reconnects continue in the background'),
+  commandTimeoutMs: wholeDuration('ms', 10).default(500).describe('A Redis command slower than this fails and is answered locally (failMode)'),
+  connectTimeoutMs: wholeDuration('ms', 10).default(2_000).describe('Connect timeout per attempt; reconnects continue in the background'),
   failMode: z.enum(['open', 'closed']).default('open')
     .describe('Redis down or slow: open = keep accepting with per-node limits from memory; closed = 451 4.3.0 until it is back'),
-  failCooldownMs: z.number().int().min(0).default(1_000)
+  failCooldownMs: wholeDuration('ms', 0).default(1_000)
     .describe('After a Redis error on a live connection, answer locally for this long before trying Redis again'),
 }).prefault({});
 
@@ -37,12 +40,12 @@ const tierMultiplier = (def: number, doc: string) => z.number()
   .default(def).describe(doc);
 
 export const reputationConfigSchema = z.strictObject({
-  halfLifeHours: z.number().positive().default(72).describe('Scores halve towards 0 after this long without news'),
+  halfLifeHours: duration('h', z.number().positive()).default(72).describe('Scores halve towards 0 after this long without news'),
   minSamples: z.number().int().min(0).default(5).describe('Certain outcomes needed before a score moves the tier (below: neutral)'),
   networkBitsV4: z.number().int().min(8).max(32).default(24).describe('IPv4 prefix length of the network score and buckets'),
   networkBitsV6: z.number().int().min(16).max(128).default(64).describe('IPv6 prefix length of the network score and buckets'),
-  keyTtlDays: z.number().positive().default(30).describe('A score not updated for this long is forgotten (key TTL)'),
-  scoreCacheSeconds: z.number().min(0).default(30).describe('Scores read at connect and DATA are reused this long, so a busy sender costs one store round trip per step (0 = always read)'),
+  keyTtlDays: duration('d', z.number().positive()).default(30).describe('A score not updated for this long is forgotten (key TTL)'),
+  scoreCacheSeconds: duration('s', z.number().min(0)).default(30).describe('Scores read at connect and DATA are reused this long, so a busy sender costs one store round trip per step (0 = always read)'),
   memoryMaxKeys: z.number().int().min(100).default(100_000).describe('Buckets and scores each kept in memory (memory store and Redis fail-open fallback), least recently used dropped'),
   thresholds: z.strictObject({
     trusted: z.number().default(50).describe('Score at or above which a sender is trusted'),

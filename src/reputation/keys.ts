@@ -8,8 +8,8 @@
  * The subject in braces is the Redis Cluster hash tag: every key of one subject lives in one
  * slot, so one script call can touch all of them (redis.io "Hash tags").
  */
-import { domainToASCII } from 'node:url';
 import ipaddr from 'ipaddr.js';
+import { isValidDomain, normaliseDomain } from '../core/domain.ts';
 import { normaliseIp } from '../core/ip.ts';
 import { LIMITERS, type Limiter, type Subject, type SubjectKind } from './types.ts';
 
@@ -55,12 +55,9 @@ export function netSubject(ip: string, v4Bits = 24, v6Bits = 64): Subject {
 
 /** Lower-case A-label form without the trailing dot, so "Example.COM." and "example.com" are one subject. */
 export function domainSubject(domain: string): Subject {
-  const trimmed = domain.trim().replace(/\.$/, '').toLowerCase();
-  const ascii = domainToASCII(trimmed);
-  if (ascii === '' || !/^[a-z0-9_.-]+$/.test(ascii) || ascii.startsWith('.') || ascii.includes('..')) {
-    throw new Error(`invalid domain "${domain}"`);
-  }
-  return { kind: 'domain', id: ascii };
+  const id = normaliseDomain(domain);
+  if (!isValidDomain(id)) throw new Error(`invalid domain "${domain}"`);
+  return { kind: 'domain', id };
 }
 
 /** A recipient address, lower-cased (local parts are case-sensitive in theory, never in practice). */

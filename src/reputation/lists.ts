@@ -3,7 +3,7 @@
  *   203.0.113.7          an address
  *   198.51.100.0/24      a network (IPv4 or IPv6 CIDR)
  *   example.com          exactly this (authenticated) domain
- *   *.example.com        any subdomain of it (not the domain itself)
+ *   *.example.com        any subdomain of it (not the domain itself); .example.com the same
  * Allow → limits bypassed (tier 'trusted'); block → always limited ('blocklist', a 4xx).
  * Domains match only the authenticated domain the facade is given, never an unverified From.
  *
@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
 import { cidrSet, normaliseIp } from '../core/ip.ts';
-import { domainSubject } from './keys.ts';
+import { domainMatcher, normaliseDomain, parseDomainPattern, type DomainPattern } from '../core/domain.ts';
 
 export interface ListMatcher {
   /** The file it came from, or null for the empty list. */
@@ -37,8 +37,7 @@ export const NO_LISTS: Lists = Object.freeze({ allow: EMPTY_LIST, block: EMPTY_L
 /** Parses list text; `file` names it in errors ("allow.txt:3: …"). */
 export function parseList(text: string, file: string): ListMatcher {
   const nets: string[] = [];
-  const exact = new Set<string>();
-  const parents = new Set<string>();
+  const domains: DomainPattern[] = [];
   const errors: ConfigError[] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
     const hash = raw.indexOf('#');
@@ -55,34 +54,19 @@ export function parseList(text: string, file: string): ListMatcher {
         errors.push(new ConfigError((err as Error).message, where));
       }
     } else {
-      const wildcard = entry.startsWith('*.');
-      try {
-        const id = domainSubject(wildcard ? entry.slice(2) : entry).id;
-        (wildcard ? parents : exact).add(id);
-      } catch {
-        errors.push(new ConfigError(`invalid IP address, CIDR or domain "${entry}"`, where));
-      }
+      const parsed = parseDomainPattern(entry);
+      if (parsed.ok) domains.push(parsed.pattern);
+      else errors.push(new ConfigError(`invalid IP address, CIDR or domain "${entry}"`, where));
     }
   });
   if (errors.length > 0) throw new ConfigErrors(errors);
 
   const ips = cidrSet(nets);
-  const hasDomain = (domain: string): boolean => {
-    let d: string;
-    try {
-      d = domainSubject(domain).id;
-    } catch {
-      return false;
-    }
-    if (exact.has(d)) return true;
-    for (let dot = d.indexOf('.'); dot >= 0; dot = d.indexOf('.', dot + 1)) {
-      if (parents.has(d.slice(dot + 1))) return true;
-    }
-    return false;
-  };
+  const matcher = domainMatcher(domains);
+  const hasDomain = (domain: string): boolean => matcher.matches(normaliseDomain(domain));
   return Object.freeze({
     source: file,
-    size: nets.length + exact.size + parents.size,
+    size: nets.length + matcher.size,
     hasIp: (ip: string) => ips.has(ip),
     hasDomain,
   });

@@ -12,6 +12,8 @@ export type RedisClient = Redis | Cluster;
 export interface ConnectOverrides {
   /** Longest pause between reconnect attempts (tests shorten it). */
   readonly reconnectMaxMs?: number;
+  /** Build the client without connecting (start-up checks: the options are checked, nothing is sent). */
+  readonly lazyConnect?: boolean;
 }
 
 interface HostPort { host: string; port: number }
@@ -48,6 +50,7 @@ export function connectRedis(cfg: RedisConfig, overrides: ConnectOverrides = {})
     // become one round trip on a single server and one per node on a cluster.
     enableAutoPipelining: true,
     retryStrategy,
+    ...(overrides.lazyConnect ? { lazyConnect: true } : {}),
   };
 
   const url = cfg.url;
@@ -58,6 +61,7 @@ export function connectRedis(cfg: RedisConfig, overrides: ConnectOverrides = {})
     const clusterOptions: ClusterOptions = {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
+      ...(overrides.lazyConnect ? { lazyConnect: true } : {}),
       scaleReads: 'master',
       clusterRetryStrategy: retryStrategy,
       slotsRefreshTimeout: cfg.connectTimeoutMs,

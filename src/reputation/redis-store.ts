@@ -2,13 +2,21 @@
  * The shared store: GCRA buckets and decaying scores in Redis (single server, Sentinel or
  * Cluster), so every gateway node enforces the same limits.
  *
- * Cluster safety (STYLE §4.9): each script call carries only the real keys of ONE subject,
- * which share the subject's hash tag and so one slot; every number travels in ARGV. A take
- * over several subjects (IP and network, say) is one script call per subject, sent together
- * (auto-pipelined: one round trip on one server, one per node on a cluster). If any subject
- * denies, what the others took is released again, so the result is all-or-nothing. Between
- * the take and that release, a concurrent take may see the tokens briefly gone: it errs on
- * the strict side, for one round trip, and the tokens come back.
+ * One script call per SMTP step on a single server or Sentinel: the step's buckets (IP and
+ * network, say) go in one take.lua call, atomic across them. Every number travels in ARGV and
+ * KEYS holds only real keys.
+ *
+ * Cluster safety (STYLE §4.9): on a Cluster each script call carries only the real keys of ONE
+ * subject, which share the subject's hash tag and so one slot. A take over several subjects is
+ * then one script call per subject, sent together (auto-pipelined: one round trip per node).
+ * If any subject denies, what the others took is released again, so the result is
+ * all-or-nothing. Between the take and that release, a concurrent take may see the tokens
+ * briefly gone: it errs on the strict side, for one round trip, and the tokens come back.
+ *
+ * Learning is batched: what is learnt within LEARN_BATCH_MS goes out together, one script call
+ * per subject carrying its outcomes in order (learn.lua applies them one by one, as separate
+ * calls would), so a busy sender's messages cost one learning call per subject per batch
+ * instead of three per message. Nothing waits for it but the caller's own promise.
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -43,6 +51,10 @@ type ScriptCall<T> = (...args: Array<string | number>) => Promise<T>;
  */
 const MAX_KEYS_PER_CALL = 8;
 
+/** How long learning is gathered before it is sent, and how many outcomes at most. */
+const LEARN_BATCH_MS = 10;
+const LEARN_BATCH_MAX = 512;
+
 /** Read once at startup; ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT. */
 function script(name: string): string {
   return readFileSync(new URL(`./scripts/${name}.lua`, import.meta.url), 'utf8');
@@ -75,6 +87,33 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     return commands[`${name}${group.length}`]!(...argvOf(group, now)) as Promise<T>;
   };
   const learnScript: ScriptCall<string> = (...args) => commands.posternLearn!(...args) as Promise<string>;
+  /** The script calls of one step: per subject on a Cluster (one slot each), else all in one. */
+  const cluster = (client as { isCluster?: boolean }).isCluster === true;
+  const callsFor = (requests: readonly BucketRequest[]): Array<Array<{ r: BucketRequest; index: number }>> => {
+    if (cluster) return bySubject(requests);
+    const all = requests.map((r, index) => ({ r, index }));
+    const calls = [];
+    for (let i = 0; i < all.length; i += MAX_KEYS_PER_CALL) calls.push(all.slice(i, i + MAX_KEYS_PER_CALL));
+    return calls;
+  };
+
+  /** Outcomes waiting to be sent, by score key, in the order they were learnt: [now, delta]… */
+  let pending = new Map<string, number[]>();
+  let queued = 0;
+  let batch: { promise: Promise<void>; timer: NodeJS.Timeout; resolve: () => void; reject: (e: unknown) => void } | null = null;
+  const flushLearning = (): Promise<void> => {
+    if (!batch) return Promise.resolve();
+    const { resolve, reject, timer, promise } = batch;
+    clearTimeout(timer);
+    const sending = pending;
+    batch = null;
+    pending = new Map();
+    queued = 0;
+    const { halfLifeMs, ttlMs } = opts.score;
+    timed('learn', () => Promise.all([...sending].map(([key, pairs]) => learnScript(key, halfLifeMs, SCORE_BOUND, Math.ceil(ttlMs), ...pairs))))
+      .then(() => resolve(), reject);
+    return promise;
+  };
 
   let lastError: string | null = null;
   let epoch = 0;
@@ -114,7 +153,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     take(requests: readonly BucketRequest[], now: number): Promise<TakeResult> {
       return timed('take', async () => {
         if (requests.length === 0) return { allowed: true, reservation: { taken: [] } };
-        const groups = bySubject(requests);
+        const groups = callsFor(requests);
         const settled = await Promise.allSettled(groups.map((g) => call<ScriptReply>('posternTake', g, now)));
         const took = groups.filter((_, i) => settled[i]!.status === 'fulfilled' && (settled[i] as PromiseFulfilledResult<ScriptReply>).value[0] === 0);
         const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -140,7 +179,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
 
     release(reservation: Reservation, now: number): Promise<void> {
       if (reservation.taken.length === 0) return Promise.resolve();
-      return timed('release', async () => { await releaseGroups(bySubject(reservation.taken), now); });
+      return timed('release', async () => { await releaseGroups(callsFor(reservation.taken), now); });
     },
 
     scores(subjects: readonly Subject[], now: number): Promise<ScoreState[]> {
@@ -153,9 +192,22 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
 
     learn(updates, now): Promise<void> {
       if (updates.length === 0) return Promise.resolve();
-      return timed('learn', async () => {
-        await Promise.all(updates.map((u) => learnScript(scoreKey(prefix, u.subject), now, opts.score.halfLifeMs, u.delta, SCORE_BOUND, Math.ceil(opts.score.ttlMs))));
-      });
+      for (const u of updates) {
+        const key = scoreKey(prefix, u.subject);
+        const pairs = pending.get(key);
+        if (pairs) pairs.push(now, u.delta);
+        else pending.set(key, [now, u.delta]);
+      }
+      queued += updates.length;
+      if (!batch) {
+        let resolve!: () => void;
+        let reject!: (e: unknown) => void;
+        const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+        batch = { promise, resolve, reject, timer: setTimeout(() => void flushLearning().catch(() => undefined), LEARN_BATCH_MS) };
+      }
+      const { promise } = batch;
+      if (queued >= LEARN_BATCH_MAX) void flushLearning().catch(() => undefined);
+      return promise;
     },
 
     firstSeen(key: string, now: number, ttlMs: number): Promise<number> {
@@ -195,6 +247,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     },
 
     async close(): Promise<void> {
+      await flushLearning().catch(() => undefined); // what was learnt last is not lost
       try {
         await client.quit();
       } catch {

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/load.ts';
+import { listenError } from '../core/listen-error.ts';
 import type { CidrSet } from '../core/ip.ts';
 import { normaliseIp } from '../core/ip.ts';
 import { formatReply, REPLIES, type TempReply } from '../core/reply.ts';
@@ -26,6 +27,11 @@ export interface ListenerOptions {
   readonly onRefused?: (reason: 'too-many-connections' | 'shutting-down' | 'proxy-error') => void;
   /** Connection slots held, after every change (the open-connections gauge). */
   readonly onConnectionCount?: (open: number) => void;
+  /**
+   * With workers: a node-wide slot for the client (src/cluster/slots.ts), asked after this
+   * process's own limits passed; released with the connection. Absent: this process is the node.
+   */
+  readonly admit?: (ip: string) => Promise<{ readonly ok: boolean; release(): void }>;
 }
 
 export interface Listener {
@@ -81,9 +87,11 @@ export function createListener(opts: ListenerOptions): Listener {
     let counted: string | null = null;
     let id: string | null = null;
     let released = false;
+    let nodeSlot: { release(): void } | null = null;
     const release = (): void => {
       if (released) return;
       released = true;
+      nodeSlot?.release();
       total--;
       opts.onConnectionCount?.(total);
       if (counted !== null) {
@@ -119,6 +127,12 @@ export function createListener(opts: ListenerOptions): Listener {
     perIp.set(remoteAddress, n);
     counted = remoteAddress;
     if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+    if (opts.admit) {
+      const slot = await opts.admit(remoteAddress);
+      if (released) return slot.release(); // the client left meanwhile
+      if (!slot.ok) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+      nodeSlot = slot;
+    }
 
     const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
     id = sessionId();
@@ -138,7 +152,7 @@ export function createListener(opts: ListenerOptions): Listener {
           });
         });
         await new Promise<void>((resolve, reject) => {
-          server.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen for SMTP on ${entry}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)' : err.message}`)));
+          server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('listen', entry, err)));
           // An IPv6 address listens for IPv6 only, so "0.0.0.0:25" and "[::]:25" can both be listed.
           server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
             server.off('error', reject);

@@ -7,7 +7,7 @@
  * submission server: RFC 6409).
  */
 import type net from 'node:net';
-import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import { normaliseIp } from '../core/ip.ts';
@@ -19,7 +19,7 @@ import { limitConnect } from '../pipeline/limits.ts';
 import { abandonTransaction, mailStage } from '../pipeline/mail.ts';
 import { rcptStage } from '../pipeline/rcpt.ts';
 import type { Params, SessionState } from '../pipeline/state.ts';
-import { PosternSmtpServer } from './connection.ts';
+import { PosternSmtpServer, type PosternSmtpServerOptions } from './connection.ts';
 
 type Stage = 'connect' | 'mail' | 'rcpt' | 'data';
 
@@ -122,7 +122,7 @@ function settler(opts: SmtpServerOptions, sessions: Map<string, SessionState>) {
   };
 }
 
-function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState>): SMTPServerOptions {
+function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState>): PosternSmtpServerOptions {
   const settle = settler(opts, sessions);
   return {
     name: opts.hostname,
@@ -138,6 +138,8 @@ function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState
     socketTimeout: opts.socketTimeoutMs,
     closeTimeout: opts.closeTimeoutMs,
     resolver: { reverse: opts.reverse },
+    // read at each connection, so a reload applies (limits.greetingDelayMs)
+    greetingDelayMs: () => opts.deps().settings.greetingDelayMs,
 
     onConnect(session, callback) {
       if (opts.isDraining()) return callback(new SmtpReplyError(REPLIES.shuttingDown(), 'shutting-down'));

@@ -2,53 +2,50 @@
  * `make bench`: throughput, latency and cost of the gateway, and the same load sent straight
  * to the sink for comparison. Everything on 127.0.0.1: a loopback DNS server publishing SPF,
  * DKIM and DMARC p=reject for the sender, a sink as the backend (both in this process) and the
- * gateway as a child process (`src/main.ts serve`), measured alone through /proc.
+ * gateway as a child process (`src/main.ts serve`), measured alone through /proc (its workers
+ * included).
  *
- * smtp-server waits 100 ms before its greeting (early-talker detection), so with a fresh
- * connection per message, concurrency C gives at most C / 0.1 s messages per second, through
- * the gateway and straight to the sink alike. The high-concurrency point and the
- * connection-reusing point show capacity; CPU per message is not hidden by the pause.
+ * usage: node test/bench/bench.ts [--repeat N] [--list] [PATTERN…]
+ *   PATTERN   regular expressions on point names (scenarios.ts); none = every point
+ *   --repeat  run each point N times (targets alternating) and print medians
+ *   --list    print the point names and exit
+ * Environment: BENCH_SCALE=0.2 shortens every point; BENCH_GATEWAY_NODE_ARGS passes Node.js
+ * options to the gateway (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"); BENCH_FLOOD_CLIENTS and
+ * BENCH_FLOOD_MB size the flood scenario; REDIS_URL the Redis of the store comparison.
  *
- * BENCH_SCALE=0.2 shortens every point (a quick smoke run); the default run takes ~3 minutes.
+ * smtp-server waits before its greeting (limits.greetingDelayMs, 100 ms by default: early-talker
+ * detection), so with a fresh connection per message, concurrency C gives at most C / 0.1 s
+ * messages per second, through the gateway and straight to the sink alike. The high-concurrency
+ * and connection-reusing points show capacity; CPU per message is not hidden by the pause.
  */
 import os from 'node:os';
+import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
-import { sharedRedisAvailable, sharedRedisUrl } from '../harness/redis.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startDnsServer } from '../harness/dns-server.ts';
+import { sharedRedisAvailable, sharedRedisUrl } from '../harness/redis.ts';
+import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
-import { runPoint, type PointSpec } from './load.ts';
+import { runPoint, type PointResult, type PointSpec } from './load.ts';
 import { prepareMail, RECIPIENT_DOMAIN, type SignedSet } from './mail.ts';
 import { clockTicksPerSecond, cpuSeconds, peakRssBytes, resetPeakRss } from './proc.ts';
-import { LEGEND, table, type Row } from './report.ts';
+import { LEGEND, medianRow, table, type Row } from './report.ts';
+import { SCENARIOS, selectPoints, SIZES, WARM_UP, type PointDef, type ScenarioDef, type TargetSpec } from './scenarios.ts';
 import { startBenchSink, type BenchSink } from './sink.ts';
 
-const SCALE = Number(process.env.BENCH_SCALE ?? '1') > 0 ? Number(process.env.BENCH_SCALE ?? '1') : 1;
-const SIZES = [{ name: '4kb', bytes: 4 * 1024 }, { name: '100kb', bytes: 100 * 1024 }] as const;
 const SIGNED_PER_SIZE = 32;
 const REPLY_TIMEOUT_MS = 30_000;
+const FLOOD_CLIENTS = Number(process.env.BENCH_FLOOD_CLIENTS ?? '100');
+const FLOOD_BYTES = Number(process.env.BENCH_FLOOD_MB ?? '5') * 1024 * 1024;
+const REDIS_URL = sharedRedisUrl();
+const NODE_ARGS = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
-const point = (concurrency: number, mode: PointSpec['mode'], seconds: number, maxMessages: number): PointSpec =>
-  ({ concurrency, mode, durationMs: seconds * 1000 * SCALE, maxMessages, messagesPerConnection: 20 });
-
-const POINTS: readonly PointSpec[] = [
-  point(1, 'fresh', 4, 200),
-  point(10, 'fresh', 5, 2_000),
-  point(50, 'fresh', 6, 10_000),
-  point(200, 'fresh', 8, 20_000),
-  point(50, 'reuse', 8, 40_000),
-];
-const WARM_UP = point(10, 'fresh', 1.5, 500);
-
-interface Bench {
-  readonly gateway: GatewayProcess;
-  /** The same gateway with its rate/reputation store in Redis; null when no Redis answers. */
-  readonly redisGateway: GatewayProcess | null;
-  /** The same gateways with DMARC report collection on (local store; Redis). */
-  readonly dmarcGateway: GatewayProcess;
-  readonly redisDmarcGateway: GatewayProcess | null;
+interface World {
   readonly sink: BenchSink;
+  readonly dns: DnsTestServer;
+  readonly sets: ReadonlyMap<string, SignedSet>;
   readonly ticks: number;
+  readonly redis: boolean;
+  readonly redisPrefix: string;
 }
 
 interface Measured {
@@ -57,52 +54,78 @@ interface Measured {
   readonly gatewayOutput: readonly string[];
 }
 
-async function measure(bench: Bench, target: Row['target'], spec: PointSpec, set: SignedSet): Promise<Measured> {
-  const { sink, ticks } = bench;
-  const viaGateway = target !== 'direct';
-  const gateway = target === 'gateway-redis' ? bench.redisGateway!
-    : target === 'gateway+dmarc' ? bench.dmarcGateway : target === 'gateway-redis+dmarc' ? bench.redisDmarcGateway! : bench.gateway;
+/** One run of the load against the gateway (or the sink), read from /proc around it. */
+async function measure(world: World, target: string, gateway: GatewayProcess | null, spec: PointSpec, set: SignedSet, label: string): Promise<Measured> {
+  const { sink, ticks } = world;
   sink.take(); // forget whatever a previous point left behind
-  if (viaGateway) resetPeakRss(gateway.pid);
-  const cpuBefore = cpuSeconds(gateway.pid, ticks);
+  if (gateway) resetPeakRss(gateway.pid);
+  const cpuBefore = gateway ? cpuSeconds(gateway.pid, ticks) : 0;
   const ownBefore = process.cpuUsage();
-  const result = await runPoint({
-    port: viaGateway ? gateway.smtpPort : sink.port,
-    spec,
-    messages: set.wire,
-    label: `${set.size.name}-${target}-c${spec.concurrency}-${spec.mode}`,
-    replyTimeoutMs: REPLY_TIMEOUT_MS,
-  });
-  const cpuAfter = cpuSeconds(gateway.pid, ticks);
-  const own = process.cpuUsage(ownBefore);
-  await sleep(100); // a message whose client timed out may still reach the sink
-  const records = sink.take();
-  const atSink = new Set(records.map((r) => r.sender));
+  const result = await runPoint({ port: gateway ? gateway.smtpPort : sink.port, spec, messages: set.wire, label, replyTimeoutMs: REPLY_TIMEOUT_MS });
+  const row = toRow(world, target, gateway, spec, result, { cpuBefore, ownBefore, records: await settle(world) });
+  return { row, errors: result.errors, gatewayOutput: gateway?.drainOutput() ?? [] };
+}
+
+/** A message whose client timed out may still reach the sink: wait a moment, then take what arrived. */
+async function settle(world: World): Promise<ReturnType<BenchSink['take']>> {
+  await sleep(100);
+  return world.sink.take();
+}
+
+function toRow(world: World, target: string, gateway: GatewayProcess | null, spec: PointSpec, result: PointResult,
+  before: { cpuBefore: number; ownBefore: NodeJS.CpuUsage; records: ReturnType<BenchSink['take']> }): Row {
+  const own = process.cpuUsage(before.ownBefore);
+  const atSink = new Set(before.records.map((r) => r.sender));
   const accepted = new Set(result.accepted);
-  const errorCount = [...result.errors.values()].reduce((a, b) => a + b, 0);
-  const row: Row = {
+  return {
     target,
     concurrency: spec.concurrency,
     mode: spec.mode,
     started: result.started,
     accepted: result.accepted.length,
-    errors: errorCount,
+    errors: [...result.errors.values()].reduce((a, b) => a + b, 0),
     missing: result.accepted.filter((s) => !atSink.has(s)).length,
-    extra: records.filter((r) => !accepted.has(r.sender)).length,
-    unauthenticated: viaGateway ? records.filter((r) => !r.authenticated).length : null,
+    extra: before.records.filter((r) => !accepted.has(r.sender)).length,
+    unauthenticated: gateway ? before.records.filter((r) => !r.authenticated).length : null,
     elapsedMs: result.elapsedMs,
     latenciesMs: result.latenciesMs,
-    cpuSeconds: viaGateway ? cpuAfter - cpuBefore : null,
-    peakRssBytes: viaGateway ? peakRssBytes(gateway.pid) : null,
+    cpuSeconds: gateway ? cpuSeconds(gateway.pid, world.ticks) - before.cpuBefore : null,
+    peakRssBytes: gateway ? peakRssBytes(gateway.pid) : null,
     benchCpuSeconds: (own.user + own.system) / 1e6,
   };
-  return { row, errors: result.errors, gatewayOutput: gateway.drainOutput() };
 }
 
-function progress(m: Measured): void {
-  const { row } = m;
-  const rate = row.accepted / (row.elapsedMs / 1000);
-  process.stdout.write(`  ${row.target.padEnd(7)} c=${String(row.concurrency).padEnd(3)} ${row.mode.padEnd(5)}  ${row.accepted}/${row.started} ok, ${rate.toFixed(1)} msg/s\n`);
+/**
+ * Large uploads (FLOOD_CLIENTS clients, FLOOD_BYTES each, fresh connections) while the point's
+ * own clients send small messages: does the gateway's memory stay bounded, and does small mail
+ * still flow? Two rows: the small messages, then the large ones.
+ */
+async function measureFlood(world: World, target: string, gateway: GatewayProcess, spec: PointSpec, set: SignedSet, label: string): Promise<Measured[]> {
+  const big = world.sets.get('flood')!;
+  world.sink.take();
+  resetPeakRss(gateway.pid);
+  const cpuBefore = cpuSeconds(gateway.pid, world.ticks);
+  const ownBefore = process.cpuUsage();
+  const floodSpec: PointSpec = { ...spec, concurrency: FLOOD_CLIENTS, maxMessages: FLOOD_CLIENTS * 20 };
+  const [small, large] = await Promise.all([
+    runPoint({ port: gateway.smtpPort, spec, messages: set.wire, label, replyTimeoutMs: REPLY_TIMEOUT_MS }),
+    runPoint({ port: gateway.smtpPort, spec: floodSpec, messages: big.wire, label: `${label}-flood`, replyTimeoutMs: 120_000 }),
+  ]);
+  const records = await settle(world);
+  const cpu = cpuSeconds(gateway.pid, world.ticks) - cpuBefore;
+  const rows = [
+    toRow(world, `${target}-small`, gateway, spec, small, { cpuBefore, ownBefore, records }),
+    toRow(world, `${target}-large`, gateway, floodSpec, large, { cpuBefore, ownBefore, records }),
+  ];
+  // One run, two rows: CPU per message means nothing when both kinds share it; the cores the
+  // gateway used and the bytes it took in are a note instead.
+  rows[0] = { ...rows[0]!, cpuSeconds: null, extra: 0 };
+  rows[1] = { ...rows[1]!, cpuSeconds: null, extra: 0 };
+  const output = [
+    `(flood) gateway used ${(cpu / (Math.max(small.elapsedMs, large.elapsedMs) / 1000)).toFixed(2)} cores; ${large.accepted.length} large messages of ${(FLOOD_BYTES / 1048576).toFixed(0)} MB accepted`,
+    ...gateway.drainOutput(),
+  ];
+  return [{ row: rows[0], errors: small.errors, gatewayOutput: output }, { row: rows[1], errors: large.errors, gatewayOutput: [] }];
 }
 
 function details(measured: readonly Measured[]): string[] {
@@ -113,57 +136,86 @@ function details(measured: readonly Measured[]): string[] {
     if (row.missing > 0) out.push(`  ${where}: ${row.missing} message(s) got 250 but never reached the sink`);
     if (row.extra > 0) out.push(`  ${where}: ${row.extra} message(s) reached the sink without a 250 to the client`);
     if (row.unauthenticated) out.push(`  ${where}: ${row.unauthenticated} message(s) relayed without dkim=pass and dmarc=pass`);
-    if (gatewayOutput.length > 0) {
-      out.push(`  ${where}: gateway wrote ${gatewayOutput.length} log line(s) at warn or above, e.g.:`);
-      for (const line of gatewayOutput.slice(0, 3)) out.push(`    ${line.slice(0, 300)}`);
+    const notes = gatewayOutput.filter((l) => l.startsWith('(flood)'));
+    const logged = gatewayOutput.filter((l) => !l.startsWith('(flood)'));
+    for (const note of notes) out.push(`  ${where}: ${note.slice('(flood) '.length)}`);
+    if (logged.length > 0) {
+      out.push(`  ${where}: gateway wrote ${logged.length} log line(s) at warn or above, e.g.:`);
+      for (const line of logged.slice(0, 3)) out.push(`    ${line.slice(0, 300)}`);
     }
   }
   return out;
 }
 
-async function runSize(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; notes: string[] }> {
-  process.stdout.write(`\n${set.size.name}: ${set.wire.length} signed messages, mean ${set.meanBytes} bytes\n`);
-  for (const target of ['gateway', 'direct'] as const) {
-    const warm = await measure(bench, target, WARM_UP, set);
-    if (warm.row.accepted === 0) throw new Error(`warm-up through ${target} failed:\n${details([warm]).join('\n')}`);
-  }
-  return grid(bench, POINTS, ['gateway', 'direct'], set);
+async function startTarget(world: World, spec: TargetSpec): Promise<GatewayProcess | null> {
+  if (spec.kind === 'direct') return null;
+  if (spec.redis && !world.redis) return null;
+  return startGatewayProcess({
+    dnsPort: world.dns.port, backendPort: world.sink.port, domains: [RECIPIENT_DOMAIN],
+    config: spec.config, nodeArgs: NODE_ARGS,
+    ...(spec.redis ? { redis: { url: REDIS_URL, keyPrefix: world.redisPrefix } } : {}),
+  });
 }
 
-/** Every point through every target, in that order, printing progress. */
-async function grid(bench: Bench, points: readonly PointSpec[], targets: ReadonlyArray<Row['target']>, set: SignedSet): Promise<{ rows: Row[]; notes: string[] }> {
-  const measured: Measured[] = [];
-  for (const spec of points) {
-    for (const target of targets) {
-      const m = await measure(bench, target, spec, set);
-      progress(m);
-      measured.push(m);
+/** Runs a scenario's selected points, `repeat` times each, and prints its table(s). */
+async function runScenario(world: World, scenario: ScenarioDef, selected: readonly PointDef[], repeat: number, live: Set<GatewayProcess>): Promise<string> {
+  process.stdout.write(`\n${scenario.name}: ${scenario.title}\n`);
+  const gateways = new Map<string, GatewayProcess | null>();
+  const skipped: string[] = [];
+  try {
+    for (const target of new Set(selected.map((p) => p.target))) {
+      const gw = await startTarget(world, scenario.targets[target]!);
+      if (gw) live.add(gw);
+      if (!gw && scenario.targets[target]!.kind === 'gateway') skipped.push(`${target}: skipped, no Redis answers at ${REDIS_URL} (set REDIS_URL)`);
+      gateways.set(target, gw);
+      const size = selected.find((p) => p.target === target)!.size;
+      if (gw || scenario.targets[target]!.kind === 'direct') {
+        const warm = await measure(world, target, gw, WARM_UP, world.sets.get(size)!, `${scenario.name}-${target}-warm`);
+        if (warm.row.accepted === 0) throw new Error(`warm-up of ${scenario.name}/${target} failed:\n${details([warm]).join('\n')}`);
+      }
+    }
+    const runs = new Map<string, Measured[][]>();
+    for (let round = 0; round < repeat; round++) {
+      for (const point of selected) {
+        const gw = gateways.get(point.target) ?? null;
+        if (!gw && scenario.targets[point.target]!.kind === 'gateway') continue;
+        const label = `${point.name.replace(/\//g, '-')}-${round}`;
+        const set = world.sets.get(point.size)!;
+        const got = point.kind === 'flood' ? await measureFlood(world, point.target, gw!, point.spec, set, label) : [await measure(world, point.target, gw, point.spec, set, label)];
+        for (const m of got) {
+          const rate = m.row.accepted / (m.row.elapsedMs / 1000);
+          process.stdout.write(`  ${point.name} ${m.row.target}  ${m.row.accepted}/${m.row.started} ok, ${rate.toFixed(1)} msg/s\n`);
+        }
+        const list = runs.get(point.name) ?? [];
+        list.push(got);
+        runs.set(point.name, list);
+      }
+    }
+    const sections: string[] = [];
+    for (const size of SIZES.map((s) => s.name)) {
+      const here = selected.filter((p) => p.size === size && runs.has(p.name));
+      if (here.length === 0) continue;
+      const measured = here.flatMap((p) => {
+        const all = runs.get(p.name)!;
+        return all[0]!.map((m, i) => ({ row: medianRow(all.map((r) => r[i]!.row)), errors: mergeErrors(all.map((r) => r[i]!.errors)), gatewayOutput: all.flatMap((r) => r[i]!.gatewayOutput) }));
+      });
+      const notes = [...details(measured), ...skipped.map((s) => `  ${s}`)];
+      sections.push(`== ${scenario.name} (${size}): ${scenario.title} ==\n${table(measured.map((m) => m.row))}\n${notes.length > 0 ? `failures and notes:\n${notes.join('\n')}` : 'no errors: every 250 matched a message at the sink; every relayed message carried dkim=pass and dmarc=pass'}\n`);
+    }
+    return sections.join('\n');
+  } finally {
+    for (const gw of gateways.values()) {
+      if (!gw) continue;
+      await gw.stop();
+      live.delete(gw);
     }
   }
-  return { rows: measured.map((m) => m.row), notes: details(measured) };
 }
 
-const REDIS_URL = sharedRedisUrl();
-const STORE_POINTS: readonly PointSpec[] = [point(50, 'fresh', 6, 10_000), point(50, 'reuse', 8, 40_000)];
-
-/** The throughput cost of the shared store: the same points through the memory-store and the Redis-store gateway. */
-async function runStoreComparison(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; notes: string[] } | null> {
-  if (!bench.redisGateway) return null;
-  process.stdout.write(`\nstore comparison (${set.size.name}): memory vs Redis rate store\n`);
-  await measure(bench, 'gateway-redis', WARM_UP, set);
-  return grid(bench, STORE_POINTS, ['gateway', 'gateway-redis'], set);
-}
-
-/** What DMARC report collection costs on the mail path: the same points with it off and on. */
-async function runDmarcComparison(bench: Bench, set: SignedSet): Promise<{ rows: Row[]; notes: string[] }> {
-  process.stdout.write(`\nDMARC report collection (${set.size.name}): off vs on\n`);
-  await measure(bench, 'gateway+dmarc', WARM_UP, set);
-  const targets: Array<Row['target']> = ['gateway', 'gateway+dmarc'];
-  if (bench.redisGateway && bench.redisDmarcGateway) {
-    await measure(bench, 'gateway-redis+dmarc', WARM_UP, set);
-    targets.push('gateway-redis', 'gateway-redis+dmarc');
-  }
-  return grid(bench, STORE_POINTS, targets, set);
+function mergeErrors(maps: ReadonlyArray<ReadonlyMap<string, number>>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of maps) for (const [k, n] of m) out.set(k, (out.get(k) ?? 0) + n);
+  return out;
 }
 
 async function dropKeys(url: string, prefix: string): Promise<void> {
@@ -182,55 +234,39 @@ async function dropKeys(url: string, prefix: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { repeat: { type: 'string' }, list: { type: 'boolean' } } });
+  if (values.list) {
+    for (const s of SCENARIOS) for (const p of s.points) process.stdout.write(`${p.name}\n`);
+    return;
+  }
+  const repeat = Math.max(1, Number(values.repeat ?? '1') || 1);
+  const selection = selectPoints(positionals);
+  if (selection.length === 0) throw new Error(`no point matches ${positionals.join(' ')} (--list shows them)`);
   const began = Date.now();
-  const ticks = clockTicksPerSecond();
-  process.stdout.write(`postern benchmark: node ${process.version}, ${os.cpus().length} CPU(s) ${os.cpus()[0]?.model ?? ''}, scale ${SCALE}\n`);
-  const mail = await prepareMail(SIZES, SIGNED_PER_SIZE);
+  process.stdout.write(`postern benchmark: node ${process.version}, ${os.cpus().length} CPU(s) ${os.cpus()[0]?.model ?? ''}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}, scale ${process.env.BENCH_SCALE ?? '1'}, repeat ${repeat}\n`);
+  const flood = selection.some((s) => s.points.some((p) => p.kind === 'flood'));
+  const mail = await prepareMail([...SIZES, ...(flood ? [{ name: 'flood', bytes: FLOOD_BYTES, count: 1 }] : [])], SIGNED_PER_SIZE);
   const dns = await startDnsServer(mail.zone);
   const sink = await startBenchSink();
-  let gateway: GatewayProcess | null = null;
-  let redisGateway: GatewayProcess | null = null;
-  let dmarcGateway: GatewayProcess | null = null;
-  let redisDmarcGateway: GatewayProcess | null = null;
   const redisPrefix = `postern-bench:${process.pid}:`;
+  const redis = selection.some((s) => s.points.some((p) => { const t = s.scenario.targets[p.target]; return t?.kind === 'gateway' && t.redis; })) && await sharedRedisAvailable();
+  const world: World = { sink, dns, sets: new Map(mail.sets.map((s) => [s.size.name, s])), ticks: clockTicksPerSecond(), redis, redisPrefix };
+  const live = new Set<GatewayProcess>();
   const onSignal = (): void => {
-    for (const g of [gateway, redisGateway, dmarcGateway, redisDmarcGateway]) g?.kill();
+    for (const gw of live) gw.kill();
     process.exit(130);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  process.on('exit', () => {
-    for (const g of [gateway, redisGateway, dmarcGateway, redisDmarcGateway]) g?.kill();
-  });
+  process.on('exit', () => { for (const gw of live) gw.kill(); });
+  process.stdout.write(`backend sink 127.0.0.1:${sink.port}, DNS 127.0.0.1:${dns.port}${NODE_ARGS.length ? `, gateway node options ${NODE_ARGS.join(' ')}` : ''}\n`);
+  const reports: string[] = [];
   try {
-    gateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN] });
-    const resettable = resetPeakRss(gateway.pid);
-    process.stdout.write(`gateway pid ${gateway.pid} on 127.0.0.1:${gateway.smtpPort}, backend sink 127.0.0.1:${sink.port}, DNS 127.0.0.1:${dns.port}\n`);
-    if (!resettable) process.stdout.write('note: /proc/<pid>/clear_refs not writable: peak RSS is the peak since the gateway started\n');
-    if (await sharedRedisAvailable()) {
-      redisGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], redis: { url: REDIS_URL, keyPrefix: redisPrefix } });
-      redisDmarcGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], redis: { url: REDIS_URL, keyPrefix: redisPrefix }, dmarcReports: true });
-    }
-    dmarcGateway = await startGatewayProcess({ dnsPort: dns.port, backendPort: sink.port, domains: [RECIPIENT_DOMAIN], dmarcReports: true });
-    const bench: Bench = { gateway, redisGateway, dmarcGateway, redisDmarcGateway, sink, ticks };
-    const results: Array<{ set: SignedSet; rows: Row[]; notes: string[] }> = [];
-    for (const set of mail.sets) results.push({ set, ...(await runSize(bench, set)) });
-    const store = await runStoreComparison(bench, mail.sets[0]!);
-    const dmarc = await runDmarcComparison(bench, mail.sets[0]!);
-
-    for (const { set, rows, notes } of results) {
-      process.stdout.write(`\n== ${set.size.name} messages (DKIM rsa-sha256 signed, mean ${set.meanBytes} bytes) ==\n${table(rows)}\n`);
-      process.stdout.write(notes.length > 0
-        ? `failures and notes:\n${notes.join('\n')}\n`
-        : 'no errors: every 250 matched a message at the sink; every message relayed by the gateway carried dkim=pass and dmarc=pass\n');
-    }
-    process.stdout.write(`\n== rate/reputation store: memory vs Redis (${mail.sets[0]!.size.name}, concurrency 50) ==\n`);
-    process.stdout.write(store ? `${table(store.rows)}\n${store.notes.length > 0 ? `failures and notes:\n${store.notes.join('\n')}\n` : 'no errors\n'}` : `skipped: no Redis answers at ${REDIS_URL} (set REDIS_URL)\n`);
-    process.stdout.write(`\n== DMARC report collection: off vs on (${mail.sets[0]!.size.name}, concurrency 50) ==\n${table(dmarc.rows)}\n${dmarc.notes.length > 0 ? `failures and notes:\n${dmarc.notes.join('\n')}\n` : 'no errors\n'}`);
-    process.stdout.write(`\n${LEGEND}\n\ntotal ${((Date.now() - began) / 1000).toFixed(0)} s\n`);
+    for (const { scenario, points } of selection) reports.push(await runScenario(world, scenario, points, repeat, live));
+    process.stdout.write(`\n${reports.join('\n')}\n${LEGEND}\n\ntotal ${((Date.now() - began) / 1000).toFixed(0)} s\n`);
   } finally {
-    for (const g of [gateway, redisGateway, dmarcGateway, redisDmarcGateway]) await g?.stop();
-    if (redisGateway) await dropKeys(REDIS_URL, redisPrefix);
+    for (const gw of live) await gw.stop();
+    if (redis) await dropKeys(REDIS_URL, redisPrefix);
     await sink.close();
     await dns.close();
   }

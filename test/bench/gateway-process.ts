@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import { withRuntimeFlags } from '../../src/cluster/runtime-flags.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -47,15 +48,28 @@ export interface GatewayProcessOptions {
   readonly domains: readonly string[];
   /** Rate/reputation store in Redis (else the embedded memory store), with its own key prefix. */
   readonly redis?: { readonly url: string; readonly keyPrefix: string };
-  /** DMARC aggregate report collection on (in Redis when `redis` is set, else in a SQLite file). */
-  readonly dmarcReports?: boolean;
+  /** Config keys over the bench's own (one level deep per section: `limits: {…}` merges into limits). */
+  readonly config?: Partial<ConfigInput>;
+  /** Node.js options for the gateway (BENCH_GATEWAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=prof"). */
+  readonly nodeArgs?: readonly string[];
+}
+
+/** `extra` over `base`, merging plain objects one level deep (a section's keys, not the section). */
+function overlay(base: ConfigInput, extra: Partial<ConfigInput>): ConfigInput {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const before = out[key];
+    const plain = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    out[key] = plain(before) && plain(value) ? { ...before, ...value } : value;
+  }
+  return out;
 }
 
 export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const smtpPort = await freePort();
   const metricsPort = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-bench-'));
-  const config: ConfigInput = {
+  const config: ConfigInput = overlay({
     listen: [`127.0.0.1:${smtpPort}`],
     hostname: 'mx.postern.bench',
     domains: [...opts.domains],
@@ -73,10 +87,9 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
     rateLimits: Object.fromEntries(['ipConnections', 'netConnections', 'ipMessages', 'netMessages', 'domainMessages', 'ipRecipients', 'netRecipients', 'rcptMessages']
       .map((k) => [k, { rate: '10000000/min', burst: 10_000_000 }])),
     ...(opts.redis ? { redis: { url: opts.redis.url, keyPrefix: opts.redis.keyPrefix } } : {}),
-    ...(opts.dmarcReports ? { reports: { dmarc: { enabled: true, schedule: false, orgName: 'Bench', email: 'dmarc@postern.bench', stateDir: path.join(dir, 'state') } } } : {}),
     log: { level: 'warn' },
     shutdown: { drainTimeoutMs: 5_000 },
-  };
+  }, opts.config ?? {});
   const configFile = path.join(dir, 'postern.yaml');
   fs.writeFileSync(configFile, stringify(config));
 
@@ -84,7 +97,8 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
   let unread = 0;
   // process.execPath is the Node 24 binary itself (node_modules/.bin/node is a symlink to it),
   // so the child's pid is the gateway's and not a wrapper's.
-  const child: ChildProcess = spawn(process.execPath, ['src/main.ts', 'serve', '--config', configFile], {
+  // Started as bin/postern and deploy/ start it (the runtime flags), plus the bench's own.
+  const child: ChildProcess = spawn(process.execPath, [...withRuntimeFlags(opts.nodeArgs ?? []), 'src/main.ts', 'serve', '--config', configFile], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     // POSTERN_* variables of the calling shell would override the file: keep only the rest.

@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import { processTree, statFields } from '../harness/processes.ts';
 
 /** Clock ticks per second, the unit of utime/stime in /proc/<pid>/stat (proc(5)); 100 on Linux. */
 export function clockTicksPerSecond(): number {
@@ -15,34 +16,52 @@ export function clockTicksPerSecond(): number {
   }
 }
 
-/** User + system CPU seconds the process has used so far. */
+/**
+ * User + system CPU seconds used so far by the process and its live descendants, plus what
+ * its exited and reaped children used (cutime, cstime): a worker replaced during a point
+ * still counts.
+ */
 export function cpuSeconds(pid: number, ticksPerSecond: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // proc(5): field 2 (comm) is in parentheses and may hold spaces; count fields after the last ')'.
-  // After it come field 3 (state) onwards, so utime (14) and stime (15) are at offsets 11 and 12.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const utime = Number(fields[11]);
-  const stime = Number(fields[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error(`unreadable /proc/${pid}/stat`);
-  return (utime + stime) / ticksPerSecond;
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    const fields = statFields(p);
+    if (!fields) continue;
+    // utime (14), stime (15), and for the root also cutime (16), cstime (17)
+    const used = [11, 12, ...(p === pid ? [13, 14] : [])].map((i) => Number(fields[i]));
+    if (used.some((n) => !Number.isFinite(n))) throw new Error(`unreadable /proc/${p}/stat`);
+    ticks += used.reduce((a, b) => a + b, 0);
+  }
+  return ticks / ticksPerSecond;
 }
 
-/** A "kB" field of /proc/<pid>/status, in bytes. */
-function statusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
-  if (!match?.[1]) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return Number(match[1]) * 1024;
+/** A "kB" field of /proc/<pid>/status in bytes, summed over the process and its descendants. */
+function treeStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    let status: string;
+    try {
+      status = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+    if (!match?.[1]) throw new Error(`no ${field} in /proc/${p}/status`);
+    total += Number(match[1]) * 1024;
+  }
+  return total;
 }
 
-/** Peak resident set size (VmHWM) in bytes. */
+/**
+ * Peak resident set size (VmHWM) in bytes, summed over the process and its descendants: an
+ * upper bound of the peak of the whole (each process's peak may come at a different moment).
+ */
 export function peakRssBytes(pid: number): number {
-  return statusBytes(pid, 'VmHWM');
+  return treeStatusBytes(pid, 'VmHWM');
 }
 
-/** Resident set size now (VmRSS) in bytes. */
+/** Resident set size now (VmRSS) in bytes, summed over the process and its descendants. */
 export function rssBytes(pid: number): number {
-  return statusBytes(pid, 'VmRSS');
+  return treeStatusBytes(pid, 'VmRSS');
 }
 
 /**
@@ -52,7 +71,7 @@ export function rssBytes(pid: number): number {
  */
 export function resetPeakRss(pid: number): boolean {
   try {
-    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    for (const p of processTree(pid)) fs.writeFileSync(`/proc/${p}/clear_refs`, '5');
     return true;
   } catch {
     return false;

@@ -49,6 +49,10 @@ export interface RawInput {
   readonly peer: 'untrusted';
   /** Written as it is, in pieces, without waiting for replies (pipelining and worse). */
   readonly pieces: readonly Buffer[];
+  /** Written before the greeting (an early talker, refused with 421) rather than after it. */
+  readonly early: boolean;
+  /** Starts with a PROXY header (which an untrusted peer may not send). */
+  readonly proxied?: boolean;
 }
 
 export type FuzzInput = StepInput | RawInput;
@@ -230,13 +234,19 @@ const rawPiece = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)),
   fc.constantFrom('\r\n', '\n', '\r', '\x00', 'EHLO x\r\n', 'MAIL FROM:<a@b>\r\n', `RCPT TO:<user@${OUR_DOMAIN}>\r\n`, 'RCPT TO:<user@foreign.example>\r\n', 'DATA\r\n', '.\r\n', 'RSET\r\n', 'BDAT 5\r\n', '\r\n.\r\n', '\n.\n', 'QUIT\r\n').map(b),
   fc.integer({ min: 1_000, max: 40_000 }).map((n) => b('A'.repeat(n))),
-  session.map((chunks) => b(chunks.map((c) => (c.kind === 'cmd' ? `${c.line}\r\n` : `${c.content.toString('latin1')}\r\n.\r\n`)).join(''))),
+  session.map(sessionBytes),
 );
+
+/** A session's chunks as one pipelined byte stream (messages terminated as they are, not stuffed). */
+function sessionBytes(chunks: ReadonlyArray<Command | MessageChunk>): Buffer {
+  return b(chunks.map((c) => (c.kind === 'cmd' ? `${c.line}\r\n` : `${c.content.toString('latin1')}\r\n.\r\n`)).join(''));
+}
 
 export const fuzzInput: fc.Arbitrary<FuzzInput> = fc.oneof(
   { weight: 5, arbitrary: session.map((chunks): FuzzInput => ({ mode: 'step', peer: 'untrusted', proxy: null, chunks })) },
-  { weight: 1, arbitrary: fc.tuple(proxyHeader, session).map(([proxy, chunks]): FuzzInput => ({ mode: 'step', peer: 'untrusted', proxy: { bytes: proxy.bytes, claims: null }, chunks })) },
+  // from an untrusted peer a PROXY header is just bytes of the session (after the greeting)
+  { weight: 1, arbitrary: fc.tuple(proxyHeader, session).map(([proxy, chunks]): FuzzInput => ({ mode: 'raw', peer: 'untrusted', pieces: [proxy.bytes, sessionBytes(chunks)], early: false, proxied: true })) },
   { weight: 2, arbitrary: fc.tuple(proxyHeader, fc.oneof(session, cleanTransaction.map((t) => [{ kind: 'cmd' as const, line: 'EHLO proxied.fuzz.test' }, ...t])))
     .map(([proxy, chunks]): FuzzInput => ({ mode: 'step', peer: 'trusted', proxy, chunks })) },
-  { weight: 3, arbitrary: fc.array(rawPiece, { minLength: 1, maxLength: 8 }).map((pieces): FuzzInput => ({ mode: 'raw', peer: 'untrusted', pieces })) },
+  { weight: 3, arbitrary: fc.tuple(fc.array(rawPiece, { minLength: 1, maxLength: 8 }), fc.nat(7)).map(([pieces, n]): FuzzInput => ({ mode: 'raw', peer: 'untrusted', pieces, early: n === 0 })) },
 );

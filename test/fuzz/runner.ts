@@ -82,7 +82,7 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
     gw, stats, globalProblems,
     async run(input) {
       stats.inputs++;
-      const kind = input.mode === 'raw' ? 'raw' : input.proxy ? `proxy-${input.peer}` : 'session';
+      const kind = input.mode === 'raw' ? (input.proxied ? 'proxy-untrusted' : input.early ? 'raw-early' : 'raw') : input.proxy ? `proxy-${input.peer}` : 'session';
       stats.byMode[kind] = (stats.byMode[kind] ?? 0) + 1;
       if (gw.logs.length > 10_000) gw.logs.length = 0; // long runs: keep memory flat
       const problems = await runOne(gw.port, input, bySid, stats);
@@ -190,6 +190,7 @@ async function runOne(port: number, input: FuzzInput, bySid: Map<string, Accepte
   /** Message chunks in the order they got a 250 at the end of DATA. */
   const delivered: MessageChunk[] = [];
   if (input.mode === 'raw') {
+    if (!input.early) await conn.until(1, deadline); // the greeting: after it, anything goes
     for (const piece of input.pieces) conn.socket.write(piece);
   } else {
     if (input.proxy) conn.socket.write(input.proxy.bytes);

@@ -3,6 +3,11 @@
  * environment variables as an operator would, on 127.0.0.1 port 0. Its JSON log lines (stdout)
  * are parsed so tests can wait for an event ("postern listening", "draining") instead of
  * sleeping; the bound ports are read from the "postern listening" line.
+ *
+ * Workers: `POSTERN_WORKERS` as the test sets it, else POSTERN_TEST_WORKERS from the calling
+ * shell (`POSTERN_TEST_WORKERS=2 make test` runs every process-level test against a primary and
+ * two workers), else 1. With workers, each worker logs its own lines (with a `worker` field)
+ * and the primary logs the node's ("postern listening", "draining", reloads).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -29,7 +34,7 @@ export async function startChildGateway(env: Record<string, string>): Promise<Ch
   const child: ChildProcess = spawn(process.execPath, [path.join(ROOT, 'src/main.ts'), 'serve'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: process.env.PATH ?? '', POSTERN_LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', POSTERN_LOG_LEVEL: 'info', POSTERN_WORKERS: process.env.POSTERN_TEST_WORKERS ?? '1', ...env },
   });
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
@@ -50,7 +55,6 @@ export async function startChildGateway(env: Record<string, string>): Promise<Ch
   let alive = true;
   void exited.then(() => (alive = false));
 
-  // generous: a busy machine may take long to start a Node process and load the TypeScript
   const waitForLog = (test: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> => new Promise((resolve, reject) => {
     const check = (): void => {
       const found = logs.find(test);
@@ -79,7 +83,8 @@ export async function startChildGateway(env: Record<string, string>): Promise<Ch
     await exited;
   };
   try {
-    const listening = await waitForLog((l) => l.msg === 'postern listening');
+    // The node's line: a worker's (with a `worker` field) has no HTTP port.
+    const listening = await waitForLog((l) => l.msg === 'postern listening' && l.worker === undefined, 30_000);
     const smtp = listening.smtp as Array<{ port: number }>;
     return {
       pid: child.pid!,

@@ -134,7 +134,12 @@ export class SmtpTestClient {
     return this.read(timeoutMs);
   }
 
-  get closed(): boolean {
+  /** SHA-256 fingerprint of the server's certificate once STARTTLS is done, else null. */
+  peerFingerprint(): string | null {
+    return this.#socket instanceof tls.TLSSocket ? this.#socket.getPeerCertificate().fingerprint256 ?? null : null;
+  }
+
+    get closed(): boolean {
     return this.#closed;
   }
 

@@ -4,11 +4,11 @@
  * verdict, serve refusing to run as an open relay and draining on SIGTERM.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { runCli, serveUntil } from '../harness/cli.ts';
 import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { dkimKey, message, sign } from '../harness/mail.ts';
 import { Redis } from 'ioredis';
@@ -18,19 +18,7 @@ import { createRedisStore } from '../../src/reputation/redis-store.ts';
 import { scoreParams } from '../../src/reputation/store.ts';
 import { deletePrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const MAIN = path.join(ROOT, 'src/main.ts');
-
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const run = runCli;
 
 describe('postern CLI', () => {
   let dir: string;
@@ -45,33 +33,39 @@ describe('postern CLI', () => {
   });
 
   it('check-config accepts the shipped policies and prints a summary', async () => {
-    const r = await run(['check-config']);
+    const r = await run(['check-config'], { POSTERN_DOMAINS: 'example.net' });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /embedded defaults/);
     assert.match(r.stdout, /dmarc-reject/);
   });
 
-  it('check-config names file, line, column and key of a config error, exit 1', async () => {
+  it('check-config without domains refuses, as serve does (exit 2)', async () => {
+    const r = await run(['check-config']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^domains: no recipient domains configured/m);
+  });
+
+  it('check-config names file, line, column and key of a config error, exit 2', async () => {
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, 'domains: [example.net]\nbackend:\n  port: "ten"\n  hots: x\n');
     const r = await run(['check-config', '--config', file]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:3:9: backend\\.port: .*expected number`));
-    assert.match(r.stderr, /:4:\d+: backend\.hots: unknown key/);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, new RegExp(`${file.replace(/[.]/g, '\\.')}:3:9: backend\\.port: expected a port number`));
+    assert.match(r.stderr, /:4:\d+: backend\.hots: unknown key \(did you mean host\?\)/);
   });
 
-  it('check-config names file and line of a broken policy, exit 1', async () => {
+  it('check-config names file and line of a broken policy, exit 2', async () => {
     const policies = path.join(dir, 'policies');
     fs.mkdirSync(policies);
     fs.writeFileSync(path.join(policies, '10-x.yaml'), 'rules:\n  - name: one\n    match:\n      spf: maybe\n    action: reject\n');
-    const r = await run(['check-config'], { POSTERN_POLICIES: policies });
-    assert.equal(r.code, 1);
+    const r = await run(['check-config'], { POSTERN_POLICIES: policies, POSTERN_DOMAINS: 'example.net' });
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /10-x\.yaml:4:\d+: .*spf/);
   });
 
   it('an environment override that does not validate names the variable', async () => {
-    const r = await run(['check-config'], { POSTERN_BACKEND_PORT: 'abc' });
-    assert.equal(r.code, 1);
+    const r = await run(['check-config'], { POSTERN_BACKEND_PORT: 'abc', POSTERN_DOMAINS: 'example.net' });
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /POSTERN_BACKEND_PORT: .*number/);
   });
 
@@ -96,7 +90,7 @@ describe('postern CLI', () => {
     const spoof = path.join(dir, 'spoof.eml');
     fs.writeFileSync(spoof, message({ from: 'ceo@good.example' }));
     const bad = await run(['verify', spoof, '--ip', '198.51.100.1', '--helo', 'x.example', '--sender', 'x@other.example'], env);
-    assert.equal(bad.code, 0, bad.stderr);
+    assert.equal(bad.code, 1, 'exit 1: reject');
     assert.match(bad.stdout, /dmarc=fail/);
     assert.match(bad.stdout, /verdict: reject \(rule dmarc-reject\)/);
     assert.match(bad.stdout, /reply: {3}550 5\.7\.1 .*good\.example.*p=reject/);
@@ -104,30 +98,15 @@ describe('postern CLI', () => {
 
   it('serve refuses to start without recipient domains (no open relay), naming the setting', async () => {
     const r = await run(['serve'], { POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '' });
-    assert.equal(r.code, 1);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, /no recipient domains configured.*POSTERN_DOMAINS/);
   });
 
   it('serve starts, and on SIGTERM drains and exits 0', async () => {
-    const child = spawn(process.execPath, [MAIN, 'serve'], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', POSTERN_LISTEN: '127.0.0.1:0', POSTERN_DOMAINS: 'example.net', POSTERN_METRICS_LISTEN: '127.0.0.1:0', POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}` },
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no "postern listening" line: ${out}`)), 10_000);
-      child.stdout.on('data', () => {
-        if (out.includes('postern listening')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-    const exit = new Promise<number | null>((resolve) => child.on('close', resolve));
-    child.kill('SIGTERM');
-    assert.equal(await exit, 0);
-    assert.match(out, /"msg":"stopped"/);
+    const r = await serveUntil([], { POSTERN_LISTEN: '127.0.0.1:0', POSTERN_DOMAINS: 'example.net', POSTERN_METRICS_LISTEN: '127.0.0.1:0', POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}` });
+    assert.ok(r.started, r.stderr);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /"msg":"stopped"/);
   });
 });
 

@@ -19,7 +19,7 @@ describe('postern reports CLI and check-config', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-reports-cli-'));
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const enabled = { POSTERN_REPORTS_DMARC_ENABLED: 'true', POSTERN_REPORTS_DMARC_ORG_NAME: 'Org', POSTERN_REPORTS_DMARC_EMAIL: 'r@example.net' };
+  const enabled = { POSTERN_DOMAINS: 'example.net', POSTERN_REPORTS_DMARC_ENABLED: 'true', POSTERN_REPORTS_DMARC_ORG_NAME: 'Org', POSTERN_REPORTS_DMARC_EMAIL: 'r@example.net' };
 
   it('--help prints the usage; a missing or unknown action is a usage error (2)', async () => {
     const help = await runCli(['reports', '--help'], {});

@@ -55,7 +55,7 @@ describe('metrics and health', () => {
     assert.equal(health.status, 200);
     const ready = await fetch(`http://127.0.0.1:${w.gw.httpPort}/readyz`);
     assert.equal(ready.status, 200);
-    assert.deepEqual(await ready.json(), { status: 'ready', checks: { policies: { ok: true }, backend: { ok: true } } });
+    assert.deepEqual(await ready.json(), { status: 'ready', checks: { policies: { ok: true }, backend: { ok: true }, dns: { ok: true } } });
 
     const down = await startWorld();
     try {

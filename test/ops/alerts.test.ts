@@ -57,7 +57,7 @@ describe('alert annotations and runbooks', () => {
 
   it('has the alerts the issue asks for', () => {
     const names = rules.map((r) => r.alert);
-    for (const n of ['PosternDown', 'PosternBackendDown', 'PosternRelayErrorRatio', 'PosternRejectSpike', 'PosternDnsTimeouts', 'PosternPolicyReloadFailed']) {
+    for (const n of ['PosternDown', 'PosternBackendDown', 'PosternRelayErrorRatio', 'PosternRejectSpike', 'PosternDnsErrors', 'PosternDnsDown', 'PosternPolicyReloadFailed']) {
       assert.ok(names.includes(n), `missing alert ${n}`);
     }
     assert.equal(new Set(names).size, names.length, 'duplicate alert names');

@@ -10,12 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
-import { dkimKey, message } from '../harness/mail.ts';
+import { message } from '../harness/mail.ts';
 import { sendMail, SmtpTestClient } from '../harness/smtp-client.ts';
-import { standardZone } from '../harness/world.ts';
-import { startChildGateway, type ChildGateway } from '../harness/child-gateway.ts';
-import { startHeldBackend, type HeldBackend } from './helpers/held-backend.ts';
+import type { ChildGateway } from '../harness/child-gateway.ts';
+import type { HeldBackend } from './helpers/held-backend.ts';
+import { atData, startSignalWorld, type SignalWorld } from './helpers/signal-world.ts';
 
 const GOOD = { from: 'bob@good.example', to: ['user@example.net'] };
 
@@ -32,44 +31,19 @@ async function metric(port: number, series: string): Promise<number | null> {
 }
 
 describe('signals on the real CLI', () => {
-  let dns: DnsTestServer;
+  let world: SignalWorld;
   let backend: HeldBackend;
-  const children: ChildGateway[] = [];
-  const dirs: string[] = [];
-  const start = async (extra: Record<string, string> = {}): Promise<ChildGateway> => {
-    const child = await startChildGateway({
-      POSTERN_LISTEN: '127.0.0.1:0',
-      POSTERN_METRICS_LISTEN: '127.0.0.1:0',
-      POSTERN_HOSTNAME: 'mx.postern.test',
-      POSTERN_DOMAINS: 'example.net',
-      POSTERN_BACKEND_HOST: '127.0.0.1',
-      POSTERN_BACKEND_PORT: String(backend.port),
-      POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}`,
-      POSTERN_SHUTDOWN_DRAIN_TIMEOUT_MS: '10000',
-      ...extra,
-    });
-    children.push(child);
-    return child;
-  };
+  const start = (extra: Record<string, string> = {}): Promise<ChildGateway> => world.start(extra);
   before(async () => {
-    dns = await startDnsServer(standardZone({ rsa: dkimKey('rsa', 1024), ed25519: dkimKey('ed25519') }));
-    backend = await startHeldBackend();
+    world = await startSignalWorld();
+    backend = world.backend;
   });
-  after(async () => {
-    for (const c of children) await c.kill();
-    await backend.close();
-    await dns.close();
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-  });
+  after(() => world.close());
 
   it('SIGTERM mid-transaction: the 100 KB message is delivered (250), new connections get 421, exit 0', async () => {
     const gw = await start({ POSTERN_POLICIES: path.resolve(import.meta.dirname, '../../policies') });
-    const { client, greeting } = await SmtpTestClient.connect(gw.smtpPort);
-    assert.equal(greeting.code, 220);
+    const client = await atData(gw.smtpPort, GOOD.from, GOOD.to[0]!);
     try {
-      assert.equal((await client.cmd('EHLO client.example')).code, 250);
-      assert.equal((await client.cmd(`MAIL FROM:<${GOOD.from}>`)).code, 250);
-      assert.equal((await client.cmd(`RCPT TO:<${GOOD.to[0]}>`)).code, 250);
       const marker = `end-of-message-${process.pid}`;
       const body = bigMessage(100, marker);
       assert.ok(body.length >= 100 * 1024);
@@ -106,7 +80,7 @@ describe('signals on the real CLI', () => {
 
   it('SIGHUP with a broken policy file: refused with file:line, counted, old policy enforced; a fixed file is taken', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-sighup-'));
-    dirs.push(dir);
+    world.keep(dir);
     const file = path.join(dir, '10-main.yaml');
     fs.writeFileSync(file, 'rules:\n  - name: reject-all\n    match: {}\n    action: reject\n');
     backend.hold = false;

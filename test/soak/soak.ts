@@ -58,6 +58,8 @@ export function unlimitedRates(): Record<string, string> {
 function gatewayEnv(dnsPort: number, backendPort: number, redisUrl: string): Record<string, string> {
   return {
     POSTERN_LISTEN: '127.0.0.1:0',
+    // one process: RSS after a full GC is read through its inspector (workers would need one each)
+    POSTERN_WORKERS: '1',
     POSTERN_HOSTNAME: 'mx.postern.soak',
     POSTERN_DOMAINS: RECIPIENT_DOMAIN,
     POSTERN_BACKEND_HOST: '127.0.0.1',

@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-floating-promises -- node:test awaits describe()/it() itself */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { domainOf, normaliseDomain, reasonOf, toAuthResult, toDmarcPolicy } from '../../../src/auth/normalise.ts';
+import { reasonOf, toAuthResult, toDmarcPolicy } from '../../../src/auth/normalise.ts';
 
 describe('toAuthResult', () => {
   it('keeps every RFC 8601 word we use', () => {
@@ -33,20 +33,6 @@ describe('toDmarcPolicy', () => {
     assert.equal(toDmarcPolicy('none'), 'none');
     assert.equal(toDmarcPolicy('discard'), null);
     assert.equal(toDmarcPolicy(undefined), null);
-  });
-});
-
-describe('domains', () => {
-  it('lower-cases, drops the root dot, converts U-labels to A-labels (RFC 8616 §4)', () => {
-    assert.equal(normaliseDomain('Example.COM.'), 'example.com');
-    assert.equal(normaliseDomain('Bücher.example'), 'xn--bcher-kva.example');
-    assert.equal(normaliseDomain('[192.0.2.1]'), '[192.0.2.1]');
-    assert.equal(normaliseDomain(undefined), '');
-  });
-
-  it('takes the domain after the last @', () => {
-    assert.equal(domainOf('"a@b"@Example.ORG'), 'example.org');
-    assert.equal(domainOf('mx.example.net'), 'mx.example.net');
   });
 });
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { configTable } from '../../../src/config/doc.ts';
-import { configLeaves } from '../../../src/config/load.ts';
+import { configLeaves } from '../../../src/config/leaves.ts';
 
 describe('configuration reference', () => {
   it('README.md holds exactly the table generated from the schema', () => {

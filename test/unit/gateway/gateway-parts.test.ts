@@ -86,13 +86,14 @@ describe('reloader', () => {
       readConfig: () => base,
       loadPolicies: () => (policiesBroken ? Promise.reject(new Error('broken.yaml:3: bad')) : Promise.resolve(rules(3))),
       loadLists: () => NO_LISTS,
+      loadTls: () => null,
       apply: (next) => applied.push(next.ruleSet.rules.length),
       logger,
       metrics,
     });
-    await reload();
+    await reload.reload();
     policiesBroken = true;
-    await assert.rejects(reload(), /broken\.yaml:3/);
+    await assert.rejects(reload.reload(), /broken\.yaml:3/);
     assert.deepEqual(applied, [3], 'the failed reload applied nothing');
     assert.match(await metrics.policyReloads.get().then((m) => JSON.stringify(m.values)), /"failed"/);
   });
@@ -107,11 +108,12 @@ describe('reloader', () => {
       // the first reload is slow: the second must still apply after it
       loadPolicies: async () => { const me = ++n; if (me === 1) await new Promise((r) => setTimeout(r, 20)); order.push(`load ${me}`); return rules(me); },
       loadLists: () => NO_LISTS,
+      loadTls: () => null,
       apply: (next) => order.push(`apply ${next.ruleSet.rules.length}`),
       logger,
       metrics,
     });
-    await Promise.all([reload(), reload()]);
+    await Promise.all([reload.reload(), reload.reload()]);
     assert.deepEqual(order, ['load 1', 'apply 1', 'load 2', 'apply 2']);
   });
 });

@@ -10,6 +10,11 @@ import { decide } from '../../../src/policy/decide.ts';
 import { dataFacts } from './facts.ts';
 import { oneRule } from './rules.ts';
 
+/** The facts with ARC facts replaced (a validated chain with its sealers, or a broken one). */
+function withArc(facts: Facts, arc: NonNullable<Facts['arc']> extends infer A ? Omit<A, 'reason'> : never): Facts {
+  return { ...facts, arc: { reason: '', ...arc } };
+}
+
 interface Case { readonly match: string; readonly facts: Facts; readonly matches: boolean; readonly why: string }
 
 const CASES: Record<string, readonly Case[]> = {
@@ -119,6 +124,29 @@ const CASES: Record<string, readonly Case[]> = {
     { match: '{ first_seen_within: 30m }', facts: dataFacts({ firstSeenSeconds: 1799 }), matches: true, why: 'inside the window' },
     { match: '{ first_seen_within: 30m }', facts: dataFacts({ firstSeenSeconds: 1800 }), matches: false, why: 'window is exclusive' },
     { match: '{ first_seen_within: 1h30m }', facts: dataFacts({ firstSeenSeconds: 5399 }), matches: true, why: 'compound duration' },
+  ],
+  arc_chain: [
+    { match: '{ arc_chain: pass }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'] }), matches: true, why: 'validated chain' },
+    { match: '{ arc_chain: fail }', facts: dataFacts({ arc: 'fail' }), matches: true, why: 'broken chain' },
+    { match: '{ arc_chain: fail }', facts: dataFacts({ arc: 'temperror' }), matches: true, why: 'a temperror is a chain that did not validate' },
+    { match: '{ arc_chain: none }', facts: dataFacts({ arc: 'none' }), matches: true, why: 'no ARC headers' },
+    { match: '{ arc_chain: none }', facts: { ...dataFacts(), arc: undefined }, matches: true, why: 'no ARC facts' },
+    { match: '{ arc_chain: pass }', facts: dataFacts({ arc: 'fail' }), matches: false, why: 'fail is not pass' },
+  ],
+  arc_sealer: [
+    { match: '{ arc_sealer: lists.example }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['origin.example', 'lists.example'] }), matches: true, why: 'newest sealer' },
+    { match: '{ arc_sealer: origin.example }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['origin.example', 'lists.example'] }), matches: false, why: 'an older sealer does not count' },
+    { match: '{ arc_sealer: .example }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'] }), matches: true, why: 'suffix pattern' },
+    { match: '{ arc_sealer: lists.example }', facts: withArc(dataFacts(), { result: 'fail', sealers: ['lists.example'] }), matches: false, why: 'the sealer of a broken chain is not authenticated' },
+    { match: '{ arc_sealer: file:lists/partners.txt }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['partner.example'] }), matches: true, why: 'list file' },
+  ],
+  arc_dmarc: [
+    { match: '{ arc_dmarc: pass }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'], sealerDmarc: { result: 'pass', fromDomain: 'sender.example' } }), matches: true, why: 'sealer saw DMARC pass for this From' },
+    { match: '{ arc_dmarc: pass }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'], sealerDmarc: { result: 'pass', fromDomain: 'other.example' } }), matches: false, why: 'for another From domain' },
+    { match: '{ arc_dmarc: pass }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'], sealerDmarc: { result: 'pass', fromDomain: null } }), matches: false, why: 'for no named From domain' },
+    { match: '{ arc_dmarc: pass }', facts: withArc(dataFacts(), { result: 'fail', sealers: ['lists.example'], sealerDmarc: { result: 'pass', fromDomain: 'sender.example' } }), matches: false, why: 'chain did not validate' },
+    { match: '{ arc_dmarc: none }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'], sealerDmarc: null }), matches: true, why: 'AAR without dmarc=' },
+    { match: '{ arc_dmarc: fail }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'], sealerDmarc: { result: 'fail', fromDomain: 'sender.example' } }), matches: true, why: 'sealer saw DMARC fail' },
   ],
   not: [
     { match: '{ not: { spf: pass } }', facts: dataFacts({ spf: 'pass' }), matches: false, why: 'negated match holds' },

@@ -12,7 +12,7 @@ function stuffInPieces(input: string, cuts: readonly number[]): string {
   const out: Buffer[] = [];
   let start = 0;
   for (const cut of [...cuts, bytes.length]) {
-    out.push(stuffer.push(bytes.subarray(start, cut)));
+    out.push(...stuffer.push(bytes.subarray(start, cut)));
     start = cut;
   }
   out.push(stuffer.end());
@@ -69,6 +69,25 @@ describe('dotStuff', () => {
       assert.doesNotMatch(body, /\r(?!\n)|(?<!\r)\n/, JSON.stringify(input));
       for (const line of body.split('\r\n').slice(0, -1)) assert.ok(!line.startsWith('.') || line.startsWith('..'), JSON.stringify(input));
     }
+  });
+
+  it('CRLF-only input (the usual case): dots stuffed at every line start, in any cutting, without copying the input', () => {
+    let seed = 7;
+    const next = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    for (let round = 0; round < 300; round++) {
+      const lines = Array.from({ length: 1 + next(6) }, () => ['', '.', '..', 'a', '.a', 'a.'][next(6)]!);
+      const ending = next(2) ? '\r\n' : '';
+      const input = lines.join('\r\n') + ending;
+      const body = lines.map((l) => (l.startsWith('.') ? '.' + l : l)).join('\r\n') + ending;
+      const expected = (body === '' || body.endsWith('\r\n') ? body : body + '\r\n') + '.\r\n';
+      assert.equal(text(dotStuff(latin1(input))), expected, JSON.stringify(input));
+      const cut = next(input.length + 1);
+      assert.equal(stuffInPieces(input, [cut]), expected, `${JSON.stringify(input)} cut at ${cut}`);
+    }
+    const bytes = latin1('a\r\n.b\r\nc\r\n');
+    const pieces = new DotStuffer().push(bytes);
+    assert.deepEqual(pieces.map(text), ['a\r\n', '.', '.b\r\nc\r\n']);
+    assert.ok(pieces.filter((p) => p.length > 1).every((p) => p.buffer === bytes.buffer), 'subarrays of the input');
   });
 
   it('refuses use after end', () => {

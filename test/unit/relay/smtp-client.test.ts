@@ -137,6 +137,20 @@ describe('SmtpClient against the sink', () => {
     assert.ok(received?.raw.equals(message));
   });
 
+  it('sends a message given in pieces as one message, pieces cut inside CRLF and before dots', async () => {
+    sink.messages.length = 0;
+    const text = 'Subject: pieces\r\n\r\n.first\r\nsecond\r\n.\r\nlast line\r\n';
+    const whole = Buffer.from(text, 'latin1');
+    const pieces = [whole.subarray(0, 9), whole.subarray(9, 16), whole.subarray(16, 17), whole.subarray(17, 33), whole.subarray(33)];
+    const client = await connectSmtp(options(sink.port));
+    assert.equal((await client.mail('sender@example.net', {})).code, 250);
+    assert.equal((await client.rcpt('user@example.org', {})).code, 250);
+    assert.equal((await client.data(pieces)).code, 250);
+    await client.quit();
+    const [received] = await sink.waitFor(1);
+    assert.equal(received?.raw.toString('latin1'), text);
+  });
+
   it('refuses an unsafe path without sending anything, and stays usable', async () => {
     const client = await connectSmtp(options(sink.port));
     await assert.rejects(client.mail('a@b>\r\nRSET', {}), TypeError);
@@ -294,6 +308,43 @@ describe('SmtpClient failures', () => {
       assert.equal(sink.messages.length, 0);
     } finally {
       await sink.close();
+    }
+  });
+
+  it('a backend that stops reading the message fails within commandTimeoutMs, not dataTimeoutMs', async () => {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+      socket.write('220 stalls\r\n');
+      let buffered = '';
+      const onData = (chunk: Buffer): void => {
+        buffered += chunk.toString('latin1');
+        for (let nl = buffered.indexOf('\r\n'); nl >= 0; nl = buffered.indexOf('\r\n')) {
+          const line = buffered.slice(0, nl);
+          buffered = buffered.slice(nl + 2);
+          if (line.startsWith('EHLO')) socket.write('250 stalls\r\n');
+          else if (line === 'DATA') {
+            socket.write('354 go on\r\n');
+            socket.off('data', onData);
+            socket.pause(); // reads nothing more: the message fills the socket buffers
+            return;
+          } else socket.write('250 ok\r\n');
+        }
+      };
+      socket.on('data', onData);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as net.AddressInfo;
+      const client = await connectSmtp(options(port, { commandTimeoutMs: 300, dataTimeoutMs: 60_000 }));
+      const started = Date.now();
+      await assert.rejects(deliver(client, Buffer.alloc(32 * 1024 * 1024, 'a')), isKind('timeout'));
+      assert.ok(Date.now() - started < 30_000, `failed after ${Date.now() - started} ms`);
+      assert.equal(client.usable, false);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 

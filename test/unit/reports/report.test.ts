@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import type { DmarcPublished } from '../../../src/core/facts.ts';
 import { buildReports } from '../../../src/reports/report.ts';
-import { encodeRow, type ReportRow } from '../../../src/reports/row.ts';
+import { collectedFrom, encodeRow, type ReportRow } from '../../../src/reports/row.ts';
 import { keySlot } from '../../../src/reports/slot.ts';
 import { mailtoAddresses } from '../../../src/reports/destinations.ts';
 import { assertSchemaValid } from '../../harness/reports.ts';
@@ -73,5 +73,32 @@ describe('report helpers', () => {
       'mailto:dmarc@Example.COM!10m', 'https://x.example/r', 'mailto:a%2Bb@x.example?subject=hi', 'mailto:dmarc@example.com', 'mailto:bad address@x',
       'mailto:c@x.example', 'mailto:d@x.example', 'mailto:e@x.example',
     ]), ['dmarc@example.com', 'a+b@x.example', 'c@x.example', 'd@x.example']);
+  });
+});
+
+describe('override reasons in rows', () => {
+  const published: DmarcPublished = { domain: 'bank.example', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: ['mailto:dmarc@bank.example'] };
+  const facts = {
+    client: { ip: '192.0.2.7', ptr: null, helo: 'lists.example', tls: false, tier: 'neutral' as const },
+    envelope: { sender: 'bounce@lists.example', senderDomain: 'lists.example', recipients: ['user@example.net'] },
+    spf: { result: 'pass' as const, domain: 'lists.example', identity: 'mailfrom' as const, reason: '' },
+    message: { fromDomain: 'bank.example', messageId: null, size: 100, firstSeenSeconds: 0 },
+    dkim: [],
+    arc: { result: 'pass' as const, reason: '' },
+    dmarc: { result: 'fail' as const, domain: 'bank.example', policy: 'reject' as const, spfAligned: false, dkimAligned: false, reason: '', published },
+  };
+
+  it('a message accepted on a trusted ARC sealer is reported as trusted_forwarder with the policy\'s comment', () => {
+    const got = collectedFrom({
+      facts, action: 'accept', rule: 'trusted-sealers',
+      override: { type: 'trusted_forwarder', by: 'arc', policy: 'reject', rule: 'trusted-sealers', comment: 'arc=pass as[1].d=lists.example' },
+    });
+    assert.equal(got?.row.disposition, 'none');
+    assert.deepEqual(got?.row.reasons, [{ type: 'trusted_forwarder', comment: 'arc=pass as[1].d=lists.example' }]);
+  });
+
+  it('without an override from the policy, a weaker disposition is local_policy naming the rule', () => {
+    const got = collectedFrom({ facts, action: 'accept', rule: 'allow-partners' });
+    assert.deepEqual(got?.row.reasons, [{ type: 'local_policy', comment: 'rule allow-partners' }]);
   });
 });

@@ -6,14 +6,15 @@ import { redisConfigSchema } from '../../../src/reputation/config.ts';
 import { ipSubject, netSubject, rcptSubject, domainSubject } from '../../../src/reputation/keys.ts';
 import { connectRedis, waitReady } from '../../../src/reputation/redis-connect.ts';
 import { createRedisStore } from '../../../src/reputation/redis-store.ts';
-import { deletePrefix, keysWithPrefix, sharedRedisAvailable, sharedRedisUrl, uniquePrefix } from '../../harness/redis.ts';
+import { createMemoryStore } from '../../../src/reputation/memory-store.ts';
+import { deletePrefix, keysWithPrefix, sharedRedisAvailable, sharedRedisUrl, startRedisServer, uniquePrefix } from '../../harness/redis.ts';
 import { HALF_LIFE_MS, req, SCORE_TTL_MS, storeBehaviour, T0 } from './store-suite.ts';
 
 const available = await sharedRedisAvailable();
 const score = { halfLifeMs: HALF_LIFE_MS, ttlMs: SCORE_TTL_MS };
 
-async function openStore(prefix: string, observer?: { storeError(op: string): void; storeLatency(op: string, s: number): void }) {
-  const client = connectRedis(redisConfigSchema.parse({ url: sharedRedisUrl() }));
+async function openStore(prefix: string, observer?: { storeError(op: string): void; storeLatency(op: string, s: number): void }, url = sharedRedisUrl()) {
+  const client = connectRedis(redisConfigSchema.parse({ url }));
   await waitReady(client, 2_000);
   return createRedisStore({ client, keyPrefix: prefix, score, ...(observer ? { observer } : {}) });
 }
@@ -75,5 +76,57 @@ describe('redis store (single server)', { skip: available ? false : `no Redis at
     assert.equal(store.health().ok, false);
     await store.scores([ipSubject('192.0.2.1')], T0);
     assert.deepEqual(store.health(), { ok: true });
+  });
+});
+
+/** EVALSHA and EVAL calls the server has run so far. */
+async function scriptCalls(admin: Redis): Promise<number> {
+  const stats = await admin.info('commandstats');
+  return ['evalsha', 'eval'].reduce((n, c) => n + Number(new RegExp(`cmdstat_${c}:calls=(\\d+)`).exec(stats)?.[1] ?? 0), 0);
+}
+
+/** A store on a private redis-server (exact command counts), closed with the test. */
+async function privateStore(t: { after(fn: () => unknown): void }, prefix: string) {
+  const server = await startRedisServer();
+  t.after(() => server.stop());
+  const admin = new Redis(server.url);
+  t.after(() => admin.quit());
+  const store = await openStore(prefix, undefined, server.url);
+  t.after(() => store.close());
+  return { admin, store };
+}
+
+describe('redis store: round trips', () => {
+  it('one script call per SMTP step on a single server: the step\'s buckets in one take, atomic', async (t) => {
+    const { admin, store } = await privateStore(t, 'postern-test:one-call:');
+    const ip = ipSubject('198.51.100.1');
+    const step = [req('ip-recipients', ip, 1, 2), req('net-recipients', netSubject('198.51.100.1'), 1, 5), req('rcpt-messages', rcptSubject('a@example.net'), 1, 5)];
+    let before = await scriptCalls(admin);
+    assert.equal((await store.take(step, T0)).allowed, true);
+    assert.equal(await scriptCalls(admin) - before, 1);
+    assert.equal((await store.take(step, T0)).allowed, true);
+    before = await scriptCalls(admin);
+    const denied = await store.take(step, T0);
+    assert.equal(await scriptCalls(admin) - before, 1, 'a denial needs no release call: nothing was taken');
+    assert.deepEqual(denied.allowed ? null : denied.limitedBy, 'ip-recipients');
+    const { buckets } = await store.inspect(netSubject('198.51.100.1'), T0);
+    assert.equal(buckets[0]?.tokens, 3, 'the network kept the tokens the denied step did not take');
+  });
+
+  it('learning of one moment is one script call per subject, and ends where one call per outcome would', async (t) => {
+    const { admin, store } = await privateStore(t, 'postern-test:learn-batch:');
+    const memory = createMemoryStore({ score });
+    const ip = ipSubject('198.51.100.1');
+    const net = netSubject('198.51.100.1');
+    // Outcomes at different times, and enough of them to hit the bound and come back from it:
+    // the order of clamping matters, so a batch must apply them one by one.
+    const outcomes = Array.from({ length: 40 }, (_, i) => ({ now: T0 + i * 60_000, updates: [{ subject: ip, delta: i < 30 ? 9 : -7 }, { subject: net, delta: 1 }] }));
+    const before = await scriptCalls(admin);
+    await Promise.all(outcomes.map((o) => store.learn(o.updates, o.now)));
+    assert.equal(await scriptCalls(admin) - before, 2, 'one call for the IP, one for its network');
+    for (const o of outcomes) await memory.learn(o.updates, o.now);
+    const at = T0 + 60 * 60_000;
+    assert.deepEqual(await store.scores([ip, net], at), await memory.scores([ip, net], at));
+    assert.equal((await store.scores([ip], at))[0]!.samples, 40);
   });
 });

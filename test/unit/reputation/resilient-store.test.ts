@@ -41,7 +41,9 @@ async function kill(server: RedisProcess, primary: RedisStore): Promise<void> {
 }
 
 async function restart(server: RedisProcess, primary: RedisStore): Promise<void> {
-  const ready = once(primary.client, 'ready');
+  // Not events.once: it rejects on the 'error' of a reconnect attempt made before the server is
+  // back (ECONNREFUSED), which is expected here; only 'ready' counts.
+  const ready = new Promise<void>((resolve) => primary.client.once('ready', () => resolve()));
   await server.restart();
   await ready;
 }

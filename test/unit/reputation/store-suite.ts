@@ -161,6 +161,13 @@ export function storeBehaviour(make: () => Promise<StoreUnderTest>): void {
     assert.equal(await takeN(store, [req('ip-messages', ip, 2, 8)], 9, T0 + 1000), 2);
   });
 
+  it('remembers when a key was first seen, for its TTL', async () => {
+    const key = `fp-${Math.random().toString(16).slice(2)}`;
+    assert.equal(await store.firstSeen(key, T0, 60_000), T0, 'the first time: now');
+    assert.equal(await store.firstSeen(key, T0 + 5_000, 60_000), T0, 'later: the first time');
+    assert.equal(await store.firstSeen(`${key}-other`, T0 + 5_000, 60_000), T0 + 5_000, 'another key: its own first time');
+  });
+
   it('reports itself healthy', () => {
     assert.deepEqual(store.health(), { ok: true });
   });

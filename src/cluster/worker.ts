@@ -1,0 +1,119 @@
+/**
+ * A worker process of a node: one gateway on the listeners the primary shares (node:cluster),
+ * without an HTTP endpoint of its own (the primary serves /metrics and /readyz for the node and
+ * asks the workers over IPC). It runs the configuration the primary sends, so a worker started
+ * after a crash runs what its siblings run, SIGHUPs included (the policy and list files are
+ * read from disk as they are then). Rate limits come from the primary's memory store, or from
+ * Redis when configured; connection limits are the node's (slots.ts).
+ */
+import type { Logger } from 'pino';
+import { createGateway, type Gateway } from '../app.ts';
+import { deepFreeze } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { ConfigErrors } from '../core/errors.ts';
+import { redisConfigured } from '../reputation/store.ts';
+import { IpcChannel } from './ipc.ts';
+import { createIpcStore } from './ipc-store.ts';
+import { slotClient } from './slots.ts';
+
+/** How long a worker waits for the primary's answer to a store or slot request. */
+const IPC_TIMEOUT_MS = 2_000;
+
+/** The config as a worker runs it: no HTTP listener (the primary has it). */
+function forWorker(config: Config): Config {
+  const own = structuredClone(config);
+  // the in-flight byte budget is the node's: each worker holds its share (no spool, one heap each)
+  own.limits.maxBytesInFlight = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlight / config.workers));
+  return deepFreeze({ ...own, metrics: { ...config.metrics, listen: '' } });
+}
+
+export interface WorkerOptions {
+  readonly logger: Logger;
+}
+
+export async function runWorker({ logger }: WorkerOptions): Promise<void> {
+  let gateway: Gateway | null = null;
+  let prepared: { commit(): void } | null = null;
+  let stopping: Promise<void> | null = null;
+
+  const channel: IpcChannel = new IpcChannel({
+    send: (message) => process.send!(message, undefined, undefined, (err: Error | null) => {
+      if (err) channel.close();
+    }),
+    onRequest: (kind, body) => {
+      switch (kind) {
+        case 'metrics': return gateway?.registry.getMetricsAsJSON() ?? [];
+        case 'readiness': return gateway ? gateway.readiness() : [{ name: 'gateway', ok: false, error: 'starting' }];
+        case 'reload-prepare': return prepare((body as { config: Config }).config);
+        case 'reload-commit': return commit();
+        case 'reload-abort':
+          prepared = null;
+          return true;
+        case 'drain':
+          void stop('primary');
+          return true;
+        default: throw new Error(`unknown request ${kind}`);
+      }
+    },
+  });
+  process.on('message', (message) => channel.receive(message));
+  // node:cluster ends a worker whose primary is gone ('disconnect'); nothing waits meanwhile.
+  process.on('disconnect', () => channel.close());
+  // The primary coordinates the node: reloads (all workers or none) and draining (it tells each
+  // worker). A signal sent to the whole process group (systemd's KillMode=control-group,
+  // Ctrl-C in a terminal) reaches the primary as well, so workers ignore it rather than end
+  // early (SIGHUP's default action) or look like a crash to the primary.
+  for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(signal, () => undefined);
+
+  async function prepare(config: Config): Promise<boolean> {
+    if (!gateway) throw new Error('not started');
+    try {
+      prepared = await gateway.prepareReload(forWorker(config), { announce: false });
+    } catch (err) {
+      // logged and counted by the gateway; the primary is told why
+      throw new Error(err instanceof ConfigErrors ? err.message : (err as Error).message, { cause: err });
+    }
+    return true;
+  }
+
+  function commit(): boolean {
+    if (!prepared) throw new Error('no reload prepared');
+    prepared.commit();
+    prepared = null;
+    return true;
+  }
+
+  function stop(why: string): Promise<void> {
+    stopping ??= (async () => {
+      logger.info({ signal: why }, 'worker draining');
+      await gateway?.stop();
+      // Our listener is closed, but with round-robin scheduling (NODE_CLUSTER_SCHED_POLICY=rr)
+      // node:cluster's primary may have handed us a connection before it learnt that: IPC keeps
+      // order, so once the primary answers this, every such hand-off has reached us and been
+      // refused back to a worker still listening.
+      await channel.request('bye', {}, 2_000).catch(() => undefined);
+      logger.info('worker stopped');
+      logger.flush();
+      process.exit(0);
+    })();
+    return stopping;
+  }
+
+  const { config } = await channel.request<{ config: Config }>('hello', { pid: process.pid }, 30_000);
+  const own = forWorker(config);
+  try {
+    gateway = await createGateway(own, {
+      logger,
+      ...(redisConfigured(own.redis) ? {} : { store: createIpcStore(channel, { timeoutMs: IPC_TIMEOUT_MS }) }),
+      admitConnection: slotClient(channel, IPC_TIMEOUT_MS),
+    });
+    if (stopping) return;
+    const { smtp } = await gateway.start();
+    channel.notify('listening', { smtp });
+  } catch (err) {
+    // The primary reports it (and gives up, or retries after a crash later on).
+    const error = err instanceof ConfigErrors ? `invalid policy:\n${err.message}` : (err as Error).message;
+    await channel.request('failed', { error }, 2_000).catch(() => undefined);
+    process.exit(1);
+  }
+}
