@@ -96,7 +96,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const dnsServers = dnsServersOf(config);
   const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
-  const resources = overrides.resources ?? await countedLoad(metrics, () => loadStartupResources(config));
+  const resources = await countedLoad(metrics, () => (overrides.resources ? Promise.resolve(overrides.resources) : loadStartupResources(config)));
   const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver });
   const pipelineContext = {
     clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
@@ -166,7 +166,10 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   };
 }
 
-/** Loads the start-up resources; both reload series exist from the start, so the first failed reload is an increase() Prometheus sees. */
+/**
+ * The start-up load (or serve's preflight result) counted as the first policy load; both
+ * series exist from the start, so the first failed reload is an increase() Prometheus sees.
+ */
 async function countedLoad<T extends { ruleSet: RuleSet }>(metrics: Metrics, load: () => Promise<T>): Promise<T> {
   metrics.policyReloads.inc({ outcome: 'failed' }, 0);
   const loaded = await load().catch((err: unknown) => {

@@ -3,11 +3,13 @@ import { arc, type ARCData, type ARCResult, type DKIMResult, type DKIMVerifyResu
 import { evaluateDmarc } from 'mailauth/lib/dmarc/index.js';
 import type { ArcFacts, DkimSignatureFacts, DmarcFacts, DmarcPolicy } from '../core/facts.ts';
 import { buildAuthResults } from './auth-results.ts';
-import { publishedOf } from './published.ts';
-import { domainOf, normaliseDomain } from '../core/domain.ts';
-import { reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
+import { Deadline, deadlineResolver } from './deadline.ts';
 import { createKeyMemo, type KeyMemo } from './dkim-keys.ts';
 import { verifyDkim } from './dkim-verifier.ts';
+import { publishedOf } from './published.ts';
+
+import { domainOf, normaliseDomain } from '../core/domain.ts';
+import { reasonOf, toAuthResult, toDmarcPolicy } from './normalise.ts';
 import type { SpfOutcome } from './spf.ts';
 
 /**
@@ -32,9 +34,22 @@ export interface MessageAuthInput {
   readonly minBitLength: number;
   /** Milliseconds since the epoch for the t=/x= checks (the Clock seam); default: now. */
   readonly now?: number;
+  /**
+   * Time for DKIM, ARC and DMARC after the message's last byte was read. Past it every pending
+   * and later DNS lookup fails as a timeout (the checks waiting on them are temperror), and a
+   * verification still running a moment later is abandoned as temperror. Unset: no limit.
+   */
+  readonly timeoutMs?: number;
+  /** ARC sets validated at most; a longer chain is arc=fail without any key lookup. */
+  readonly maxArcSets?: number;
+  /** DKIM-Signature fields kept from the verifier by the header guard (over `max`), read once it is done. */
+  readonly withheldSignatures?: { readonly count: () => number; readonly max: number };
   /** Parsed DKIM/ARC keys kept across messages (one per gateway); default: parsed for this message only. */
   readonly keys?: KeyMemo;
 }
+
+/** A per-message cap that applied: a metric label (postern_message_limits_total). */
+export type AuthLimit = 'dkim-signatures' | 'arc-sets' | 'auth-deadline';
 
 /** Why DMARC could not be evaluated (RFC 9989 §5.3.1), mailauth's words, or our own. */
 export type DmarcSkipReason =
@@ -52,6 +67,11 @@ export interface MessageAuthOutcome {
   readonly messageId: string | null;
   /** Authentication-Results field value: "hostname;\r\n spf=...;\r\n dkim=...;\r\n arc=...;\r\n dmarc=...". */
   readonly authResults: string;
+  /** From header fields, and author mailboxes in them (RFC 5322 §3.6.2: one of each, unless Sender). */
+  readonly fromFields: number;
+  readonly fromAddresses: number;
+  /** The caps that applied to this message's checks. */
+  readonly limits: readonly AuthLimit[];
 }
 
 type DmarcEvaluation = Awaited<ReturnType<typeof evaluateDmarc>>;
@@ -75,12 +95,35 @@ export function keyLookups(resolver: DNSResolver): DNSResolver {
   };
 }
 
+/** How long a verification may run on after its deadline before it is abandoned (CPU work only by then). */
+const ABANDON_AFTER_MS = 1_000;
+
 /**
  * Rejects only when reading the message fails (a stream error) or the authserv-id is not
  * usable (a configuration error). DNS trouble is a temperror result, never an exception.
  */
 export async function authenticateMessage(input: MessageAuthInput): Promise<MessageAuthOutcome> {
-  const { resolver, strict, minBitLength } = input;
+  const timeoutMs = input.timeoutMs;
+  if (timeoutMs === undefined) return verifyMessage(input, input.resolver, null);
+  const deadline = new Deadline();
+  // the clock runs from the message's last byte: the upload has its own limit (dataTimeoutMs)
+  if (Buffer.isBuffer(input.message)) deadline.start(timeoutMs);
+  else input.message.once('end', () => deadline.start(timeoutMs));
+  const work = verifyMessage(input, deadlineResolver(input.resolver, deadline), deadline);
+  let timer: NodeJS.Timeout | undefined;
+  const abandon = deadline.passed.then(() => new Promise<MessageAuthOutcome>((resolve) => {
+    timer = setTimeout(() => resolve(abandoned(input, timeoutMs)), ABANDON_AFTER_MS);
+  }));
+  try {
+    return await Promise.race([work, abandon]);
+  } finally {
+    deadline.cancel();
+    clearTimeout(timer);
+  }
+}
+
+async function verifyMessage(input: MessageAuthInput, resolver: DNSResolver, deadline: Deadline | null): Promise<MessageAuthOutcome> {
+  const { strict, minBitLength } = input;
   const dkimResolver = keyLookups(resolver);
   const keys = input.keys ?? createKeyMemo({ max: 16 });
   const dkimResult = await verifyDkim(input.message, {
@@ -94,14 +137,46 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
     // arc() reuses this lookup because its resolver is the one verifyArc passes (lib/arc/index.js)
     arc: keys.lookup(resolver),
   });
+  const withheld = input.withheldSignatures?.count() ?? 0;
+  const arcOutcome = await verifyArc(dkimResult, input, resolver);
+  const { evaluation, dmarcError } = await evaluate(dkimResult, arcOutcome.result, input, resolver);
 
-  const arcOutcome = await verifyArc(dkimResult, input);
+  const response = evaluation?.response || null;
+  const fromDomain = response ? normaliseDomain(response.status.header?.from) : dmarcError ? singleAuthorDomain(dkimResult) : null;
+  const dkim = dkimFacts(dkimResult.results, evaluation);
+  const dkimInfos = dkimResult.results.map((r) => r.info);
+  if (withheld > 0) {
+    // RFC 6376 §6.1: a verifier may limit the signatures it evaluates; RFC 8601 §2.7.1 policy:
+    // signed, but not acceptable to us. Reported once for all of them.
+    const max = input.withheldSignatures?.max ?? 0;
+    dkim.push({ result: 'policy', domain: '', selector: '', algorithm: '', aligned: false, reason: `${withheld} more DKIM signature(s) not verified (auth.maxDkimSignatures ${max})` });
+    dkimInfos.push(`dkim=policy (${withheld} more signatures not verified, at most ${max} per message)`);
+  }
+  const dmarcPart = dmarcOf(response, dmarcError, fromDomain, evaluation);
+  const limits: AuthLimit[] = [];
+  if (withheld > 0) limits.push('dkim-signatures');
+  if (arcOutcome.capped) limits.push('arc-sets');
+  const outcome: MessageAuthOutcome = {
+    dkim,
+    arc: arcOutcome.facts,
+    dmarc: dmarcPart.dmarc,
+    dmarcSkipReason: dmarcPart.skipReason,
+    fromDomain,
+    messageId: messageIdOf(dkimResult),
+    authResults: buildAuthResults(input.hostname, { spf: input.spf.header, dkim: dkimInfos, arc: arcOutcome.info, dmarc: dmarcPart.info }),
+    fromFields: dkimResult.fromFields,
+    fromAddresses: dkimResult.headerFrom.length,
+    limits,
+  };
+  return deadline?.hasPassed ? pastDeadline(outcome) : outcome;
+}
 
+async function evaluate(
+  dkimResult: DKIMVerifyResult, arcResult: ARCResult | null, input: MessageAuthInput, resolver: DNSResolver,
+): Promise<{ evaluation: DmarcEvaluation | null; dmarcError: string | null }> {
   const raw = input.spf.raw;
-  let evaluation: DmarcEvaluation | null = null;
-  let dmarcError: string | null = null;
   try {
-    evaluation = await evaluateDmarc({
+    const evaluation = await evaluateDmarc({
       headerFrom: dkimResult.headerFrom,
       fromFields: dkimResult.fromFields,
       // as authenticate(): the SPF-authenticated domain only when SPF passed
@@ -109,24 +184,22 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
       dkimDomains: dkimResult.results
         .filter((r) => r.status.result === 'pass' && r.signingDomain)
         .map((r) => ({ id: r.id, domain: r.signingDomain ?? '', aligned: r.status.aligned, underSized: r.status.underSized })),
-      arcResult: arcOutcome.result ?? undefined,
+      arcResult: arcResult ?? undefined,
       resolver,
-      strict,
+      strict: input.strict,
     });
+    return { evaluation, dmarcError: null };
   } catch (err) {
-    dmarcError = err instanceof Error ? err.message : String(err);
+    return { evaluation: null, dmarcError: err instanceof Error ? err.message : String(err) };
   }
+}
 
-  const response = evaluation?.response || null;
-  const fromDomain = response ? normaliseDomain(response.status.header?.from) : dmarcError ? singleAuthorDomain(dkimResult) : null;
-  const dkim = dkimFacts(dkimResult.results, evaluation);
-
-  let dmarc: DmarcFacts | null = null;
-  let dmarcSkipReason: DmarcSkipReason | null = null;
-  let dmarcInfo: string;
+function dmarcOf(
+  response: DmarcEvaluation['response'] | null, dmarcError: string | null, fromDomain: string | null, evaluation: DmarcEvaluation | null,
+): { dmarc: DmarcFacts | null; skipReason: DmarcSkipReason | null; info: string } {
   if (response) {
     const applied = appliedTag(response, fromDomain ?? '');
-    dmarc = {
+    const dmarc: DmarcFacts = {
       result: toAuthResult(response.status.result),
       domain: fromDomain ?? '',
       policy: toDmarcPolicy(response.policy),
@@ -136,30 +209,53 @@ export async function authenticateMessage(input: MessageAuthInput): Promise<Mess
       reason: reasonOf(response.status, response.error),
       ...publishedOf(response),
     };
-    dmarcInfo = response.info;
-  } else if (dmarcError !== null && fromDomain) {
-    dmarc = { result: 'temperror', domain: fromDomain, policy: null, spfAligned: false, dkimAligned: false, reason: dmarcError };
-    dmarcInfo = `dmarc=temperror (dmarc evaluation failed) header.from=${fromDomain}`;
-  } else {
-    dmarcSkipReason = dmarcError !== null ? 'evaluation-failed' : (evaluation?.reason ?? 'no-author-domain');
-    // RFC 9989 §5.3.1: not evaluable; written as permerror so that no reader takes it for a
-    // domain without a policy (RFC 9989 §11.5 suggests treating such messages as suspicious)
-    dmarcInfo = `dmarc=permerror (${dmarcSkipReason})`;
+    return { dmarc, skipReason: null, info: response.info };
   }
+  if (dmarcError !== null && fromDomain) {
+    const dmarc: DmarcFacts = { result: 'temperror', domain: fromDomain, policy: null, spfAligned: false, dkimAligned: false, reason: dmarcError };
+    return { dmarc, skipReason: null, info: `dmarc=temperror (dmarc evaluation failed) header.from=${fromDomain}` };
+  }
+  const skipReason: DmarcSkipReason = dmarcError !== null ? 'evaluation-failed' : (evaluation?.reason ?? 'no-author-domain');
+  // RFC 9989 §5.3.1: not evaluable; written as permerror so that no reader takes it for a
+  // domain without a policy (RFC 9989 §11.5 suggests treating such messages as suspicious)
+  return { dmarc: null, skipReason, info: `dmarc=permerror (${skipReason})` };
+}
 
+/** The deadline passed during the checks: what ended as temperror says so in its reason. */
+function pastDeadline(outcome: MessageAuthOutcome): MessageAuthOutcome {
+  const note = (reason: string): string => `${reason ? `${reason}; ` : ''}authentication deadline passed`;
   return {
-    dkim,
-    arc: arcOutcome.facts,
-    dmarc,
-    dmarcSkipReason,
-    fromDomain,
-    messageId: messageIdOf(dkimResult),
+    ...outcome,
+    dkim: outcome.dkim.map((d) => (d.result === 'temperror' ? { ...d, reason: note(d.reason) } : d)),
+    arc: outcome.arc.result === 'temperror' ? { ...outcome.arc, reason: note(outcome.arc.reason) } : outcome.arc,
+    dmarc: outcome.dmarc?.result === 'temperror' ? { ...outcome.dmarc, reason: note(outcome.dmarc.reason) } : outcome.dmarc,
+    limits: [...outcome.limits, 'auth-deadline'],
+  };
+}
+
+/**
+ * The verification outran its deadline by ABANDON_AFTER_MS although every lookup fails at
+ * once by then: its result is not waited for. Everything is temperror, so the policy's
+ * tempfail path decides (the sender retries), never a hung session.
+ */
+function abandoned(input: MessageAuthInput, timeoutMs: number): MessageAuthOutcome {
+  const reason = `authentication abandoned ${ABANDON_AFTER_MS} ms after its deadline (auth.timeoutMs ${timeoutMs})`;
+  return {
+    dkim: [{ result: 'temperror', domain: '', selector: '', algorithm: '', aligned: false, reason }],
+    arc: { result: 'temperror', reason },
+    dmarc: null,
+    dmarcSkipReason: 'evaluation-failed',
+    fromDomain: null,
+    messageId: null,
     authResults: buildAuthResults(input.hostname, {
       spf: input.spf.header,
-      dkim: dkimResult.results.map((r) => r.info),
-      arc: arcOutcome.info,
-      dmarc: dmarcInfo,
+      dkim: ['dkim=temperror (authentication deadline passed)'],
+      arc: 'arc=temperror (authentication deadline passed)',
+      dmarc: 'dmarc=temperror (authentication deadline passed)',
     }),
+    fromFields: 0,
+    fromAddresses: 0,
+    limits: ['auth-deadline'],
   };
 }
 
@@ -190,18 +286,25 @@ function appliedTag(response: DmarcResponse, authorDomain: string): NonNullable<
 async function verifyArc(
   dkimResult: DKIMVerifyResult,
   input: MessageAuthInput,
-): Promise<{ facts: ArcFacts; info: string; result: ARCResult | null }> {
+  resolver: DNSResolver,
+): Promise<{ facts: ArcFacts; info: string; result: ARCResult | null; capped: boolean }> {
+  const sets = Array.isArray(dkimResult.arc?.chain) ? dkimResult.arc.chain.length : 0;
+  if (input.maxArcSets !== undefined && sets > input.maxArcSets) {
+    // RFC 8617 §5.1.1 fails a chain over 50 sets unseen; ours is shorter: the same, earlier
+    const reason = `ARC chain of ${sets} sets is longer than auth.maxArcSets (${input.maxArcSets})`;
+    return { facts: { result: 'fail', reason }, info: `arc=fail (chain of ${sets} sets, at most ${input.maxArcSets} validated)`, result: null, capped: true };
+  }
   try {
     // dkimVerify's ARC data has chain: false when there is none, which arc() handles; its
     // declared type (ARCSigningData) differs from arc()'s parameter only in that
     const data = (dkimResult.arc ?? { chain: false }) as unknown as ARCData;
-    const result = await arc(data, { resolver: input.resolver, minBitLength: input.minBitLength, strict: input.strict, ip: input.ip });
+    const result = await arc(data, { resolver, minBitLength: input.minBitLength, strict: input.strict, ip: input.ip });
     const facts: ArcFacts = { result: toAuthResult(result.status.result), reason: reasonOf(result.status), ...arcChainFacts(result) };
     // the lenient mode leaves arc=none out of the header; we always write it
-    return { facts, info: result.info || `arc=${facts.result}`, result };
+    return { facts, info: result.info || `arc=${facts.result}`, result, capped: false };
   } catch (err) {
     const reason = `arc evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
-    return { facts: { result: 'temperror', reason }, info: 'arc=temperror (arc evaluation failed)', result: null };
+    return { facts: { result: 'temperror', reason }, info: 'arc=temperror (arc evaluation failed)', result: null, capped: false };
   }
 }
 

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { spf, type DNSResolver, type SPFResult } from 'mailauth';
 import type { SpfFacts } from '../core/facts.ts';
 import { domainOf, normaliseDomain } from '../core/domain.ts';
+import { Deadline, deadlineResolver } from './deadline.ts';
 import { reasonOf, toAuthResult } from './normalise.ts';
 
 /**
@@ -31,6 +32,8 @@ export interface SpfOutcome {
   readonly receivedSpf: string | null;
   /** mailauth's result, null when it threw. DMARC needs its domain and status. */
   readonly raw: SPFResult | null;
+  /** The evaluation ran out of time (timeoutMs): the result is temperror for that reason. */
+  readonly deadlinePassed?: boolean;
 }
 
 /**
@@ -48,23 +51,32 @@ export async function checkSpf(input: SpfInput): Promise<SpfOutcome> {
   const helo = spfHelo(input.helo, input.ip);
   // RFC 7208 §2.4: with a null reverse-path the HELO identity is checked (postmaster@helo)
   const identity: SpfFacts['identity'] = input.sender ? 'mailfrom' : 'helo';
+  // RFC 7208 §4.6.4: mailauth checks maxElapsedTime between lookups; the deadline resolver
+  // also ends a lookup in flight at that time, so the whole evaluation is bounded.
+  const timeoutMs = input.timeoutMs ?? 0;
+  const timed = timeoutMs > 0;
+  const deadline = new Deadline();
+  if (timed) deadline.start(timeoutMs);
   try {
     const raw = await spf({
       ip: input.ip,
       helo,
       sender: input.sender,
       mta: input.hostname,
-      resolver: input.resolver,
+      resolver: timed ? deadlineResolver(input.resolver, deadline) : input.resolver,
       strict: input.strict,
-      ...(input.timeoutMs !== undefined && input.timeoutMs > 0 ? { maxElapsedTime: input.timeoutMs } : {}),
+      ...(timed ? { maxElapsedTime: timeoutMs } : {}),
     });
+    const result = toAuthResult(raw.status.result);
+    const deadlinePassed = deadline.hasPassed && result === 'temperror';
+    const reason = reasonOf(raw.status);
     const facts: SpfFacts = {
-      result: toAuthResult(raw.status.result),
+      result,
       domain: normaliseDomain(raw.domain),
       identity,
-      reason: reasonOf(raw.status),
+      reason: deadlinePassed ? `${reason ? `${reason}; ` : ''}SPF deadline of ${timeoutMs} ms passed` : reason,
     };
-    return { facts, header: raw.info, receivedSpf: raw.header, raw };
+    return { facts, header: raw.info, receivedSpf: raw.header, raw, ...(deadlinePassed ? { deadlinePassed } : {}) };
   } catch (err) {
     const domain = identity === 'helo' ? normaliseDomain(helo) : domainOf(input.sender);
     const reason = `spf evaluation failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -76,6 +88,9 @@ export async function checkSpf(input: SpfInput): Promise<SpfOutcome> {
       header: `spf=temperror (spf evaluation failed)${prop}`,
       receivedSpf: null,
       raw: null,
+      ...(deadline.hasPassed ? { deadlinePassed: true } : {}),
     };
+  } finally {
+    deadline.cancel();
   }
 }

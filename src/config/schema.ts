@@ -46,10 +46,16 @@ const limits = z.strictObject({
   maxMessageSize: size(1024).default(10_000_000).describe('Largest message accepted, bytes or 10MB/10MiB (leave room under the backend\'s SIZE for the headers we add)'),
   maxRecipients: z.number().int().min(1).default(100).describe('Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100)'),
   maxConnections: z.number().int().min(1).default(1_000).describe('Concurrent SMTP connections in total'),
-  maxConnectionsPerIp: z.number().int().min(1).default(20).describe('Concurrent SMTP connections per client IP'),
+  maxConnectionsPerIp: z.number().int().min(1).default(20).describe('Concurrent SMTP connections per client IP (per IPv6 network, see ipv6PrefixLength)'),
+  ipv6PrefixLength: z.number().int().min(32).max(128).default(64).describe('IPv6 clients count against maxConnectionsPerIp per network of this prefix length (a /64 is usually one subscriber)'),
   socketTimeoutMs: ms(300_000, 'Idle time allowed between client commands (RFC 5321 §4.5.3.2.7: 5 min)'),
   dataTimeoutMs: ms(600_000, 'Time allowed for the client to send the whole message'),
   maxHeaderBytes: size(1024).default(1_000_000).describe('Largest header block accepted, bytes or 1MB'),
+  // mailauth's header parser is quadratic in folded lines (docs/upstream/mailauth-header-parser.md):
+  // these bound its work before it sees the header; over them → 552 5.3.4 naming the limit
+  maxHeaderFields: z.number().int().min(100).max(5_000).default(1_000).describe('Header fields per message (over → 552 5.3.4)'),
+  maxHeaderFieldLines: z.number().int().min(50).max(5_000).default(1_000).describe('Physical lines of one header field, its folds included (over → 552 5.3.4)'),
+  maxHeaderLines: z.number().int().min(500).max(20_000).default(10_000).describe('Physical lines of the whole header section (over → 552 5.3.4)'),
   maxBytesInFlight: size(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool), bytes or 256MiB; past it new messages get 452 4.3.1 until bytes drain; with workers each holds its share'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
   greetingDelayMs: z.number().int().min(0).max(30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
@@ -59,6 +65,10 @@ const auth = z.strictObject({
   strict: flag().default(true).describe('mailauth strict mode (RFC-exact: rsa-sha1 is dkim=policy, body hash mismatch is fail)'),
   minKeyBits: z.number().int().min(512).default(1024).describe('Smallest RSA DKIM/ARC key accepted'),
   firstSeenTtlSeconds: seconds(86_400, 60, 'How long a message\'s first-seen time is remembered (for first_seen_within rules)'),
+  maxDkimSignatures: z.number().int().min(1).max(50).default(5).describe('DKIM signatures verified per message, top down; the rest are not verified and reported as dkim=policy'),
+  maxArcSets: z.number().int().min(1).max(50).default(10).describe('ARC sets validated per message (RFC 8617 allows 50); a longer chain is arc=fail without key lookups'),
+  timeoutMs: wholeDuration('ms', 100).default(20_000).describe('Time for DKIM, ARC and DMARC of one message after its last byte; past it the pending checks are temperror'),
+  spfTimeoutMs: wholeDuration('ms', 100).default(20_000).describe('Time for SPF at MAIL FROM (RFC 7208 §4.6.4); past it SPF is temperror'),
 }).prefault({});
 
 export const configSchema = z.strictObject({

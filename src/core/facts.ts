@@ -119,6 +119,10 @@ export interface MessageFacts {
   readonly size: number;
   /** Seconds since this message (sender, recipients, Message-ID) was first offered; 0 the first time. */
   readonly firstSeenSeconds: number;
+  /** From header fields (RFC 5322 §3.6: exactly one); absent when not counted. */
+  readonly fromFields?: number;
+  /** Author mailboxes in the From fields (more than one needs a Sender field, RFC 5322 §3.6.2); absent when not counted. */
+  readonly fromAddresses?: number;
 }
 
 /** Everything known about a transaction. Fields after `spf` exist only once DATA was read. */

@@ -17,6 +17,16 @@ export function normaliseIp(raw: string): string | null {
   return addr.toString();
 }
 
+/**
+ * What a per-client limit counts by: an IPv4 address itself, an IPv6 address by its network of
+ * `v6Bits` (a /64 is usually one subscriber, who can use any of its 2^64 addresses). `ip` is
+ * normalised text (normaliseIp).
+ */
+export function clientKey(ip: string, v6Bits: number): string {
+  if (!ip.includes(':') || v6Bits >= 128) return ip;
+  return `${ipaddr.IPv6.networkAddressFromCIDR(`${ip}/${v6Bits}`).toString()}/${v6Bits}`;
+}
+
 export interface CidrSet {
   readonly size: number;
   has(ip: string): boolean;

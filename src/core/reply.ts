@@ -35,11 +35,21 @@ export const REPLIES = {
   relayDenied: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: recipient domain is not served here' }),
   routingSyntax: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: source routes and %, ! or @ in the local part are not accepted' }),
   badRecipient: (): PermReply => ({ code: 553, enhanced: '5.1.3', text: 'Recipient address syntax is invalid' }),
+  /** RFC 6531 §3.5: an address that is not ASCII needs SMTPUTF8; one that is not valid UTF-8 is never right. */
+  nonAsciiAddress: (): PermReply => ({ code: 553, enhanced: '5.6.7', text: 'Non-ASCII address not permitted: it needs SMTPUTF8 and valid UTF-8 (RFC 6531 section 3.5)' }),
   badSender: (): PermReply => ({ code: 553, enhanced: '5.1.7', text: 'Sender address syntax is invalid' }),
   tooManyRecipients: (max: number): TempReply => ({ code: 452, enhanced: '4.5.3', text: `Too many recipients, at most ${max} per message` }),
   tooManyRefused: (): TempReply => ({ code: 452, enhanced: '4.5.3', text: 'Too many recipients refused in this transaction, please send the others in a new one' }),
   oversize: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message size exceeds the limit of ${max} bytes` }),
-  headerTooLarge: (max: number): PermReply => ({ code: 552, enhanced: '5.3.4', text: `Message header exceeds the limit of ${max} bytes` }),
+  /** RFC 3463 X.3.4 "message too big for system": the header section crossed one of its limits. */
+  headerLimit: (breach: { limit: 'header-bytes' | 'header-fields' | 'header-field-lines' | 'header-lines'; max: number }): PermReply => {
+    switch (breach.limit) {
+      case 'header-bytes': return { code: 552, enhanced: '5.3.4', text: `Message header exceeds the limit of ${breach.max} bytes` };
+      case 'header-fields': return { code: 552, enhanced: '5.3.4', text: `Message header has more than ${breach.max} fields` };
+      case 'header-field-lines': return { code: 552, enhanced: '5.3.4', text: `Message header has a field folded over more than ${breach.max} lines` };
+      case 'header-lines': return { code: 552, enhanced: '5.3.4', text: `Message header has more than ${breach.max} lines` };
+    }
+  },
   dataTimeout: (): TempReply => ({ code: 421, enhanced: '4.4.2', text: 'Timeout: the message took too long to arrive, closing connection' }),
   bareLineEnding: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)' }),
   /**
@@ -56,6 +66,8 @@ export const REPLIES = {
   dkimRequired: (): PermReply => ({ code: 550, enhanced: '5.7.20', text: 'No passing DKIM signature found' }),
   dkimNotAcceptable: (): PermReply => ({ code: 550, enhanced: '5.7.21', text: 'No acceptable DKIM signature found' }),
   dkimNoAuthor: (): PermReply => ({ code: 550, enhanced: '5.7.22', text: 'No valid author-matched DKIM signature found' }),
+  /** RFC 5322 §3.6: one From field; several authors only with a Sender. Which From a reader shows differs (a DMARC bypass). */
+  multipleFrom: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Rejected: the message has more than one From field or author (RFC 5322 section 3.6)' }),
   policyReject: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Message rejected by policy' }),
   policyTempfail: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Message deferred by policy, please try again later' }),
   /** RFC 5321 §4.2.5: a rate is transient; 421 at connect (and we close), 451 4.7.1 inside a session. */

@@ -11,7 +11,7 @@ export const REASONS = [
   'rule', 'dmarc-policy', 'spf-fail', 'dkim-required', 'auth-temperror', 'rate-limited',
   'relay-denied', 'routing-syntax', 'bad-address', 'too-many-recipients', 'too-many-connections',
   'oversize', 'bad-line-endings', 'backend-unavailable', 'backend-rejected', 'internal-error',
-  'shutting-down', 'client-gone', 'timeout', 'in-flight-budget', 'default',
+  'shutting-down', 'client-gone', 'timeout', 'in-flight-budget', 'multiple-from', 'default',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

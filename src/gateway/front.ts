@@ -49,6 +49,7 @@ export function createFront(config: Config, ctx: {
     xclientTrusted: cidrSet(config.xclient.trusted),
     maxConnections: config.limits.maxConnections,
     maxConnectionsPerIp: config.limits.maxConnectionsPerIp,
+    ipv6PrefixLength: config.limits.ipv6PrefixLength,
     proxyHeaderTimeoutMs: 10_000,
     servers,
     logger,

@@ -10,7 +10,8 @@ import type { Clock } from '../core/clock.ts';
 import { formatReply } from '../core/reply.ts';
 import { mailauthResolver } from '../dns/index.ts';
 import { messageFingerprint } from '../message/fingerprint.ts';
-import { parseMessage, prependHeaders, removeForged } from '../message/headers.ts';
+import { HeaderGuard, type HeaderBreach } from '../message/header-guard.ts';
+import { rewriteMessage } from '../message/headers.ts';
 import { LineEndingNormaliser } from '../message/line-endings.ts';
 import { buildReceived } from '../message/received.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -70,10 +71,20 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     logger: ctx.logger,
     metrics,
     decide: (facts, stage) => decide(facts, ctx.ruleSet(), stage),
-    checkSpf: ({ ip, helo, sender }) => checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict }),
-    authenticate: ({ message, ip, sender, spf }) => authenticateMessage({
-      message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits, keys: components.dkimKeys,
-    }),
+    checkSpf: async ({ ip, helo, sender }) => {
+      const spf = await checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict, timeoutMs: config.auth.spfTimeoutMs });
+      if (spf.deadlinePassed) metrics.messageLimits.inc({ limit: 'spf-deadline' });
+      return spf;
+    },
+    authenticate: async ({ message, ip, sender, spf, withheldSignatures }) => {
+      const auth = await authenticateMessage({
+        message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+        timeoutMs: config.auth.timeoutMs, maxArcSets: config.auth.maxArcSets, keys: components.dkimKeys,
+        ...(withheldSignatures ? { withheldSignatures: { count: withheldSignatures, max: config.auth.maxDkimSignatures } } : {}),
+      });
+      for (const limit of auth.limits) metrics.messageLimits.inc({ limit });
+      return auth;
+    },
     openBackend: (client) => components.backend.open(client),
     recipientCache: components.recipientCache,
     budget: components.budget,
@@ -96,13 +107,18 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     },
     message: {
       normaliser: () => new LineEndingNormaliser(),
+      headerGuard: () => {
+        const guard = new HeaderGuard({
+          maxHeaderBytes: config.limits.maxHeaderBytes, maxFields: config.limits.maxHeaderFields,
+          maxFieldLines: config.limits.maxHeaderFieldLines, maxLines: config.limits.maxHeaderLines,
+          maxDkimSignatures: config.auth.maxDkimSignatures,
+        });
+        guard.once('breach', (breach: HeaderBreach) => metrics.messageLimits.inc({ limit: breach.limit }));
+        return guard;
+      },
       fingerprint: messageFingerprint,
       received: buildReceived,
-      rewrite: (message, authservId, fields) => {
-        const parsed = parseMessage(message);
-        const { kept } = removeForged(parsed.fields, authservId);
-        return prependHeaders({ ...parsed, fields: kept }, fields);
-      },
+      rewrite: rewriteMessage,
     },
   };
 }

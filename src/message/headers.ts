@@ -1,127 +1,158 @@
 import type { HeaderField } from '../core/verdict.ts';
-import { comparableId, readAuthservId } from './authserv-id.ts';
+import { claimsAuthservId, comparableId } from './authserv-id.ts';
 import { formatField } from './fold.ts';
 
 /**
- * The header section of a message as raw bytes (RFC 5322 §2.2), split so that we can drop
- * fields and prepend ours without re-encoding anything the sender wrote.
+ * The message as relayed: our fields on top, the forged ones left out, every other byte as
+ * the sender wrote it. The output is one Buffer.concat of our fields and slices of the
+ * original (the ranges between the fields dropped): nothing of the message is re-encoded or
+ * copied twice.
  */
 
 const CRLF = Buffer.from('\r\n');
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-
-/** One header field as received: the name and every byte of it, continuation lines included. */
-export interface RawHeaderField {
-  /** Field name as written, without surrounding whitespace; '' for a line without a colon. */
-  readonly name: string;
-  /** The field's bytes including its final CRLF (or none, for a last line that had none). */
-  readonly raw: Buffer;
-}
-
-export interface ParsedMessage {
-  readonly fields: readonly RawHeaderField[];
-  /**
-   * The body, without the blank line that separates it from the header; null when the
-   * message had no blank line at all (RFC 5322 §3.5: the body is optional).
-   */
-  readonly body: Buffer | null;
-}
-
-/** Splits at the first CRLFCRLF; a message starting with CRLF has an empty header section. */
-export function splitMessage(message: Buffer): { header: Buffer; body: Buffer | null } {
-  if (message.subarray(0, 2).equals(CRLF)) {
-    return { header: message.subarray(0, 0), body: message.subarray(2) };
-  }
-  const end = message.indexOf(CRLFCRLF);
-  if (end < 0) return { header: message, body: null };
-  return { header: message.subarray(0, end + 2), body: message.subarray(end + 4) };
-}
-
-/** Parses header fields; lines starting with SP or HTAB continue the previous field. */
-export function parseHeaderFields(header: Buffer): RawHeaderField[] {
-  const fields: RawHeaderField[] = [];
-  let start = 0;
-  let pos = 0;
-  while (pos < header.length) {
-    const lf = header.indexOf(0x0a, pos);
-    const next = lf < 0 ? header.length : lf + 1;
-    const following = header[next];
-    // RFC 5322 §2.2.3: a CRLF followed by WSP is a fold, not the end of the field
-    if (next >= header.length || (following !== 0x20 && following !== 0x09)) {
-      fields.push(toField(header.subarray(start, next)));
-      start = next;
-    }
-    pos = next;
-  }
-  return fields;
-}
-
-function toField(raw: Buffer): RawHeaderField {
-  const colon = raw.indexOf(0x3a);
-  const firstLineEnd = raw.indexOf(0x0a);
-  // RFC 5322 §4.5.1 (obs-optional) allows WSP before the colon, hence the trim
-  const hasName = colon > 0 && (firstLineEnd < 0 || colon < firstLineEnd);
-  const name = hasName ? raw.subarray(0, colon).toString('latin1').trim() : '';
-  return { name, raw };
-}
-
-export function parseMessage(message: Buffer): ParsedMessage {
-  const { header, body } = splitMessage(message);
-  return { fields: parseHeaderFields(header), body };
-}
-
-/** The unfolded value of a field: after the colon, CRLFs removed (RFC 5322 §2.2.3), trimmed. */
-export function fieldValue(field: RawHeaderField): string {
-  const text = field.raw.toString('utf8');
-  const colon = text.indexOf(':');
-  return (colon < 0 ? '' : text.slice(colon + 1)).replace(/\r?\n/g, '').trim();
-}
+const LF = 0x0a;
 
 /** Our own header namespace: nobody outside may set it (DESIGN "Headers written towards the backend"). */
 const OWN_PREFIX = 'x-postern-';
+const RESULTS_FIELDS = new Set(['authentication-results', 'arc-authentication-results']);
+
+/** Length of the header section: up to and including the CRLF of its last field (0: none). */
+export function headerLength(message: Buffer): number {
+  if (message[0] === 0x0d && message[1] === LF) return 0; // an empty header section
+  const end = message.indexOf('\r\n\r\n');
+  return end < 0 ? message.length : end + 2;
+}
+
+/** RFC 5322 §2.2.3: a line starting with SP or HTAB continues the field above it. */
+function startsWithWsp(message: Buffer, at: number): boolean {
+  return message[at] === 0x20 || message[at] === 0x09;
+}
+
+/** Start offsets of the lines of message[0, end), and `end` itself last. */
+function lineStarts(message: Buffer, end: number): number[] {
+  const starts: number[] = [];
+  for (let pos = 0; pos < end;) {
+    starts.push(pos);
+    const lf = message.indexOf(LF, pos);
+    pos = lf < 0 || lf >= end ? end : lf + 1;
+  }
+  starts.push(end);
+  return starts;
+}
 
 /**
- * Splits fields into the ones to keep and the ones to drop before relaying: every
- * Authentication-Results and ARC-Authentication-Results whose authserv-id is ours (RFC 8601
- * §5: results claiming our id that we did not add are forgeries), and every X-Postern-* field.
- * Results of other authserv-ids are kept. Comparison is case-insensitive (RFC 8601 §2.5).
+ * Whether the line at `start` opens a field as mailauth reads it (tools.js startsField):
+ * printable non-colon characters, then optional WSP, then ":", where the WSP may run on into
+ * the next line when that line belongs to the same row (a fold before the colon).
  */
-export function removeForged(
-  fields: readonly RawHeaderField[],
-  authservId: string,
-): { kept: RawHeaderField[]; removed: RawHeaderField[] } {
+function opensField(message: Buffer, start: number, lineEnd: number, next: { start: number; end: number } | null): boolean {
+  let i = start;
+  while (i < lineEnd && message[i]! >= 0x21 && message[i]! <= 0x7e && message[i] !== 0x3a) i++;
+  if (i === start) return false;
+  const skip = (from: number, to: number): number => {
+    let j = from;
+    while (j < to && (message[j] === 0x20 || message[j] === 0x09 || message[j] === 0x0d || message[j] === LF)) j++;
+    return j;
+  };
+  i = skip(i, lineEnd);
+  if (i < lineEnd) return message[i] === 0x3a;
+  return next !== null && message[skip(next.start, next.end)] === 0x3a;
+}
+
+/**
+ * Rows of the header section as the most lenient reader groups them: mailauth joins every
+ * line that does not open a field to the row above (RFC 5322 only joins lines starting with
+ * WSP, which are a subset). Decided bottom-up, as mailauth does. Returns the index of each
+ * row's first line; a row ends where the next one starts.
+ */
+function rowStarts(message: Buffer, starts: readonly number[]): number[] {
+  const lines = starts.length - 1;
+  const joins = new Uint8Array(lines);
+  for (let i = lines - 1; i > 0; i--) {
+    const next = i + 1 < lines && joins[i + 1] ? { start: starts[i + 1]!, end: starts[i + 2]! } : null;
+    if (!opensField(message, starts[i]!, starts[i + 1]!, next)) joins[i] = 1;
+  }
+  const rows: number[] = [];
+  for (let i = 0; i < lines; i++) if (!joins[i]) rows.push(i);
+  return rows;
+}
+
+/**
+ * Name (lower-cased, folds, WSP and controls removed) and value (unfolded) of field text
+ * (latin1). A value with 8-bit bytes is read both as latin1 and as UTF-8 (an internationalised
+ * id in U-labels), as different readers would.
+ */
+function readField(text: string): { name: string; values: string[] } {
+  const colon = text.indexOf(':');
+  if (colon < 0) return { name: '', values: [] };
+  // RFC 5322 §4.5.1 allows WSP before the colon, mailauth a fold there too; a reader that
+  // skips a stray control character would see the same name, so none of them count
+  const name = text.slice(0, colon).replace(/[\x00-\x20\x7f]+/g, '').toLowerCase();
+  const raw = text.slice(colon + 1).replace(/\r?\n/g, '');
+  return { name, values: /[^\x00-\x7f]/.test(raw) ? [raw, Buffer.from(raw, 'latin1').toString('utf8')] : [raw] };
+}
+
+function isForged(field: { name: string; values: string[] }, ours: string): boolean {
+  if (field.name.startsWith(OWN_PREFIX)) return true;
+  return RESULTS_FIELDS.has(field.name) && field.values.some((value) => claimsAuthservId(value, ours));
+}
+
+/**
+ * A row is dropped when any reading of it is forged: the whole row (mailauth) or a field
+ * starting at one of its lines that does not begin with WSP (RFC 5322 and most parsers).
+ * `header` is the header section as latin1 text: its offsets are byte offsets.
+ */
+function rowIsForged(header: string, starts: readonly number[], first: number, last: number, ours: string): boolean {
+  const text = (from: number, to: number): string => header.slice(starts[from], starts[to]);
+  const wsp = (line: number): boolean => header[starts[line]!] === ' ' || header[starts[line]!] === '\t';
+  if (isForged(readField(text(first, last)), ours)) return true;
+  for (let i = first + 1; i < last; i++) {
+    if (wsp(i)) continue;
+    let end = i + 1;
+    while (end < last && wsp(end)) end++;
+    if (isForged(readField(text(i, end)), ours)) return true;
+  }
+  return false;
+}
+
+/**
+ * Byte ranges [start, end) of the header fields to drop before relaying: every
+ * Authentication-Results and ARC-Authentication-Results a reader could take for ours (RFC 8601
+ * §5: results claiming our authserv-id that we did not add are forgeries; compared
+ * case-insensitively, RFC 8601 §2.5), and every X-Postern-* field. Others are kept.
+ */
+export function forgedRanges(message: Buffer, authservId: string): Array<[number, number]> {
   const ours = comparableId(authservId);
-  const kept: RawHeaderField[] = [];
-  const removed: RawHeaderField[] = [];
-  for (const field of fields) {
-    (isForged(field, ours) ? removed : kept).push(field);
-  }
-  return { kept, removed };
-}
-
-function isForged(field: RawHeaderField, ours: string): boolean {
-  const name = field.name.toLowerCase();
-  if (name.startsWith(OWN_PREFIX)) return true;
-  if (name !== 'authentication-results' && name !== 'arc-authentication-results') return false;
-  const id = readAuthservId(fieldValue(field), name === 'arc-authentication-results');
-  return id !== null && comparableId(id) === ours;
+  const length = headerLength(message);
+  const header = message.toString('latin1', 0, length);
+  const starts = lineStarts(message, length);
+  const rows = rowStarts(message, starts);
+  const ranges: Array<[number, number]> = [];
+  rows.forEach((first, r) => {
+    const last = rows[r + 1] ?? starts.length - 1;
+    if (rowIsForged(header, starts, first, last, ours)) ranges.push([starts[first]!, starts[last]!]);
+  });
+  return ranges;
 }
 
 /**
- * Builds the message to relay: `add` (sanitised and folded, in the given order) on top, then
- * `fields`, then the blank line and the body. The body is copied once, by Buffer.concat.
+ * The message to relay: `add` (sanitised and folded, in the given order), then the message
+ * without its forged fields. A message whose first line starts with whitespace would continue
+ * the last field we add (a forged trace field): like Postfix's smtpd, which writes an empty
+ * line before such content, we end the header section there, so that content is body.
  */
-export function prependHeaders(message: ParsedMessage, add: readonly HeaderField[]): Buffer {
+export function rewriteMessage(message: Buffer, authservId: string, add: readonly HeaderField[]): Buffer {
   const parts: Buffer[] = add.map((field) => Buffer.from(formatField(field.name, field.value), 'utf8'));
-  for (const field of message.fields) {
-    parts.push(field.raw);
-    // a last field without its CRLF would swallow the blank line
-    if (!endsWithLf(field.raw)) parts.push(CRLF);
+  if (startsWithWsp(message, 0)) return Buffer.concat([...parts, CRLF, message]);
+  let pos = 0;
+  for (const [start, end] of forgedRanges(message, authservId)) {
+    if (start > pos) parts.push(message.subarray(pos, start));
+    pos = end;
   }
-  if (message.body !== null) parts.push(CRLF, message.body);
+  if (pos < message.length) parts.push(message.subarray(pos));
+  // a header section without a body, whose last line lacks its CRLF (possible only outside
+  // SMTP), must not run on: the relay would end it with the blank line of an empty body
+  const tail = parts.at(-1);
+  if (headerLength(message) === message.length && tail && tail[tail.length - 1] !== LF) parts.push(CRLF);
   return Buffer.concat(parts);
-}
-
-function endsWithLf(raw: Buffer): boolean {
-  return raw.length > 0 && raw[raw.length - 1] === 0x0a;
 }

@@ -19,6 +19,9 @@ export interface DecisionRecord {
   readonly client: { readonly ip: string; readonly ptr: string | null; readonly helo: string; readonly tls: boolean; readonly tier: string };
   readonly envelope: { readonly from: string; readonly sender_domain: string; readonly to: readonly string[] };
   readonly from_domain: string | null;
+  /** From header fields and author mailboxes in them (multiple_from); absent before DATA. */
+  readonly from_fields?: number;
+  readonly from_addresses?: number;
   readonly message_id: string | null;
   readonly size: number | null;
   /** Seconds since this message was first offered (first_seen_within); null before DATA. */
@@ -99,6 +102,8 @@ export function decisionRecord(input: RecordInput): DecisionRecord {
     client: { ip: f.client.ip, ptr: f.client.ptr, helo: f.client.helo, tls: f.client.tls, tier: f.client.tier },
     envelope: { from: f.envelope.sender, sender_domain: f.envelope.senderDomain, to: recipients },
     from_domain: f.message?.fromDomain ?? null,
+    ...(f.message?.fromFields !== undefined ? { from_fields: f.message.fromFields } : {}),
+    ...(f.message?.fromAddresses !== undefined ? { from_addresses: f.message.fromAddresses } : {}),
     message_id: f.message?.messageId ?? null,
     size: f.message?.size ?? null,
     first_seen: f.message?.firstSeenSeconds ?? null,

@@ -112,6 +112,11 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
       aggregator: 'min', // with workers: 0 as soon as one of them answers from its fallback
       help: '1 when the shared store (Redis) answers or none is configured; 0 while answering from the local fallback',
     }),
+    messageLimits: new Counter({
+      name: 'postern_message_limits_total', registers,
+      help: 'Per-message limits reached, by limit (header-bytes, header-fields, header-field-lines, header-lines: refused 552 5.3.4; dkim-signatures: the rest not verified; arc-sets: arc=fail; auth-deadline, spf-deadline: temperror)',
+      labelNames: ['limit'] as const,
+    }),
     policyReloads: new Counter({
       name: 'postern_policy_reloads_total', registers,
       help: 'Policy (re)loads by outcome (ok, failed)',

@@ -79,15 +79,15 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
 
 /** Our limits on the message as read: size, header size, bare line endings. */
 function checkMessage(deps: DataDeps, read: ReadMessage): { reply: FailReply; reason: 'oversize' | 'bad-line-endings' | 'in-flight-budget' } | null {
-  const { maxMessageSize, maxHeaderBytes, bareLineEndings } = deps.settings;
+  const { maxMessageSize, bareLineEndings } = deps.settings;
   // smtp-server answers 552 itself once it has counted the bytes; the ending records it
   if (read.oversize) return { reply: REPLIES.oversize(maxMessageSize), reason: 'oversize' };
   if (read.overBudget) {
     deps.metrics.inflightRefusals.inc({ stage: 'data' });
     return { reply: REPLIES.insufficientStorage(), reason: 'in-flight-budget' };
   }
-  const headerEnd = read.bytes.indexOf('\r\n\r\n');
-  if ((headerEnd < 0 ? read.bytes.length : headerEnd) > maxHeaderBytes) return { reply: REPLIES.headerTooLarge(maxHeaderBytes), reason: 'oversize' };
+  // the header guard stopped feeding the verifier at this limit (message/header-guard.ts)
+  if (read.headerLimit) return { reply: REPLIES.headerLimit(read.headerLimit), reason: 'oversize' };
   if (read.repaired > 0 && bareLineEndings === 'reject') return { reply: REPLIES.bareLineEnding(), reason: 'bad-line-endings' };
   return null;
 }
@@ -97,7 +97,10 @@ async function messageFacts(deps: DataDeps, state: SessionState, tx: Transaction
   const firstSeenMs = await deps.firstSeen(fingerprint);
   return {
     ...factsOf(state, tx),
-    message: { fromDomain: auth.fromDomain, messageId: auth.messageId, size: bytes.length, firstSeenSeconds: Math.floor(firstSeenMs / 1000) },
+    message: {
+      fromDomain: auth.fromDomain, messageId: auth.messageId, size: bytes.length, firstSeenSeconds: Math.floor(firstSeenMs / 1000),
+      fromFields: auth.fromFields, fromAddresses: auth.fromAddresses,
+    },
     dkim: auth.dkim,
     arc: auth.arc,
     ...(auth.dmarc ? { dmarc: auth.dmarc } : {}),

@@ -11,6 +11,7 @@ import type { Decision, HeaderField } from '../core/verdict.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Reputation, Reservation } from '../reputation/types.ts';
 import type { LineEndingNormaliser } from '../message/line-endings.ts';
+import type { HeaderGuard } from '../message/header-guard.ts';
 import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
 import type { ClientIdentity } from '../relay/backend.ts';
@@ -30,6 +31,9 @@ export interface MessageAuth {
   readonly messageId: string | null;
   /** Authentication-Results header value (after "Authentication-Results: "). */
   readonly authResults: string;
+  /** From fields and author mailboxes in them, as the verifier read the header. */
+  readonly fromFields?: number;
+  readonly fromAddresses?: number;
 }
 
 /** The settings the stages read, copied out of the configuration. */
@@ -64,7 +68,8 @@ export interface PipelineDeps {
   /** Decides with the current rule set (swapped atomically on reload). */
   decide(facts: Facts, stage: 'mail' | 'data'): Decision | null;
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
-  authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome }): Promise<MessageAuth>;
+  /** `withheldSignatures`: DKIM-Signature fields the header guard kept from the verifier. */
+  authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome; withheldSignatures?: () => number }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
   readonly recipientCache: RecipientCache;
   readonly budget: ByteBudget;
@@ -81,6 +86,8 @@ export interface PipelineDeps {
   readonly message: {
     /** Streaming line-ending normaliser: bare CR/LF → CRLF, counting repairs. */
     normaliser(): LineEndingNormaliser;
+    /** The header section's limits, applied before the verifier sees it (see message/header-guard.ts). */
+    headerGuard(): HeaderGuard;
     fingerprint(input: FingerprintInput): string;
     received(input: ReceivedInput): HeaderField;
     /** Removes forged A-R/ARC-A-R for our authserv-id and X-Postern-*, prepends `fields`. */

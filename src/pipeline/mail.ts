@@ -9,6 +9,7 @@ import { REPLIES } from '../core/reply.ts';
 import type { EndDeps, MailDeps } from './deps.ts';
 import { endTransaction } from './end.ts';
 import { currentTier, takeMail } from './limits.ts';
+import { addressProblem } from './address-syntax.ts';
 import { normaliseDomain } from '../core/domain.ts';
 import type { Params, SessionState, Transaction } from './state.ts';
 
@@ -31,7 +32,9 @@ export async function mailStage(deps: MailDeps, state: SessionState, seq: number
   const rawDomain = sender.slice(at + 1);
   // An address literal (user@[192.0.2.1]) is a valid sender (RFC 5321 §4.1.3); SPF gives none.
   const senderDomain = sender === '' ? '' : rawDomain.startsWith('[') ? rawDomain.toLowerCase() : normaliseDomain(rawDomain);
-  if (sender !== '' && (at <= 0 || !senderDomain)) throw new SmtpReplyError(REPLIES.badSender(), 'bad-address', state.id);
+  const problem = sender === '' ? null : addressProblem(sender, params.SMTPUTF8 === true);
+  if (problem === 'non-ascii') throw new SmtpReplyError(REPLIES.nonAsciiAddress(), 'bad-address', state.id);
+  if (sender !== '' && (at <= 0 || !senderDomain || problem)) throw new SmtpReplyError(REPLIES.badSender(), 'bad-address', state.id);
 
   // No room for another message in memory: defer before the client starts uploading one
   // (Postfix answers 452 4.3.1 at MAIL when its queue file system is short of space).

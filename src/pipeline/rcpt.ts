@@ -15,12 +15,13 @@ import type { Params, SessionState, Transaction } from './state.ts';
 export async function rcptStage(deps: RcptDeps, state: SessionState, address: string, params: Params): Promise<void> {
   const tx = state.tx;
   if (!tx) throw new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id);
-  const check = checkRecipient(address, deps.domains);
+  const check = checkRecipient(address, deps.domains, tx.mailParams.SMTPUTF8 === true);
   if (!check.ok) {
-    const r = check.why === 'relay-denied' ? REPLIES.relayDenied() : check.why === 'routing-syntax' ? REPLIES.routingSyntax() : REPLIES.badRecipient();
+    const r = check.why === 'relay-denied' ? REPLIES.relayDenied() : check.why === 'routing-syntax' ? REPLIES.routingSyntax()
+      : check.why === 'non-ascii' ? REPLIES.nonAsciiAddress() : REPLIES.badRecipient();
     state.log.info({ rcpt: address, why: check.why }, 'recipient refused');
     tx.refused.protocol++; // learnt once, at the end of the transaction
-    throw new SmtpReplyError(r, check.why, state.id);
+    throw new SmtpReplyError(r, check.why === 'non-ascii' ? 'bad-address' : check.why, state.id);
   }
   // RFC 5321 §4.5.3.1.10 allows a repeated recipient; it is one delivery (Postfix dedups too).
   if (tx.recipients.some((r) => r.address.toLowerCase() === check.address.toLowerCase())) return;

@@ -2,7 +2,8 @@
  * One pass over DATA: bytes are line-ending-normalised, kept for relaying, and streamed into
  * DKIM/ARC/DMARC verification at the same time (so DNS lookups overlap the upload).
  */
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
+import type { HeaderBreach } from '../message/header-guard.ts';
 import { REPLIES } from '../core/reply.ts';
 import type { DataDeps, MessageAuth } from './deps.ts';
 import type { SessionState, Transaction } from './state.ts';
@@ -16,6 +17,8 @@ export interface ReadMessage {
   readonly oversize: boolean;
   /** The in-flight byte budget could not hold the whole message: its bytes were dropped. */
   readonly overBudget: boolean;
+  /** The header limit the message crossed, if any (its verification was abandoned). */
+  readonly headerLimit: HeaderBreach | null;
 }
 
 export type DataStream = Readable & { sizeExceeded?: boolean };
@@ -23,12 +26,13 @@ export type DataStream = Readable & { sizeExceeded?: boolean };
 export async function readMessage(deps: DataDeps, state: SessionState, tx: Transaction, stream: DataStream): Promise<ReadMessage> {
   const { maxMessageSize, dataTimeoutMs } = deps.settings;
   const normaliser = deps.message.normaliser();
-  const toAuth = new PassThrough({ highWaterMark: 1 << 20 });
+  // the header section's limits apply before the verifier sees it (message/header-guard.ts)
+  const toAuth = deps.message.headerGuard();
   const chunks: Buffer[] = [];
   let size = 0;
   let oversize = false;
   let overBudget = false;
-  const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf });
+  const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf, withheldSignatures: () => toAuth.withheldSignatures });
   auth.catch(() => undefined); // awaited by the caller; no unhandled rejection if it bails out first
   await new Promise<void>((resolve, reject) => {
     // RFC 5321 §4.5.3.2.6 bounds the wait per chunk (socketTimeout); this bounds the whole
@@ -80,5 +84,6 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
     repaired: normaliser.counts.bareCr + normaliser.counts.bareLf,
     oversize: oversize || Boolean(stream.sizeExceeded),
     overBudget,
+    headerLimit: toAuth.breach,
   };
 }

@@ -5,10 +5,11 @@
  * (DESIGN.md, "Facts about Postfix").
  */
 import { domainMatcher, isMailDomain, normaliseDomain, parseDomainPattern, type DomainPattern } from '../core/domain.ts';
+import { addressProblem } from './address-syntax.ts';
 
 export type RecipientCheck =
   | { ok: true; address: string; domain: string }
-  | { ok: false; why: 'relay-denied' | 'routing-syntax' | 'bad-address' };
+  | { ok: false; why: 'relay-denied' | 'routing-syntax' | 'bad-address' | 'non-ascii' };
 
 /** Domains as configured (src/core/domain.ts): "example.com" exact, ".example.com" / "*.example.com" its subdomains. */
 export interface DomainSet {
@@ -24,12 +25,15 @@ export function domainSet(domains: readonly string[]): DomainSet {
   return { has: matcher.matches, primary: matcher.exact[0] ?? null };
 }
 
-export function checkRecipient(raw: string, domains: DomainSet): RecipientCheck {
+/** `smtputf8`: MAIL FROM carried SMTPUTF8, so a UTF-8 address is allowed (RFC 6531 §3.5). */
+export function checkRecipient(raw: string, domains: DomainSet, smtputf8 = false): RecipientCheck {
   const address = raw.trim();
   // RFC 5321 §4.5.1: a bare "postmaster" (no domain) must be accepted; it means ours.
   if (address.toLowerCase() === 'postmaster' && domains.primary) {
     return { ok: true, address: `postmaster@${domains.primary}`, domain: domains.primary };
   }
+  const problem = addressProblem(address, smtputf8);
+  if (problem) return { ok: false, why: problem === 'non-ascii' ? 'non-ascii' : 'bad-address' };
   // RFC 5321 §4.1.1.3 / Appendix C: source routes "@a,@b:user@dom" must not be relayed.
   if (address.startsWith('@') || /^[^"]*:/.test(address.split('@')[0] ?? '')) return { ok: false, why: 'routing-syntax' };
   const at = address.lastIndexOf('@');

@@ -73,6 +73,7 @@ function compileMatch(spec: MatchSpec, path: readonly PathSegment[], ctx: RuleCo
   if (spec.dkim_aligned !== undefined) c.push(cond.dkimAlignedCondition(spec.dkim_aligned));
   if (spec.dkim_domain) c.push(cond.dkimDomainCondition(names('domain', spec.dkim_domain, at('dkim_domain'), ctx)));
   if (spec.auth_temperror !== undefined) c.push(cond.authTemperrorCondition(spec.auth_temperror));
+  if (spec.multiple_from !== undefined) c.push(cond.multipleFromCondition(spec.multiple_from));
   if (spec.first_seen_within !== undefined) {
     const seconds = parseDuration(spec.first_seen_within);
     if (seconds <= 0) ctx.errors.push(errorAt(locate(ctx.source, at('first_seen_within')), 'duration must be more than 0'));
@@ -101,6 +102,7 @@ function keysOf(match: CompiledMatch | null): MatchKey[] {
  */
 function reasonFor(match: CompiledMatch): Reason {
   for (const keys of [new Set(keysOf(match)), new Set(keysOf(match.not))]) {
+    if (keys.has('multiple_from')) return 'multiple-from';
     if (keys.has('auth_temperror')) return 'auth-temperror';
     if (keys.has('dmarc') || keys.has('dmarc_policy')) return 'dmarc-policy';
     if (keys.has('spf')) return 'spf-fail';

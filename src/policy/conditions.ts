@@ -88,6 +88,21 @@ export function authTemperrorCondition(expected: boolean): Condition {
   });
 }
 
+/**
+ * More than one From field, or more than one author mailbox in them (RFC 5322 §3.6, §3.6.2).
+ * DMARC has no single author domain then, and which From a reader shows differs by client:
+ * the published "multiple From" DMARC bypass.
+ */
+export function multipleFromCondition(expected: boolean): Condition {
+  return condition('multiple_from', ({ facts }) => multipleFrom(facts) === expected);
+}
+
+/** More than one From field or author; not counted (no message yet) is not multiple. */
+export function multipleFrom(facts: Facts): boolean {
+  const m = facts.message;
+  return (m?.fromFields ?? 0) > 1 || (m?.fromAddresses ?? 0) > 1;
+}
+
 /** The message was first offered less than `seconds` ago: the retry window of a tempfail rule. */
 export function firstSeenCondition(seconds: number): Condition {
   return condition('first_seen_within', ({ facts }) => (facts.message?.firstSeenSeconds ?? 0) < seconds);

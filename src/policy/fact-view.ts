@@ -5,7 +5,7 @@
  * (testing/case-facts.ts turns it back into Facts).
  */
 import type { Facts } from '../core/facts.ts';
-import { arcChainState, lastSealer, sealerDmarc } from './conditions.ts';
+import { arcChainState, lastSealer, multipleFrom, sealerDmarc } from './conditions.ts';
 import type { MatchKey } from './types.ts';
 
 /** One value per match key, plus `first_seen` (seconds) for `first_seen_within`. */
@@ -43,6 +43,7 @@ export function factView(f: Facts): FactView {
     dmarc: f.dmarc?.result ?? 'none',
     dmarc_policy: f.dmarc?.policy ?? 'absent',
     auth_temperror: anyTemperror(f),
+    multiple_from: multipleFrom(f),
     first_seen: f.message.firstSeenSeconds,
   };
 }

@@ -114,6 +114,8 @@ function factsOf(r: Obj, stage: 'mail' | 'data'): Facts {
     message: {
       fromDomain: strOrNull(r.from_domain, 'from_domain'), messageId: strOrNull(r.message_id, 'message_id'),
       size: num(r.size ?? 0, 'size'), firstSeenSeconds: num(r.first_seen ?? 0, 'first_seen'),
+      ...(r.from_fields !== undefined ? { fromFields: num(r.from_fields, 'from_fields') } : {}),
+      ...(r.from_addresses !== undefined ? { fromAddresses: num(r.from_addresses, 'from_addresses') } : {}),
     },
     dkim: auth.dkim === null || auth.dkim === undefined ? [] : dkimOf(auth.dkim),
     ...(auth.arc ? { arc: arcOf(auth.arc) } : {}),

@@ -61,6 +61,7 @@ const matchShape = {
   auth_temperror: z.boolean({ error: 'expected true or false' }).optional(),
   first_seen_within: z.string({ error: 'expected a duration like 30m, 4h or 1h30m' })
     .regex(DURATION, 'expected a duration like 30m, 4h or 1h30m').optional(),
+  multiple_from: z.boolean({ error: 'expected true or false' }).optional(),
   ...arcMatchShape,
 } satisfies Record<MatchKey, z.ZodType>;
 

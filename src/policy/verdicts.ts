@@ -30,6 +30,7 @@ export function defaultReply(action: 'tempfail' | 'reject', reason: Reason): Fai
     case 'dmarc-policy': return REPLIES.dmarcReject('{dmarc_domain}', '{dmarc_published}');
     case 'spf-fail': return REPLIES.spfFail('{spf_domain}');
     case 'dkim-required': return REPLIES.dkimRequired();
+    case 'multiple-from': return REPLIES.multipleFrom();
     default: return REPLIES.policyReject();
   }
 }

@@ -14,6 +14,7 @@ import { systemClock, type Clock } from '../core/clock.ts';
 import { BackendError } from './backend-error.ts';
 import type { Capabilities, SmtpParams } from './extensions.ts';
 import { IdlePool } from './pool.ts';
+import { sharedProbe, type ProbeResult } from './probe.ts';
 import { formatResponse, type SmtpResponse } from './reply.ts';
 import { connectSmtp, type SmtpClient, type SmtpClientOptions } from './smtp-client.ts';
 
@@ -30,6 +31,8 @@ export interface BackendOptions extends SmtpClientOptions {
   readonly idleTimeoutMs: number;
   readonly maxMessagesPerConnection: number;
   readonly maxRcptErrorsPerConnection: number;
+  /** A probe's answer is reused for this long (default 5000 ms; see probe.ts). */
+  readonly probeIntervalMs?: number;
 }
 
 export interface ClientIdentity {
@@ -70,8 +73,8 @@ export interface BackendTransaction {
 export interface Backend {
   /** A pooled or fresh connection; rejects with BackendError (the pipeline answers 451 4.4.1). */
   open(client: ClientIdentity): Promise<BackendTransaction>;
-  /** For /readyz: connect, EHLO, QUIT on a connection of its own. */
-  probe(): Promise<{ ok: true } | { ok: false; error: string }>;
+  /** For /readyz: connect, EHLO, QUIT on a connection of its own, at most once per probeIntervalMs, shared by concurrent callers. */
+  probe(): Promise<ProbeResult>;
   /** QUITs idle connections; open() rejects afterwards, busy ones QUIT on release. */
   close(): Promise<void>;
   stats(): { idle: number; busy: number };
@@ -241,15 +244,11 @@ export function createBackend(options: BackendOptions, deps: BackendDeps = {}): 
       busy++;
       return transaction(conn, identity);
     },
-    async probe() {
-      try {
-        const client = await connectSmtp(options);
-        await client.quit();
-        return { ok: true };
-      } catch (err) {
-        return { ok: false, error: err instanceof Error ? err.message : String(err) };
-      }
-    },
+    probe: sharedProbe(async () => {
+      const client = await connectSmtp(options);
+      await client.quit();
+      return { ok: true };
+    }, clock, options.probeIntervalMs ?? 5_000),
     async close() {
       closed = true;
       await Promise.all(pool.drain().map((conn) => quitQuietly(conn.client)));

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { parseHostPort } from '../config/load.ts';
 import { listenError } from '../core/listen-error.ts';
 import type { CidrSet } from '../core/ip.ts';
-import { normaliseIp } from '../core/ip.ts';
+import { clientKey, normaliseIp } from '../core/ip.ts';
 import { formatReply, REPLIES, type TempReply } from '../core/reply.ts';
 import type { PosternSmtpServer } from './connection.ts';
 import { readProxyHeader } from './proxy.ts';
@@ -20,6 +20,8 @@ export interface ListenerOptions {
   readonly xclientTrusted: CidrSet;
   readonly maxConnections: number;
   readonly maxConnectionsPerIp: number;
+  /** IPv6 clients count against maxConnectionsPerIp by their network of this length (default 64). */
+  readonly ipv6PrefixLength?: number;
   readonly proxyHeaderTimeoutMs: number;
   /** Sessions without XCLIENT, and the one that allows it (for xclientTrusted peers). */
   readonly servers: { readonly plain: PosternSmtpServer; readonly xclient: PosternSmtpServer };
@@ -123,9 +125,11 @@ export function createListener(opts: ListenerOptions): Listener {
       }
     }
     if (released) return; // the client left while we read its PROXY header
-    const n = (perIp.get(remoteAddress) ?? 0) + 1;
-    perIp.set(remoteAddress, n);
-    counted = remoteAddress;
+    // by network for IPv6: one subscriber's /64 is one client, not 2^64 of them
+    const key = clientKey(remoteAddress, opts.ipv6PrefixLength ?? 64);
+    const n = (perIp.get(key) ?? 0) + 1;
+    perIp.set(key, n);
+    counted = key;
     if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
     if (opts.admit) {
       const slot = await opts.admit(remoteAddress);

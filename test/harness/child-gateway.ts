@@ -55,6 +55,7 @@ export async function startChildGateway(env: Record<string, string>): Promise<Ch
   let alive = true;
   void exited.then(() => (alive = false));
 
+  // generous: a busy machine may take long to start a Node process and load the TypeScript
   const waitForLog = (test: (line: LogLine) => boolean, timeoutMs = 60_000): Promise<LogLine> => new Promise((resolve, reject) => {
     const check = (): void => {
       const found = logs.find(test);

@@ -54,7 +54,8 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
     domains: ['example.net'],
     ...opts.config,
     backend: { host: '127.0.0.1', port: opts.backendPort, ...opts.config?.backend },
-    dns: { servers: [`127.0.0.1:${opts.dnsPort}`], timeoutMs: 500, attempts: 1, ...opts.config?.dns },
+    // loopback answers at once, but a busy machine can delay any answer: a generous timeout
+    dns: { servers: [`127.0.0.1:${opts.dnsPort}`], timeoutMs: 2_000, attempts: 1, ...opts.config?.dns },
     metrics: { listen: '127.0.0.1:0', ...opts.config?.metrics },
     policies: policyDir,
     log: { level: 'debug', ...opts.config?.log },

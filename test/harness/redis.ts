@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
+import { eventually } from './wait.ts';
 
 const run = promisify(execFile);
 
@@ -172,13 +173,9 @@ export async function startRedisCluster(size = 3): Promise<RedisClusterProcess> 
     }
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes']);
     for (const port of ports) {
-      // Gossip needs a moment to agree after create; poll each node (a real process must settle).
-      for (let tries = 0; ; tries++) {
-        const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'cluster', 'info']);
-        if (stdout.includes('cluster_state:ok')) break;
-        if (tries > 100) throw new Error(`cluster node ${port} not ok:\n${stdout}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      // Gossip needs a moment to agree after create; poll each node (a real process must settle,
+      // slowly on a busy machine: a generous deadline, no fixed number of tries).
+      await eventually(async () => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), 'cluster', 'info'])).stdout.includes('cluster_state:ok'), `cluster node ${port} reports cluster_state:ok`, 60_000);
     }
   } catch (err) {
     await Promise.all(children.map(killProcess));

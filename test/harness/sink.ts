@@ -173,7 +173,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
       return connections;
     },
     received: () => Buffer.concat(wire),
-    waitFor(n, timeoutMs = 2000) {
+    waitFor(n, timeoutMs = 20_000) {
       return new Promise((resolve, reject) => {
         const check = (): void => {
           if (messages.length < n) return;

@@ -61,7 +61,7 @@ export class SmtpTestClient {
   }
 
   /** Reads one (possibly multi-line) reply; rejects on close or after timeoutMs. */
-  async read(timeoutMs = 10_000): Promise<Reply> {
+  async read(timeoutMs = 30_000): Promise<Reply> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const lines: string[] = [];

@@ -8,20 +8,21 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startDnsServer } from '../harness/dns-server.ts';
 import { startFakeBackend, type Handler } from '../harness/fake-backend.ts';
-import { startGateway } from '../harness/gateway.ts';
+import { startGateway, type TestGateway } from '../harness/gateway.ts';
 import { message } from '../harness/mail.ts';
 import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
+import { eventually } from '../harness/wait.ts';
 import { startWorld } from '../harness/world.ts';
 
 const FROM = 'bob@good.example';
 const ZONE = { 'good.example': [{ TXT: 'v=spf1 ip4:127.0.0.1 -all' }] };
 
-async function withFake(handler: Handler, run: (port: number, fake: Awaited<ReturnType<typeof startFakeBackend>>) => Promise<void>): Promise<void> {
+async function withFake(handler: Handler, run: (port: number, fake: Awaited<ReturnType<typeof startFakeBackend>>, gw: TestGateway) => Promise<void>): Promise<void> {
   const dns = await startDnsServer(ZONE);
   const fake = await startFakeBackend(handler);
   const gw = await startGateway({ dnsPort: dns.port, backendPort: fake.port, config: { backend: { commandTimeoutMs: 2_000, dataTimeoutMs: 2_000 } } });
   try {
-    await run(gw.port, fake);
+    await run(gw.port, fake, gw);
   } finally {
     await gw.close();
     await fake.close();
@@ -29,25 +30,26 @@ async function withFake(handler: Handler, run: (port: number, fake: Awaited<Retu
   }
 }
 
-const until = async (check: () => boolean, ms = 2_000): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-};
 
 describe('backend edge cases', () => {
   it('a client that leaves while the backend is still answering MAIL leaves no backend connection behind', async () => {
+    // the backend's answer to MAIL is held until the client has gone
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
     const slowMail: Handler = async (line) => {
-      if (line.startsWith('MAIL')) await new Promise((r) => setTimeout(r, 300));
+      if (line.startsWith('MAIL')) await held;
       return null;
     };
-    await withFake(slowMail, async (port, fake) => {
+    await withFake(slowMail, async (port, fake, gw) => {
       const { client } = await SmtpTestClient.connect(port);
       await client.cmd('EHLO client.example');
       await client.cmd(`MAIL FROM:<${FROM}>`);
       client.write('RCPT TO:<user@example.net>\r\n');
-      await until(() => fake.lines.some((l) => l.includes('MAIL FROM')));
+      await eventually(() => fake.lines.some((l) => l.includes('MAIL FROM')), 'the backend got MAIL');
       client.destroy();
-      await until(() => fake.connections().open === 0);
+      await eventually(() => gw.gateway.openConnections() === 0, 'the gateway saw the client leave');
+      answer();
+      await eventually(() => fake.connections().open === 0, 'no backend connection left open');
       assert.equal(fake.connections().open, 0, `backend connection left open: ${fake.lines.join(' | ')}`);
       assert.ok(!fake.lines.some((l) => l.includes('RCPT')), 'no RCPT sent for a client that is gone');
     });

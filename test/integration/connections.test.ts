@@ -42,8 +42,8 @@ describe('connection limits', () => {
       const other = await SmtpTestClient.connect(w.gw.port, { preface: proxyV1('192.0.2.2') });
       assert.equal(other.greeting.code, 220);
       await a.client.quit();
-      // a slot freed is usable again
-      await new Promise((r) => setTimeout(r, 50));
+      // a slot freed is usable again (b and other hold theirs; a and the refused c give theirs back)
+      await eventually(() => w.gw.gateway.openConnections() === 2, 'a and c gave their slots back');
       const again = await SmtpTestClient.connect(w.gw.port, { preface: proxyV1('192.0.2.1') });
       assert.equal(again.greeting.code, 220);
       for (const x of [b.client, c.client, other.client, again.client]) x.destroy();
@@ -172,7 +172,7 @@ describe('broken client connections', () => {
       await client.cmd('MAIL FROM:<bob@good.example>');
       await client.cmd('RCPT TO:<user@example.net>');
       client.reset();
-      await new Promise((r) => setTimeout(r, 100));
+      await eventually(() => w.gw.gateway.openConnections() === 0, 'the gateway saw the reset');
       const r = await sendMail(w.gw.port, { from: 'bob@good.example', to: ['user@example.net'], message: message({ from: 'bob@good.example' }) });
       assert.equal(r.data?.code, 250);
     } finally {

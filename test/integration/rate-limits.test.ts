@@ -12,6 +12,7 @@ import { reputationConfigSchema } from '../../src/reputation/config.ts';
 import type { RateStore } from '../../src/reputation/types.ts';
 import { message, sign } from '../harness/mail.ts';
 import { SmtpTestClient, connectMany, sendMail } from '../harness/smtp-client.ts';
+import { eventually } from '../harness/wait.ts';
 import { manualClock, startWorld, type World } from '../harness/world.ts';
 
 const FROM = 'bob@good.example';
@@ -100,11 +101,20 @@ describe('rate limits at the SMTP boundary (memory store)', () => {
   it('tokens taken while the client disconnects are given back', async () => {
     const rep = reputationConfigSchema.parse({});
     const inner = createMemoryStore({ score: scoreParams(rep) });
-    let slow = true;
+    // The store's answer to the first MAIL is held until the client has gone.
+    let asked!: () => void;
+    const storeAsked = new Promise<void>((resolve) => (asked = resolve));
+    let answer!: () => void;
+    const held = new Promise<void>((resolve) => (answer = resolve));
+    let first = true;
     const store: RateStore = {
       ...inner,
       take: async (requests, now) => {
-        if (slow && requests.some((r) => r.limiter === 'ip-messages')) await new Promise((r) => setTimeout(r, 300));
+        if (first && requests.some((r) => r.limiter === 'ip-messages')) {
+          first = false;
+          asked();
+          await held;
+        }
         return inner.take(requests, now);
       },
     };
@@ -113,12 +123,21 @@ describe('rate limits at the SMTP boundary (memory store)', () => {
       const { client } = await SmtpTestClient.connect(w.gw.port);
       await client.cmd('EHLO client.example');
       client.write(`MAIL FROM:<${FROM}>\r\n`);
-      await new Promise((r) => setTimeout(r, 100));
+      await storeAsked;
       client.destroy(); // gone while the store is still answering
-      await new Promise((r) => setTimeout(r, 400));
-      slow = false;
-      const r = await sendMail(w.gw.port, { from: FROM, to: ['user@example.net'], message: message({ from: FROM }) });
-      assert.equal(r.mail.code, 250, r.mail.lines.join('|'));
+      await eventually(() => w.gw.gateway.openConnections() === 0, 'the gateway saw the client leave');
+      answer();
+      // The only token comes back once the late answer is handled; the clock never moves, so
+      // nothing else could make MAIL pass again.
+      await eventually(async () => {
+        const s = await SmtpTestClient.connect(w.gw.port);
+        try {
+          await s.client.cmd('EHLO client.example');
+          return (await s.client.cmd(`MAIL FROM:<${FROM}>`)).code === 250;
+        } finally {
+          await s.client.quit();
+        }
+      }, 'MAIL accepted again: the token was given back');
     } finally {
       await w.close();
     }

@@ -43,6 +43,7 @@ export const caseFactsSchema = z.strictObject({
   dmarc: result.optional().describe('DMARC result'),
   dmarc_policy: z.enum(DMARC_POLICY_VALUES).optional().describe('Published DMARC policy, absent for no record'),
   auth_temperror: z.boolean().optional().describe('Any check ended in temperror (checked against the results given)'),
+  multiple_from: z.boolean().optional().describe('More than one From field or author (true: two From fields)'),
   first_seen: z.union([z.number().int().min(0), z.string().regex(DURATION, 'expected a duration like 30m, 4h or 1h30m')]).optional()
     .describe('How long ago the message was first offered: seconds or a duration (for first_seen_within)'),
   tls: z.boolean().optional().describe('The client used STARTTLS'),
@@ -103,6 +104,7 @@ export function caseFacts(c: CaseFacts): Facts {
     message: {
       fromDomain: from, messageId: null, size: c.size ?? 1000,
       firstSeenSeconds: typeof c.first_seen === 'string' ? parseDuration(c.first_seen) : (c.first_seen ?? 0),
+      ...(c.multiple_from !== undefined ? { fromFields: c.multiple_from ? 2 : 1, fromAddresses: c.multiple_from ? 2 : 1 } : {}),
     },
     dkim,
     arc: arcFacts(c, from),

@@ -33,7 +33,7 @@ void describe('dns cache', () => {
   });
 
   const withResolver = async (options: Partial<ResolverOptions>, body: (r: ReturnType<typeof createResolver>) => Promise<void>) => {
-    const r = createResolver({ servers: [server], timeoutMs: 100, attempts: 1, clock, ...options });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1, clock, ...options });
     try {
       await body(r);
     } finally {

@@ -12,7 +12,7 @@ void describe('loopback DNS test server', () => {
   let dns: DnsResolver;
   before(async () => {
     server = await startDnsServer();
-    dns = createResolver({ servers: [server], timeoutMs: 100, attempts: 1, cacheSize: 0 });
+    dns = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1, cacheSize: 0 });
   });
   after(async () => {
     dns.close();

@@ -32,7 +32,7 @@ void describe('dns resolver against the loopback server', () => {
   let dns: DnsResolver;
   before(async () => {
     server = await startDnsServer(ZONE);
-    dns = createResolver({ servers: [server], timeoutMs: 150, attempts: 1, cacheSize: 0 });
+    dns = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1, cacheSize: 0 });
   });
   after(async () => {
     dns.close();

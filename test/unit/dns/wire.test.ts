@@ -30,7 +30,7 @@ const txt = (name: string, text: string, ttl = 300): packet.Answer => ({ type: '
 void describe('dns wire transport', () => {
   void it('sends RD=1 and an EDNS0 OPT record advertising 1232 octets', async () => {
     const server = await scriptedServer((q) => [reply(q, { answers: [txt('q.example', 'ok')] })]);
-    const r = createResolver({ servers: [server], timeoutMs: 200, attempts: 1 });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1 });
     try {
       await r.resolve('q.example', 'TXT');
       const query = server.seen[0];
@@ -51,7 +51,7 @@ void describe('dns wire transport', () => {
       Buffer.from('garbage'),
       reply(q, { answers: [txt('Q.EXAMPLE', 'genuine')] }),
     ]);
-    const r = createResolver({ servers: [server], timeoutMs: 500, attempts: 1 });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1 });
     try {
       assert.deepEqual(await r.resolve('q.example', 'TXT'), [['genuine']]);
     } finally {
@@ -62,7 +62,7 @@ void describe('dns wire transport', () => {
 
   void it('reports a server that only sends garbage as EBADRESP, not a timeout', async () => {
     const server = await scriptedServer(() => [Buffer.from('not dns at all')]);
-    const r = createResolver({ servers: [server], timeoutMs: 100, attempts: 1 });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1 });
     try {
       await assert.rejects(r.resolve('q.example', 'TXT'), { code: 'EBADRESP' });
     } finally {
@@ -74,7 +74,7 @@ void describe('dns wire transport', () => {
   void it('moves to the next server when the first does not answer', async () => {
     const silent = await scriptedServer(() => []);
     const good = await scriptedServer((q) => [reply(q, { answers: [txt('q.example', 'second server')] })]);
-    const r = createResolver({ servers: [silent, good], timeoutMs: 100, attempts: 2 });
+    const r = createResolver({ servers: [silent, good], timeoutMs: 1_000, attempts: 2 });
     try {
       assert.deepEqual(await r.resolve('q.example', 'TXT'), [['second server']]);
       assert.equal(silent.seen.length, 1);
@@ -87,7 +87,7 @@ void describe('dns wire transport', () => {
 
   void it('does not cache a negative answer without an SOA', async () => {
     const server = await scriptedServer((q) => [reply(q, { flags: 3 /* NXDOMAIN */ })]);
-    const r = createResolver({ servers: [server], timeoutMs: 200, attempts: 1 });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1 });
     try {
       await assert.rejects(r.resolve('gone.example', 'A'), { code: 'ENOTFOUND' });
       await assert.rejects(r.resolve('gone.example', 'A'), { code: 'ENOTFOUND' });
@@ -100,7 +100,7 @@ void describe('dns wire transport', () => {
 
   void it('maps REFUSED to EREFUSED', async () => {
     const server = await scriptedServer((q) => [reply(q, { flags: 5 })]);
-    const r = createResolver({ servers: [server], timeoutMs: 200, attempts: 1 });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1 });
     try {
       await assert.rejects(r.resolve('q.example', 'A'), { code: 'EREFUSED' });
     } finally {
@@ -122,7 +122,7 @@ void describe('dns wire transport', () => {
       }
       return [reply(q, { answers: chain(name === 'eight.example' ? 8 : 9, name) })];
     });
-    const r = createResolver({ servers: [server], timeoutMs: 200, attempts: 1 });
+    const r = createResolver({ servers: [server], timeoutMs: 1_000, attempts: 1 });
     try {
       assert.deepEqual(await r.resolve('eight.example', 'A'), ['192.0.2.1']);
       await assert.rejects(r.resolve('nine.example', 'A'), { code: 'EBADRESP' });

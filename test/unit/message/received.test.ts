@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildReceived, formatRfc5322Date, protocolKeyword, type ReceivedInput } from '../../../src/message/received.ts';
-import { parseMessage, prependHeaders } from '../../../src/message/headers.ts';
+import { rewriteMessage } from '../../../src/message/headers.ts';
 
 const DATE = new Date(Date.UTC(2025, 5, 2, 9, 5, 7));
 
@@ -43,7 +43,7 @@ describe('buildReceived (RFC 5321 §4.4)', () => {
       field.value,
       'from evil.example__X-Injected:_yes____ (mail.example.com [192.0.2.1]) by mx.postern.test (Postern) with ESMTP id a1B2c3; Mon, 2 Jun 2025 09:05:07 +0000',
     );
-    const out = prependHeaders(parseMessage(Buffer.from('Subject: s\r\n\r\nb')), [field]).toString();
+    const out = rewriteMessage(Buffer.from('Subject: s\r\n\r\nb'), 'mx.postern.test', [field]).toString();
     const header = out.slice(0, out.indexOf('\r\n\r\n'));
     assert.deepEqual(header.split('\r\n').filter((l) => /^\S/.test(l)).map((l) => l.split(':')[0]), ['Received', 'Subject']);
   });

@@ -68,6 +68,6 @@ describe('explain', () => {
 
   it('shows the facts with the names of the match keys', () => {
     const line = factLine(explainDecision(dataFacts({ dmarc: 'fail' }), rules, 'data').view);
-    assert.match(line, /^ip=192\.0\.2\.10 helo=mx1\.sender\.example ptr=mx1\.sender\.example sender=alice@sender\.example sender_domain=sender\.example spf=pass tier=neutral recipient=bob@rcpt\.example from_domain=sender\.example dkim=pass dkim_domain=sender\.example dkim_aligned=true arc=none arc_chain=none arc_dmarc=none dmarc=fail dmarc_policy=reject auth_temperror=false first_seen=0$/);
+    assert.match(line, /^ip=192\.0\.2\.10 helo=mx1\.sender\.example ptr=mx1\.sender\.example sender=alice@sender\.example sender_domain=sender\.example spf=pass tier=neutral recipient=bob@rcpt\.example from_domain=sender\.example dkim=pass dkim_domain=sender\.example dkim_aligned=true arc=none arc_chain=none arc_dmarc=none dmarc=fail dmarc_policy=reject auth_temperror=false multiple_from=false first_seen=0$/);
   });
 });

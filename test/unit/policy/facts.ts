@@ -19,6 +19,8 @@ export interface DataOverrides extends MailOverrides {
   dmarc?: AuthResult;
   dmarcPolicy?: DmarcPolicy | null;
   firstSeenSeconds?: number;
+  fromFields?: number;
+  fromAddresses?: number;
 }
 
 /** What is known at MAIL FROM: no recipients, no message, no DKIM/ARC/DMARC. */
@@ -42,7 +44,10 @@ export function dataFacts(o: DataOverrides = {}): Facts {
   return {
     ...base,
     envelope: { ...base.envelope, recipients: o.recipients ?? ['bob@rcpt.example'] },
-    message: { fromDomain, messageId: '<m1@sender.example>', size: 1000, firstSeenSeconds: o.firstSeenSeconds ?? 0 },
+    message: {
+      fromDomain, messageId: '<m1@sender.example>', size: 1000, firstSeenSeconds: o.firstSeenSeconds ?? 0,
+      ...(o.fromFields !== undefined ? { fromFields: o.fromFields } : {}), ...(o.fromAddresses !== undefined ? { fromAddresses: o.fromAddresses } : {}),
+    },
     dkim,
     arc: { result: o.arc ?? 'none', reason: '' },
     dmarc: {

@@ -30,7 +30,7 @@ describe('loader errors name file:line:column and the key', () => {
   const cases: Array<[string, string[]]> = [
     ['syntax.yaml', ['broken/syntax.yaml:6:1: YAML syntax error: Missing closing "quote']],
     ['unknown-key.yaml', [
-      'broken/unknown-key.yaml:5:7: rules[0].match.dmarc_polciy: unknown key "dmarc_polciy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, sender_domain, from_domain, recipient, spf, dkim, dkim_aligned, dkim_domain, arc, dmarc, dmarc_policy, tier, auth_temperror, first_seen_within, arc_chain, arc_sealer, arc_dmarc, not)',
+      'broken/unknown-key.yaml:5:7: rules[0].match.dmarc_polciy: unknown key "dmarc_polciy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, sender_domain, from_domain, recipient, spf, dkim, dkim_aligned, dkim_domain, arc, dmarc, dmarc_policy, tier, auth_temperror, first_seen_within, multiple_from, arc_chain, arc_sealer, arc_dmarc, not)',
       'broken/unknown-key.yaml:9:5: rules[1].modee: unknown key "modee"; did you mean "mode"? (allowed: name, description, match, action, reply, headers, mailbox, mode)',
     ]],
     ['bad-action.yaml', ['broken/bad-action.yaml:4:13: rules[0].action: expected one of accept, tag, quarantine, tempfail, reject']],
@@ -105,8 +105,8 @@ describe('loader errors name file:line:column and the key', () => {
 describe('loadPolicies', () => {
   it('loads the shipped policies/ folder', async () => {
     const rs = await loadPolicies(SHIPPED);
-    assert.deepEqual(rs.files.map((f) => [f.path, f.mode, f.rules]), [[join(SHIPPED, '00-defaults.yaml'), 'enforce', 3]]);
-    assert.deepEqual(rs.rules.map((r) => r.name), ['auth-temperror-retry', 'dmarc-reject', 'dmarc-quarantine']);
+    assert.deepEqual(rs.files.map((f) => [f.path, f.mode, f.rules]), [[join(SHIPPED, '00-defaults.yaml'), 'enforce', 4]]);
+    assert.deepEqual(rs.rules.map((r) => r.name), ['multiple-from', 'auth-temperror-retry', 'dmarc-reject', 'dmarc-quarantine']);
   });
 
   it('the shipped 50-examples.yaml.sample stays valid (as if renamed)', () => {

@@ -125,6 +125,13 @@ const CASES: Record<string, readonly Case[]> = {
     { match: '{ first_seen_within: 30m }', facts: dataFacts({ firstSeenSeconds: 1800 }), matches: false, why: 'window is exclusive' },
     { match: '{ first_seen_within: 1h30m }', facts: dataFacts({ firstSeenSeconds: 5399 }), matches: true, why: 'compound duration' },
   ],
+  multiple_from: [
+    { match: '{ multiple_from: true }', facts: dataFacts({ fromFields: 2, fromAddresses: 2 }), matches: true, why: 'two From fields' },
+    { match: '{ multiple_from: true }', facts: dataFacts({ fromFields: 1, fromAddresses: 2 }), matches: true, why: 'two authors in one From' },
+    { match: '{ multiple_from: true }', facts: dataFacts({ fromFields: 1, fromAddresses: 1 }), matches: false, why: 'one From, one author' },
+    { match: '{ multiple_from: true }', facts: dataFacts(), matches: false, why: 'not counted: not multiple' },
+    { match: '{ multiple_from: false }', facts: dataFacts({ fromFields: 1, fromAddresses: 1 }), matches: true, why: 'false means a single author' },
+  ],
   arc_chain: [
     { match: '{ arc_chain: pass }', facts: withArc(dataFacts(), { result: 'pass', sealers: ['lists.example'] }), matches: true, why: 'validated chain' },
     { match: '{ arc_chain: fail }', facts: dataFacts({ arc: 'fail' }), matches: true, why: 'broken chain' },

@@ -4,7 +4,6 @@
  * refuses with storeUnavailable, and both recover by themselves.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { redisConfigSchema } from '../../../src/reputation/config.ts';
@@ -16,6 +15,7 @@ import { createResilientStore } from '../../../src/reputation/resilient-store.ts
 import { createStoreFromConfig } from '../../../src/reputation/store.ts';
 import { reputationConfigSchema } from '../../../src/reputation/config.ts';
 import { startRedisServer, type RedisProcess } from '../../harness/redis.ts';
+import { eventually, nextEvent } from '../../harness/wait.ts';
 import { HALF_LIFE_MS, req, SCORE_TTL_MS, T0 } from './store-suite.ts';
 
 const score = { halfLifeMs: HALF_LIFE_MS, ttlMs: SCORE_TTL_MS };
@@ -34,16 +34,16 @@ async function open(server: RedisProcess, failMode: 'open' | 'closed', commandTi
   return { primary, store, changes };
 }
 
+// nextEvent, not events.once: ioredis says 'error' for each failed reconnect on its way to
+// 'ready' (and may say it before 'close'), which would reject events.once (a race on a busy machine)
 async function kill(server: RedisProcess, primary: RedisStore): Promise<void> {
-  const closed = once(primary.client, 'close');
+  const closed = nextEvent(primary.client, 'close');
   await server.kill();
   await closed;
 }
 
 async function restart(server: RedisProcess, primary: RedisStore): Promise<void> {
-  // Not events.once: it rejects on the 'error' of a reconnect attempt made before the server is
-  // back (ECONNREFUSED), which is expected here; only 'ready' counts.
-  const ready = new Promise<void>((resolve) => primary.client.once('ready', () => resolve()));
+  const ready = nextEvent(primary.client, 'ready');
   await server.restart();
   await ready;
 }
@@ -130,8 +130,7 @@ describe('resilient store', () => {
     assert.equal((await store.take(r, T0)).allowed, true);
     const probe = new Redis(server.url);
     t.after(() => probe.quit());
-    for (let i = 0; i < 100 && !store.health().ok; i++) await new Promise((res) => setTimeout(res, 10));
-    assert.deepEqual(store.health(), { ok: true });
+    await eventually(() => store.health().ok, 'the store connected to Redis');
     assert.equal((await store.take(r, T0)).allowed, true);
     assert.equal(await probe.exists('cfg:rl:{ip:192.0.2.10}:ip-messages'), 1);
     assert.deepEqual(ops, ['take']);

@@ -1,0 +1,214 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
+/**
+ * The header section on its way to the verifier (mailauth), bounded before mailauth sees it.
+ *
+ * mailauth's parseHeaders joins the continuation lines of a field with repeated
+ * Array#concat and removes each one with Array#splice: its cost grows with (lines of a field)²
+ * and with (continuation lines × fields). One field folded 30,000 times blocks the event loop
+ * for seconds, a 1 MB header of short folded fields for minutes (docs/upstream/
+ * mailauth-header-parser.md). This stream sits between the line-ending normaliser and the
+ * verifier, scans the header section line by line (linear, one field buffered at a time) and:
+ * - stops at the first limit crossed (bytes, fields, lines per field, lines): it then feeds the
+ *   verifier nothing more and is destroyed with a HeaderLimitError, so no parse and no DNS work
+ *   is done for a message that will be refused; `breach` says which limit (552 5.3.4);
+ * - withholds DKIM-Signature fields past `maxDkimSignatures` (RFC 6376 §6.1 lets a verifier
+ *   limit the signatures it evaluates): they are never verified, only counted;
+ * - when the message's first line starts with whitespace, feeds an empty header section
+ *   instead (the line could only continue a field we put on top), as the relay does.
+ * The bytes relayed are not this stream's output: the pipeline keeps its own copy.
+ */
+
+export interface HeaderLimits {
+  /** Bytes of the header section (every field line with its CRLF, not the blank line). */
+  readonly maxHeaderBytes: number;
+  readonly maxFields: number;
+  /** Physical lines of one field: its first line and its continuation lines. */
+  readonly maxFieldLines: number;
+  /** Physical lines of the whole header section. */
+  readonly maxLines: number;
+  /** DKIM-Signature fields handed to the verifier; those after them are withheld. */
+  readonly maxDkimSignatures: number;
+}
+
+/** Which limit a header crossed: a metric label and the subject of the 552 reply. */
+export type HeaderLimit = 'header-bytes' | 'header-fields' | 'header-field-lines' | 'header-lines';
+
+export interface HeaderBreach {
+  readonly limit: HeaderLimit;
+  readonly max: number;
+}
+
+export class HeaderLimitError extends Error {
+  readonly breach: HeaderBreach;
+  constructor(breach: HeaderBreach) {
+    super(`message header over its limit: ${breach.limit} > ${breach.max}`);
+    this.name = 'HeaderLimitError';
+    this.breach = breach;
+  }
+}
+
+const LF = 0x0a;
+const CRLF = Buffer.from('\r\n');
+
+/** RFC 5322 §2.2.3: a line starting with WSP continues the field above it. */
+function isContinuation(line: Buffer): boolean {
+  return line[0] === 0x20 || line[0] === 0x09;
+}
+
+/** The line is CRLF (or a lone LF): the blank line that ends the header section (RFC 5322 §2.1). */
+function isBlank(line: Buffer): boolean {
+  return (line.length === 2 && line[0] === 0x0d && line[1] === LF) || (line.length === 1 && line[0] === LF);
+}
+
+/**
+ * The field name as mailauth reads it (tools.js parseHeaders): everything before the first
+ * colon, folds removed, WSP trimmed, lower-cased. A fold between the name and the colon still
+ * names the field, so "DKIM-Signature\r\n :" is a DKIM-Signature here as it is there.
+ */
+export function fieldKey(lines: readonly Buffer[]): string {
+  let name = '';
+  for (const line of lines) {
+    const colon = line.indexOf(0x3a);
+    name += line.subarray(0, colon < 0 ? line.length : colon).toString('latin1');
+    if (colon >= 0) break;
+  }
+  return name.replace(/\r?\n/g, '').replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase();
+}
+
+export class HeaderGuard extends Transform {
+  readonly #limits: HeaderLimits;
+  #state: 'header' | 'body' | 'stopped' = 'header';
+  /** Bytes of a line whose LF has not arrived yet. */
+  #partial: Buffer[] = [];
+  /** The field being read: its lines, each with its line ending. */
+  #field: Buffer[] = [];
+  #bytes = 0;
+  #fields = 0;
+  #lines = 0;
+  #signatures = 0;
+  #withheld = 0;
+  #breach: HeaderBreach | null = null;
+
+  constructor(limits: HeaderLimits) {
+    super();
+    this.#limits = limits;
+    // The consumer (the verifier) listens for errors; without one, a breach must not be an
+    // uncaught 'error' that ends the process.
+    this.on('error', () => undefined);
+  }
+
+  /** The limit crossed, or null. Set as soon as the line that crossed it arrives. */
+  get breach(): HeaderBreach | null {
+    return this.#breach;
+  }
+
+  /** DKIM-Signature fields not handed to the verifier (over maxDkimSignatures). */
+  get withheldSignatures(): number {
+    return this.#withheld;
+  }
+
+  override _transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback): void {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk, encoding) : chunk;
+    if (this.#state === 'body') {
+      this.push(data);
+    } else if (this.#state === 'header') {
+      const out: Buffer[] = [];
+      this.#scan(data, out);
+      if (out.length > 0 && !this.#stopped()) this.push(out.length === 1 ? out[0] : Buffer.concat(out));
+    }
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#state === 'header') {
+      // a header section without a blank line (no body): its last line may lack its CRLF
+      const out: Buffer[] = [];
+      if (this.#partial.length > 0) this.#line(Buffer.concat(this.#partial), out);
+      this.#partial = [];
+      if (!this.#stopped()) this.#endField(out);
+      if (!this.#stopped() && out.length > 0) this.push(Buffer.concat(out));
+    }
+    callback();
+  }
+
+  /** Splits `data` into lines; header lines go through #line, the rest is body. */
+  #scan(data: Buffer, out: Buffer[]): void {
+    let start = 0;
+    while (this.#state === 'header' && start < data.length) {
+      const lf = data.indexOf(LF, start);
+      const end = lf < 0 ? data.length : lf + 1;
+      // counted as they arrive, so that a line without an end cannot grow past the limit
+      this.#bytes += end - start;
+      if (lf < 0) {
+        this.#partial.push(data.subarray(start));
+        // the blank line that ends the section (CRLF, maybe split here) is not part of its size
+        if (this.#bytes > this.#limits.maxHeaderBytes + 2) this.#stop('header-bytes', this.#limits.maxHeaderBytes);
+        return;
+      }
+      const piece = data.subarray(start, end);
+      const line = this.#partial.length > 0 ? Buffer.concat([...this.#partial, piece]) : piece;
+      this.#partial = [];
+      start = end;
+      this.#line(line, out);
+    }
+    if (this.#state === 'body' && start < data.length) out.push(data.subarray(start));
+  }
+
+  #line(line: Buffer, out: Buffer[]): void {
+    const first = this.#lines === 0 && this.#field.length === 0;
+    if (isBlank(line)) {
+      this.#endField(out);
+      if (this.#stopped()) return;
+      out.push(line);
+      this.#state = 'body';
+      return;
+    }
+    if (first && isContinuation(line)) {
+      // Nothing above it to continue but the relay's own fields: the section ends before it
+      // (what Postfix's smtpd does, by inserting an empty line).
+      out.push(CRLF, line);
+      this.#state = 'body';
+      return;
+    }
+    if (this.#bytes > this.#limits.maxHeaderBytes) return this.#stop('header-bytes', this.#limits.maxHeaderBytes);
+    this.#lines++;
+    if (this.#lines > this.#limits.maxLines) return this.#stop('header-lines', this.#limits.maxLines);
+    if (isContinuation(line) && this.#field.length > 0) {
+      this.#field.push(line);
+      if (this.#field.length > this.#limits.maxFieldLines) this.#stop('header-field-lines', this.#limits.maxFieldLines);
+      return;
+    }
+    this.#endField(out);
+    if (this.#stopped()) return;
+    this.#fields++;
+    if (this.#fields > this.#limits.maxFields) return this.#stop('header-fields', this.#limits.maxFields);
+    this.#field = [line];
+  }
+
+  /** The field read so far is complete: hand it on, unless it is a DKIM-Signature over the cap. */
+  #endField(out: Buffer[]): void {
+    const field = this.#field;
+    if (field.length === 0) return;
+    this.#field = [];
+    if (fieldKey(field) === 'dkim-signature' && ++this.#signatures > this.#limits.maxDkimSignatures) {
+      this.#withheld++;
+      return;
+    }
+    out.push(...field);
+  }
+
+  /** A method, not a field test, so that TypeScript does not narrow #state across the calls that change it. */
+  #stopped(): boolean {
+    return this.#state === 'stopped';
+  }
+
+  #stop(limit: HeaderLimit, max: number): void {
+    this.#state = 'stopped';
+    this.#partial = [];
+    this.#field = [];
+    this.#breach = { limit, max };
+    this.emit('breach', this.#breach);
+    this.destroy(new HeaderLimitError(this.#breach));
+  }
+}

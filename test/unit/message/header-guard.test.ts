@@ -1,0 +1,95 @@
+/**
+ * The header guard on its own: what reaches the verifier, chunk boundaries anywhere, and the
+ * limit it reports. The SMTP-level behaviour (552 5.3.4, /healthz answering) is in
+ * test/integration/hostile-headers.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HeaderGuard, fieldKey, type HeaderLimits } from '../../../src/message/header-guard.ts';
+
+const LIMITS: HeaderLimits = { maxHeaderBytes: 100_000, maxFields: 100, maxFieldLines: 50, maxLines: 500, maxDkimSignatures: 2 };
+
+/** Feeds `input` in pieces of `size` bytes; resolves with the output, or the error. */
+async function run(input: string, limits: HeaderLimits = LIMITS, size = 7): Promise<{ out: string; guard: HeaderGuard; error: Error | null }> {
+  const guard = new HeaderGuard(limits);
+  const parts: Buffer[] = [];
+  const done = new Promise<Error | null>((resolve) => {
+    guard.on('data', (c: Buffer) => parts.push(c));
+    guard.on('end', () => resolve(null));
+    guard.on('error', (err) => resolve(err));
+  });
+  const bytes = Buffer.from(input, 'latin1');
+  for (let i = 0; i < bytes.length && !guard.destroyed; i += size) guard.write(bytes.subarray(i, i + size));
+  if (!guard.destroyed) guard.end();
+  const error = await done;
+  return { out: Buffer.concat(parts).toString('latin1'), guard, error };
+}
+
+describe('header guard', () => {
+  it('passes a message through unchanged, at any chunk size', async () => {
+    const msg = 'From: a@b.example\r\nSubject: hello\r\n folded\r\n\tagain\r\n\r\nbody line\r\n\r\nFrom: not a header\r\n';
+    for (const size of [1, 2, 3, 5, 64, 4096]) {
+      const { out, guard, error } = await run(msg, LIMITS, size);
+      assert.equal(error, null);
+      assert.equal(out, msg, `chunk size ${size}`);
+      assert.equal(guard.breach, null);
+    }
+  });
+
+  it('passes a message without a body (no blank line) and one without a final CRLF', async () => {
+    for (const msg of ['From: a@b.example\r\nSubject: x\r\n', 'From: a@b.example\r\nSubject: x']) {
+      const { out, error } = await run(msg);
+      assert.equal(error, null);
+      assert.equal(out, msg);
+    }
+  });
+
+  it('withholds DKIM-Signature fields after the first maxDkimSignatures, whatever their spelling', async () => {
+    const sig = (n: number): string => `DKIM-Signature: v=1; d=d${n}.example; s=s;\r\n b=abc${n}\r\n`;
+    const msg = sig(1) + 'dkim-signature : v=1; d=d2.example\r\n' + sig(3) + 'DKIM-Signature\r\n : v=1; d=d4.example\r\n' + 'From: a@b.example\r\n\r\nbody\r\n';
+    const { out, guard } = await run(msg);
+    assert.equal(guard.withheldSignatures, 2);
+    assert.match(out, /d1\.example/);
+    assert.match(out, /d2\.example/);
+    assert.doesNotMatch(out, /d3\.example|d4\.example/);
+    assert.match(out, /From: a@b\.example\r\n\r\nbody\r\n$/);
+  });
+
+  it('feeds an empty header section when the first line starts with whitespace', async () => {
+    const { out } = await run(' Subject: continues something\r\nFrom: a@b.example\r\n\r\nbody\r\n');
+    assert.equal(out, '\r\n Subject: continues something\r\nFrom: a@b.example\r\n\r\nbody\r\n');
+  });
+
+  const cases: Array<[string, string, keyof HeaderLimits | null, string]> = [
+    ['header-field-lines', 'X-Long: a\r\n' + ' b\r\n'.repeat(50) + '\r\nbody\r\n', 'maxFieldLines', 'X-Long: a\r\n' + ' b\r\n'.repeat(49) + '\r\nbody\r\n'],
+    ['header-fields', Array.from({ length: 101 }, (_, i) => `X-${i}: v\r\n`).join('') + '\r\nbody\r\n', 'maxFields', Array.from({ length: 100 }, (_, i) => `X-${i}: v\r\n`).join('') + '\r\nbody\r\n'],
+    ['header-lines', Array.from({ length: 20 }, (_, i) => `X-${i}: v\r\n` + ' w\r\n'.repeat(25)).join('') + '\r\n', 'maxLines', ''],
+    ['header-bytes', `X-Big: ${'x'.repeat(100_001)}\r\n\r\nbody\r\n`, 'maxHeaderBytes', ''],
+  ];
+  for (const [limit, over, key, atLimit] of cases) {
+    it(`stops at ${limit}, feeding nothing more, and errors the verifier's input`, async () => {
+      const { guard, error } = await run(over);
+      assert.deepEqual(guard.breach, { limit, max: LIMITS[key!] });
+      assert.equal(error?.name, 'HeaderLimitError');
+      if (atLimit) {
+        const ok = await run(atLimit);
+        assert.equal(ok.error, null, `${limit}: exactly at the limit passes`);
+      }
+    });
+  }
+
+  it('detects an over-long header line before its end arrives', async () => {
+    const guard = new HeaderGuard({ ...LIMITS, maxHeaderBytes: 1024 });
+    const failed = new Promise<void>((resolve) => guard.on('error', () => resolve()));
+    guard.write(Buffer.from('X-Big: '));
+    for (let i = 0; i < 10 && !guard.destroyed; i++) guard.write(Buffer.alloc(200, 0x61));
+    await failed;
+    assert.deepEqual(guard.breach, { limit: 'header-bytes', max: 1024 });
+  });
+
+  it('reads a field name as mailauth does: folds before the colon, WSP trimmed, lower-cased', () => {
+    assert.equal(fieldKey([Buffer.from('DKIM-Signature\r\n'), Buffer.from(' : v=1\r\n')]), 'dkim-signature');
+    assert.equal(fieldKey([Buffer.from('From \t: x\r\n')]), 'from');
+    assert.equal(fieldKey([Buffer.from('no colon\r\n')]), 'no colon');
+  });
+});
