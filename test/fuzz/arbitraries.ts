@@ -125,6 +125,9 @@ const FORGED_FROM = [
   `From: CEO <ceo@GOOD.EXAMPLE>`, `From: ceo@${REJECT_DOMAIN} (the CEO)`, `From:ceo@${REJECT_DOMAIN}`,
   `FROM: ceo@${REJECT_DOMAIN}`, `from: <ceo@${REJECT_DOMAIN}>`, `From: =?utf-8?q?C=C3=89O?= <ceo@${REJECT_DOMAIN}>`,
   `From: "CEO"\r\n <ceo@${REJECT_DOMAIN}>`, `From: "billing@${PLAIN_DOMAIN}" <ceo@${REJECT_DOMAIN}>`, `From:\t<ceo@${REJECT_DOMAIN}>`,
+  // several authors, one of them the p=reject domain (DMARC composition attacks; refused by the default policy)
+  `From: <ceo@${REJECT_DOMAIN}>\r\nFrom: <news@${PLAIN_DOMAIN}>`, `From: <news@${PLAIN_DOMAIN}>\r\nFrom: <ceo@${REJECT_DOMAIN}>`,
+  `From: ceo@${REJECT_DOMAIN}, news@${PLAIN_DOMAIN}`, `From: news@${PLAIN_DOMAIN}, ceo@${REJECT_DOMAIN}`, `From: <ceo@${REJECT_DOMAIN}>\rFrom: <news@${PLAIN_DOMAIN}>`,
 ];
 
 const headerValue = fc.oneof(

@@ -75,6 +75,8 @@ export async function startFuzzWorld(): Promise<FuzzWorld> {
   };
   backend.onRcpt = (address) => {
     if (!mayAccept(address)) globalProblems.push(`the backend was asked about RCPT <${address}>`);
+    // U+FFFD (EF BF BD): an 8-bit local part decoded as UTF-8 without SMTPUTF8, i.e. another mailbox
+    if (address.includes('\xef\xbf\xbd')) globalProblems.push(`the backend was asked about a rewritten mailbox <${address}>`);
   };
   const stats: FuzzStats = { inputs: 0, byMode: {}, delivered: 0, forgedRefused: 0, replyClasses: {} };
 
