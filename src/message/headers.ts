@@ -142,8 +142,16 @@ export function forgedRanges(message: Buffer, authservId: string): Array<[number
  * line before such content, we end the header section there, so that content is body.
  */
 export function rewriteMessage(message: Buffer, authservId: string, add: readonly HeaderField[]): Buffer {
+  return Buffer.concat(rewrittenPieces(message, authservId, add));
+}
+
+/**
+ * rewriteMessage as the pieces to write, in order, without joining them: our fields, then
+ * slices of the message (no copy of it; the relay writes the pieces as they are).
+ */
+export function rewrittenPieces(message: Buffer, authservId: string, add: readonly HeaderField[]): Buffer[] {
   const parts: Buffer[] = add.map((field) => Buffer.from(formatField(field.name, field.value), 'utf8'));
-  if (startsWithWsp(message, 0)) return Buffer.concat([...parts, CRLF, message]);
+  if (startsWithWsp(message, 0)) return [...parts, CRLF, message];
   let pos = 0;
   for (const [start, end] of forgedRanges(message, authservId)) {
     if (start > pos) parts.push(message.subarray(pos, start));
@@ -154,5 +162,5 @@ export function rewriteMessage(message: Buffer, authservId: string, add: readonl
   // SMTP), must not run on: the relay would end it with the blank line of an empty body
   const tail = parts.at(-1);
   if (headerLength(message) === message.length && tail && tail[tail.length - 1] !== LF) parts.push(CRLF);
-  return Buffer.concat(parts);
+  return parts;
 }
