@@ -3,7 +3,7 @@
 NODE := node_modules/.bin/node
 STAMP := node_modules/.install-stamp
 
-.PHONY: run test test-deps bench bench-replay check-config clean
+.PHONY: run test test-deps bench bench-replay soak flood fuzz check-config clean
 
 $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -53,6 +53,19 @@ test-deps:
 ## bench: throughput/latency/CPU figures (not part of the tests)
 bench: $(STAMP)
 	$(NODE) test/bench/bench.ts $(ARGS)
+
+## soak: the fault soak (SOAK_SECONDS, default 180; SOAK_CLIENTS, default 48) and the floods;
+## prints the accounting table and the figures (not part of the tests; a short variant is)
+soak: $(STAMP)
+	$(NODE) test/soak/soak-main.ts
+
+## flood: the floods alone (slowloris, large uploads)
+flood: $(STAMP)
+	SOAK_PARTS=floods $(NODE) test/soak/soak-main.ts
+
+## fuzz: FUZZ_RUNS inputs (default 1,000,000) against a running gateway; FUZZ_SEED replays a run
+fuzz: $(STAMP)
+	$(NODE) test/fuzz/fuzz-main.ts
 
 ## bench-replay: `postern replay` over 100k and 1M recorded decisions: time and peak memory (not part of the tests)
 bench-replay: $(STAMP)

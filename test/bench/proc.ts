@@ -34,11 +34,8 @@ export function cpuSeconds(pid: number, ticksPerSecond: number): number {
   return ticks / ticksPerSecond;
 }
 
-/**
- * Peak resident set size (VmHWM) in bytes, summed over the process and its descendants: an
- * upper bound of the peak of the whole (each process's peak may come at a different moment).
- */
-export function peakRssBytes(pid: number): number {
+/** A "kB" field of /proc/<pid>/status in bytes, summed over the process and its descendants. */
+function treeStatusBytes(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   let total = 0;
   for (const p of processTree(pid)) {
     let status: string;
@@ -47,11 +44,24 @@ export function peakRssBytes(pid: number): number {
     } catch {
       continue; // exited meanwhile
     }
-    const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-    if (!match?.[1]) throw new Error(`no VmHWM in /proc/${p}/status`);
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+    if (!match?.[1]) throw new Error(`no ${field} in /proc/${p}/status`);
     total += Number(match[1]) * 1024;
   }
   return total;
+}
+
+/**
+ * Peak resident set size (VmHWM) in bytes, summed over the process and its descendants: an
+ * upper bound of the peak of the whole (each process's peak may come at a different moment).
+ */
+export function peakRssBytes(pid: number): number {
+  return treeStatusBytes(pid, 'VmHWM');
+}
+
+/** Resident set size now (VmRSS) in bytes, summed over the process and its descendants. */
+export function rssBytes(pid: number): number {
+  return treeStatusBytes(pid, 'VmRSS');
 }
 
 /**

@@ -43,9 +43,13 @@ export class SmtpSession {
     socket.on('close', () => this.#fail(new SessionError('closed')));
   }
 
-  /** Connects to 127.0.0.1:port and reads the greeting. */
-  static async open(port: number, timeoutMs: number): Promise<{ session: SmtpSession; greeting: Reply }> {
+  /**
+   * Connects to 127.0.0.1:port and reads the greeting. `preface` (a PROXY header, for a gateway
+   * that trusts loopback as its balancer) is sent first.
+   */
+  static async open(port: number, timeoutMs: number, preface?: string | Buffer): Promise<{ session: SmtpSession; greeting: Reply }> {
     const socket = net.connect({ host: '127.0.0.1', port });
+    if (preface !== undefined) socket.write(preface);
     const session = new SmtpSession(socket, timeoutMs);
     const greeting = await session.#read();
     return { session, greeting };
@@ -74,6 +78,25 @@ export class SmtpSession {
 
   destroy(): void {
     this.#socket.destroy();
+  }
+
+  /** Writes bytes as they are, reading nothing; resolves once they are handed to the kernel. */
+  write(data: Buffer): Promise<void> {
+    return new Promise((resolve) => this.#socket.write(data, () => resolve()));
+  }
+
+  /**
+   * Sends the message and its final ".", then resets the connection once the bytes are out,
+   * without reading the reply: a client that dies right after the dot (RFC 1047's window).
+   */
+  sendAndReset(wire: Buffer): Promise<void> {
+    return new Promise((resolve) => {
+      this.#socket.write(wire);
+      this.#socket.write('.\r\n', () => {
+        if (!this.#socket.destroyed) this.#socket.resetAndDestroy();
+        resolve();
+      });
+    });
   }
 
   #read(): Promise<Reply> {

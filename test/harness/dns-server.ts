@@ -2,6 +2,7 @@
  * Loopback authoritative DNS server for tests: UDP and TCP on 127.0.0.1, one ephemeral port.
  * Zones use the `zonedata` format of the RFC 7208 test suite, so its scenarios load as they are.
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import * as packet from 'dns-packet';
@@ -17,8 +18,12 @@ export type ZoneRecordData = { readonly ttl?: number } & (
   | { readonly PTR: string }
   | { readonly CNAME: string }
 );
-/** 'TIMEOUT': never answer (for types the name has no records of); 'SERVFAIL': answer SERVFAIL (same rule). */
-export type ZoneRecord = 'TIMEOUT' | 'SERVFAIL' | ZoneRecordData;
+/**
+ * 'TIMEOUT': never answer (for types the name has no records of); 'SERVFAIL': answer SERVFAIL (same
+ * rule); 'GARBAGE': answer every question for the name with a different kind of broken response
+ * each time (see garbage()), whatever records it has.
+ */
+export type ZoneRecord = 'TIMEOUT' | 'SERVFAIL' | 'GARBAGE' | ZoneRecordData;
 export type Zone = Readonly<Record<string, readonly ZoneRecord[]>>;
 
 export interface DnsQueryLog {
@@ -56,6 +61,7 @@ interface ZoneEntry {
   readonly records: readonly StoredRecord[];
   readonly timeout: boolean;
   readonly servfail: boolean;
+  readonly garbage: boolean;
   /** `TXT: NONE`: do not serve the SPF records as TXT. */
   readonly noTxt: boolean;
 }
@@ -81,11 +87,13 @@ function characterStrings(value: TxtValue): Buffer[] {
 function parseEntry(name: string, records: readonly ZoneRecord[]): ZoneEntry {
   let timeout = false;
   let servfail = false;
+  let garbage = false;
   let noTxt = false;
   const stored: StoredRecord[] = [];
   for (const record of records) {
     if (record === 'TIMEOUT') timeout = true;
     else if (record === 'SERVFAIL') servfail = true;
+    else if (record === 'GARBAGE') garbage = true;
     else {
       const type = TYPES.find((t) => t in record);
       if (type === undefined) throw new TypeError(`zone ${name}: unknown record ${JSON.stringify(record)}`);
@@ -99,7 +107,7 @@ function parseEntry(name: string, records: readonly ZoneRecord[]): ZoneEntry {
       } else stored.push({ type, ttl, data: String(value) });
     }
   }
-  return { name: key(name), records: stored, timeout, servfail, noTxt };
+  return { name: key(name), records: stored, timeout, servfail, garbage, noTxt };
 }
 
 function parseZone(zone: Zone): Map<string, ZoneEntry> {
@@ -122,7 +130,8 @@ function recordsOf(entry: ZoneEntry, type: string): packet.Answer[] {
   return entry.records.filter((r) => r.type === 'SPF').map((r) => rr(entry.name, r, 'TXT'));
 }
 
-type Reply = { readonly drop: true } | { readonly drop: false; readonly rcode: number; readonly answers: packet.Answer[]; readonly negative: boolean };
+type Reply = { readonly drop: true } | { readonly garbage: true }
+  | { readonly drop: false; readonly rcode: number; readonly answers: packet.Answer[]; readonly negative: boolean };
 
 /** Walks the CNAME chain from the name asked (RFC 1034 §4.3.2), as a recursive server would answer. */
 function lookup(zone: Map<string, ZoneEntry>, qname: string, qtype: string): Reply {
@@ -133,6 +142,7 @@ function lookup(zone: Map<string, ZoneEntry>, qname: string, qtype: string): Rep
     seen.add(name);
     const entry = zone.get(name);
     if (entry === undefined) return { drop: false, rcode: RCODE.NXDOMAIN, answers, negative: true };
+    if (entry.garbage) return { garbage: true };
     const own = recordsOf(entry, qtype);
     if (own.length > 0) return { drop: false, rcode: RCODE.NOERROR, answers: [...answers, ...own], negative: false };
     if (entry.timeout) return { drop: true };
@@ -159,6 +169,7 @@ function respond(zone: Map<string, ZoneEntry>, query: packet.DecodedPacket, tran
   const q = query.questions?.[0];
   if (q === undefined) return null;
   const reply = lookup(zone, q.name, q.type);
+  if ('garbage' in reply) return garbage(query, q, transport);
   if (reply.drop) return null;
   const opt = query.additionals?.find((a): a is packet.OptAnswer => a.type === 'OPT');
   const flags = packet.AUTHORITATIVE_ANSWER | packet.RECURSION_AVAILABLE | ((query.flags ?? 0) & packet.RECURSION_DESIRED) | reply.rcode;
@@ -174,6 +185,30 @@ function respond(zone: Map<string, ZoneEntry>, query: packet.DecodedPacket, tran
   if (transport === 'tcp' || bytes.length <= limit) return bytes;
   // RFC 2181 §9: too big for the client's UDP buffer → TC set, nothing but the question
   return packet.encode({ ...response, flags: flags | packet.TRUNCATED_RESPONSE, answers: [], authorities: [] });
+}
+
+let garbageServed = 0;
+
+/**
+ * A broken response, a different kind each time, as a faulty or hostile server sends them:
+ * octets no parser can read; a response cut short; a record of the wrong type; TXT strings of
+ * random octets; the answer to another question (a spoofing attempt the client must ignore);
+ * a truncated UDP answer whose TCP retry gets junk.
+ */
+function garbage(query: packet.DecodedPacket, q: packet.Question, transport: 'udp' | 'tcp'): Buffer {
+  const base = { type: 'response' as const, id: query.id ?? 0, flags: packet.AUTHORITATIVE_ANSWER, questions: [q] };
+  const junkTxt = (): packet.Answer => ({ name: q.name, type: 'TXT', class: 'IN', ttl: 1, data: [randomBytes(randomInt(1, 200)), randomBytes(randomInt(0, 50))] });
+  switch (garbageServed++ % 6) {
+    case 0: return randomBytes(randomInt(1, 600));
+    case 1: {
+      const whole = packet.encode({ ...base, answers: [junkTxt()] });
+      return whole.subarray(0, randomInt(1, whole.length));
+    }
+    case 2: return packet.encode({ ...base, answers: [{ name: q.name, type: 'A', class: 'IN', ttl: 1, data: '203.0.113.9' }] });
+    case 3: return packet.encode({ ...base, answers: [junkTxt(), junkTxt()] });
+    case 4: return packet.encode({ ...base, questions: [{ ...q, name: 'spoofed.invalid' }], answers: [{ ...junkTxt(), name: 'spoofed.invalid' }] });
+    default: return transport === 'udp' ? packet.encode({ ...base, flags: base.flags | packet.TRUNCATED_RESPONSE }) : randomBytes(randomInt(1, 300));
+  }
 }
 
 function decodeQuery(bytes: Buffer): packet.DecodedPacket | null {

@@ -87,6 +87,10 @@ export interface RedisProcess {
   kill(): Promise<void>;
   /** Start again on the same port (empty: no persistence). */
   restart(): Promise<void>;
+  /** SIGSTOP: the server stalls with its connections open (a frozen or swapped-out node). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /** Kill and remove the temp dir. */
   stop(): Promise<void>;
 }
@@ -133,6 +137,12 @@ export async function startRedisServer(opts: { port?: number; extraArgs?: string
     async restart() {
       await killProcess(child);
       child = await startProcess(args);
+    },
+    pause() {
+      child?.kill('SIGSTOP');
+    },
+    resume() {
+      child?.kill('SIGCONT');
     },
     async stop() {
       await killProcess(child);

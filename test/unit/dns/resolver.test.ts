@@ -20,6 +20,7 @@ const ZONE = {
   'a:b/c d.example.com': [{ TXT: 'macro target' }],
   'timeout.example.com': ['TIMEOUT'],
   'servfail.example.com': ['SERVFAIL'],
+  'garbage.example.com': ['GARBAGE', { TXT: 'v=spf1 -all' }],
   '2.2.0.192.in-addr.arpa': [{ PTR: 'host.example.com' }],
   '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa': [{ PTR: 'v6.example.com' }],
   // RFC 7208 suite, "Initial processing": a63-octet label is fine, 64 is not
@@ -65,6 +66,21 @@ void describe('dns resolver against the loopback server', () => {
     await assert.rejects(dns.resolve('example.com', 'TXT'), { code: 'ENODATA' });
     await assert.rejects(dns.resolve('timeout.example.com', 'A'), { code: 'ETIMEOUT' });
     await assert.rejects(dns.resolve('servfail.example.com', 'TXT'), { code: 'ESERVFAIL' });
+  });
+
+  void it('a server answering garbage (junk octets, cut short, wrong type, random TXT, spoofed question, junk over TCP) gives DNS errors or the junk as text, never the real record', async () => {
+    const codes = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      try {
+        const txt = await dns.resolve('garbage.example.com', 'TXT');
+        assert.ok(txt.every((strings) => Array.isArray(strings) && strings.every((t) => typeof t === 'string')));
+        assert.ok(!txt.flat().includes('v=spf1 -all'));
+        codes.add('answer');
+      } catch (err) {
+        codes.add((err as { code: string }).code);
+      }
+    }
+    assert.deepEqual([...codes].sort(), ['ENODATA', 'ETIMEOUT', 'EBADRESP', 'answer'].sort());
   });
 
   void it('queries names with ":", "/" and spaces as they are (SPF macro output)', async () => {
