@@ -24,6 +24,7 @@ function forWorker(config: Config): Config {
   const own = structuredClone(config);
   // the in-flight byte budget is the node's: each worker holds its share (no spool, one heap each)
   own.limits.maxBytesInFlight = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlight / config.workers));
+  own.limits.maxBytesInFlightPerClient = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlightPerClient / config.workers));
   return deepFreeze({ ...own, metrics: { ...config.metrics, listen: '' } });
 }
 

@@ -16,7 +16,7 @@ const RESTART_ONLY = [
   'backend.connectTimeoutMs', 'backend.commandTimeoutMs', 'backend.dataTimeoutMs', 'dns', 'proxyProtocol', 'xclient',
   'redis', 'metrics', 'tls', 'limits.maxConnections', 'limits.maxConnectionsPerIp', 'limits.socketTimeoutMs',
   // read once at start: the SIZE smtp-server advertises and counts, the refusal cache
-  'limits.maxMessageSize', 'limits.maxBytesInFlight', 'backend.recipientCacheSeconds',
+  'limits.maxMessageSize', 'limits.maxBytesInFlight', 'limits.maxBytesInFlightPerClient', 'limits.ipv6PrefixLength', 'backend.recipientCacheSeconds',
   'reputation.halfLifeHours', 'reputation.keyTtlDays', 'reputation.memoryMaxKeys', 'log.pretty', 'shutdown',
   // the report collector, store and scheduler are built once at start
   'reports',

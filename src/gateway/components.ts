@@ -85,6 +85,7 @@ export function createComponents(config: Config, ctx: {
     },
   });
   const recipientCache = createRecipientCache({ clock, ttlSeconds: config.backend.recipientCacheSeconds });
-  const budget = createByteBudget(config.limits.maxBytesInFlight, (n) => metrics.inflightBytes.set(n));
+  const { maxBytesInFlight: max, maxBytesInFlightPerClient: perClient, ipv6PrefixLength } = config.limits;
+  const budget = createByteBudget({ max, perClient, ipv6PrefixLength }, (n) => metrics.inflightBytes.set(n));
   return { resolver, backend, store, recipientCache, budget, dkimKeys: createKeyMemo() };
 }

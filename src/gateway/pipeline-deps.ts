@@ -11,7 +11,7 @@ import { formatReply } from '../core/reply.ts';
 import { mailauthResolver } from '../dns/index.ts';
 import { messageFingerprint } from '../message/fingerprint.ts';
 import { HeaderGuard, type HeaderBreach } from '../message/header-guard.ts';
-import { rewrittenPieces } from '../message/headers.ts';
+import { rewrittenChunks } from '../message/headers.ts';
 import { LineEndingNormaliser } from '../message/line-endings.ts';
 import { buildReceived } from '../message/received.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -118,7 +118,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
       },
       fingerprint: messageFingerprint,
       received: buildReceived,
-      rewrite: rewrittenPieces,
+      rewrite: rewrittenChunks,
     },
   };
 }

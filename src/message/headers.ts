@@ -164,3 +164,27 @@ export function rewrittenPieces(message: Buffer, authservId: string, add: readon
   if (headerLength(message) === message.length && tail && tail[tail.length - 1] !== LF) parts.push(CRLF);
   return parts;
 }
+
+/**
+ * rewrittenPieces for a message held as the chunks it arrived in: only the chunks up to the
+ * end of the header section are joined (the header is small; the body may be megabytes), the
+ * rest are passed on as they are. Nothing of the body is copied.
+ */
+export function rewrittenChunks(chunks: readonly Buffer[], authservId: string, add: readonly HeaderField[]): Buffer[] {
+  const upTo = headerChunks(chunks);
+  const head = upTo === 1 ? chunks[0]! : Buffer.concat(chunks.slice(0, upTo));
+  return [...rewrittenPieces(head, authservId, add), ...chunks.slice(upTo)];
+}
+
+/** How many leading chunks hold the whole header section and its blank line (all of them when there is none). */
+function headerChunks(chunks: readonly Buffer[]): number {
+  const END = '\r\n\r\n';
+  let tail = Buffer.alloc(0); // the last bytes of the chunks before, for an end split between chunks
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!;
+    if (i === 0 && chunk[0] === 0x0d && chunk[1] === LF) return 1; // an empty header section
+    if (Buffer.concat([tail, chunk.subarray(0, 3)]).includes(END) || chunk.includes(END)) return i + 1;
+    tail = chunk.length >= 3 ? chunk.subarray(-3) : Buffer.concat([tail, chunk]).subarray(-3);
+  }
+  return chunks.length;
+}

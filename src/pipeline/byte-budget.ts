@@ -5,28 +5,47 @@
  * flood of large uploads cannot exhaust the heap: a message whose bytes cannot all be admitted
  * stops being kept (the rest of its upload is read and dropped) and is answered 452 at its end.
  * Bytes come back when the transaction ends (src/pipeline/end.ts), delivered or not.
+ *
+ * One client (an IP address; an IPv6 network of limits.ipv6PrefixLength) holds at most
+ * `perClient` of it (limits.maxBytesInFlightPerClient): a few clients stalling large uploads
+ * just before their end cannot hold the whole budget and lock everybody else out until their
+ * data timeout.
  */
+import { clientKey } from '../core/ip.ts';
+
 export interface ByteBudget {
-  /** Admits n more bytes if they fit under the budget. */
-  tryTake(n: number): boolean;
-  give(n: number): void;
+  /** Admits n more bytes for the client at `ip` if they fit under both budgets. */
+  tryTake(ip: string, n: number): boolean;
+  give(ip: string, n: number): void;
   /** Bytes held now, and the budget. */
   readonly inUse: number;
   readonly max: number;
-  /** True when no new message should start: what is left would not hold a small one. */
-  full(): boolean;
+  /** True when no new message should start, for anyone or for this client: what is left would not hold a small one. */
+  full(ip?: string): boolean;
 }
 
-export function createByteBudget(max: number, onChange?: (inUse: number) => void): ByteBudget {
+export function createByteBudget(opts: { max: number; perClient: number; ipv6PrefixLength: number }, onChange?: (inUse: number) => void): ByteBudget {
+  const { max, perClient } = opts;
   let inUse = 0;
+  const byClient = new Map<string, number>();
+  const key = (ip: string): string => clientKey(ip, opts.ipv6PrefixLength);
+  const room = (limit: number, used: number): boolean => limit - used >= Math.min(65_536, limit / 16);
   return {
-    tryTake(n) {
-      if (inUse + n > max) return false;
+    tryTake(ip, n) {
+      const k = key(ip);
+      const mine = byClient.get(k) ?? 0;
+      if (inUse + n > max || mine + n > perClient) return false;
       inUse += n;
+      byClient.set(k, mine + n);
       onChange?.(inUse);
       return true;
     },
-    give(n) {
+    give(ip, n) {
+      if (n <= 0) return;
+      const k = key(ip);
+      const mine = (byClient.get(k) ?? 0) - n;
+      if (mine > 0) byClient.set(k, mine);
+      else byClient.delete(k);
       inUse = Math.max(0, inUse - n);
       onChange?.(inUse);
     },
@@ -34,6 +53,6 @@ export function createByteBudget(max: number, onChange?: (inUse: number) => void
       return inUse;
     },
     max,
-    full: () => max - inUse < Math.min(65_536, max / 16),
+    full: (ip) => !room(max, inUse) || (ip !== undefined && !room(perClient, byClient.get(key(ip)) ?? 0)),
   };
 }

@@ -46,7 +46,7 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
 
   const auth = await read.auth;
   const timing = { authMs: deps.clock.now() - started };
-  const facts = await messageFacts(deps, state, tx, read.bytes, auth);
+  const facts = await messageFacts(deps, state, tx, read.message, auth);
   const decision = deps.decide(facts, 'data') ?? ACCEPT;
   const verdict = decision.enforced;
   const detail = { facts, decision, timing };
@@ -59,7 +59,7 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
   }
   tx.reservations.message.push(limited.reservation);
 
-  const outgoing = deps.message.rewrite(read.bytes, deps.settings.hostname, [...verdictHeaders(verdict), { name: 'Authentication-Results', value: auth.authResults }, received(deps, state, tx)]);
+  const outgoing = deps.message.rewrite(read.message.chunks, deps.settings.hostname, [...verdictHeaders(verdict), { name: 'Authentication-Results', value: auth.authResults }, received(deps, state, tx)]);
   const backend = await relayTarget(deps, state, tx, verdict, detail);
   // Nobody waits for the answer any more: relaying now would deliver a message the client
   // will send again (RFC 1047). Before the backend has it, it is not too late to stop.
@@ -92,13 +92,13 @@ function checkMessage(deps: DataDeps, read: ReadMessage): { reply: FailReply; re
   return null;
 }
 
-async function messageFacts(deps: DataDeps, state: SessionState, tx: Transaction, bytes: Buffer, auth: MessageAuth): Promise<Facts> {
-  const fingerprint = deps.message.fingerprint({ sender: tx.sender, recipients: tx.recipients.map((r) => r.address), messageId: auth.messageId, body: auth.messageId ? null : bytes });
+async function messageFacts(deps: DataDeps, state: SessionState, tx: Transaction, message: ReadMessage['message'], auth: MessageAuth): Promise<Facts> {
+  const fingerprint = deps.message.fingerprint({ sender: tx.sender, recipients: tx.recipients.map((r) => r.address), messageId: auth.messageId, body: auth.messageId ? null : message.chunks });
   const firstSeenMs = await deps.firstSeen(fingerprint);
   return {
     ...factsOf(state, tx),
     message: {
-      fromDomain: auth.fromDomain, messageId: auth.messageId, size: bytes.length, firstSeenSeconds: Math.floor(firstSeenMs / 1000),
+      fromDomain: auth.fromDomain, messageId: auth.messageId, size: message.size, firstSeenSeconds: Math.floor(firstSeenMs / 1000),
       fromFields: auth.fromFields, fromAddresses: auth.fromAddresses,
     },
     dkim: auth.dkim,

@@ -91,7 +91,7 @@ export interface PipelineDeps {
     fingerprint(input: FingerprintInput): string;
     received(input: ReceivedInput): HeaderField;
     /** Removes forged A-R/ARC-A-R for our authserv-id and X-Postern-*, prepends `fields`. */
-    rewrite(message: Buffer, authservId: string, fields: readonly HeaderField[]): readonly Buffer[];
+    rewrite(message: readonly Buffer[], authservId: string, fields: readonly HeaderField[]): readonly Buffer[];
   };
 }
 

@@ -33,7 +33,7 @@ export function endTransaction(deps: EndDeps, state: SessionState, tx: Transacti
 
   if (!keepsMessageTokens(ending) && tx.reservations.message.length > 0) deps.release(tx.reservations.message.splice(0));
   if (tx.heldBytes > 0) {
-    deps.budget.give(tx.heldBytes);
+    deps.budget.give(detail.facts.client.ip, tx.heldBytes);
     tx.heldBytes = 0;
   }
 

@@ -38,7 +38,7 @@ export async function mailStage(deps: MailDeps, state: SessionState, seq: number
 
   // No room for another message in memory: defer before the client starts uploading one
   // (Postfix answers 452 4.3.1 at MAIL when its queue file system is short of space).
-  if (deps.budget.full()) {
+  if (deps.budget.full(state.ip)) {
     deps.metrics.inflightRefusals.inc({ stage: 'mail' });
     throw new SmtpReplyError(REPLIES.insufficientStorage(), 'in-flight-budget', state.id);
   }

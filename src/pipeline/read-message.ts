@@ -9,7 +9,8 @@ import type { DataDeps, MessageAuth } from './deps.ts';
 import type { SessionState, Transaction } from './state.ts';
 
 export interface ReadMessage {
-  readonly bytes: Buffer;
+  /** The message as the chunks it arrived in (never joined: no second copy of a large message), and its size. */
+  readonly message: { readonly chunks: readonly Buffer[]; readonly size: number };
   /** Settles once verification has read the message; never rejects before it is awaited. */
   readonly auth: Promise<MessageAuth>;
   /** Bare CR or LF repaired to CRLF. */
@@ -54,7 +55,7 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
     // Past the size limit or the in-flight budget the rest of the upload is read and dropped.
     const stopKeeping = (): void => {
       chunks.length = 0;
-      deps.budget.give(tx.heldBytes);
+      deps.budget.give(state.ip, tx.heldBytes);
       tx.heldBytes = 0;
       toAuth.end();
     };
@@ -65,7 +66,7 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
         oversize = true;
         return stopKeeping();
       }
-      if (!deps.budget.tryTake(chunk.length)) {
+      if (!deps.budget.tryTake(state.ip, chunk.length)) {
         overBudget = true;
         return stopKeeping();
       }
@@ -90,7 +91,7 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
     stream.pipe(normaliser);
   });
   return {
-    bytes: oversize || overBudget ? Buffer.alloc(0) : Buffer.concat(chunks, size),
+    message: oversize || overBudget ? { chunks: [], size: 0 } : { chunks, size },
     auth,
     repaired: normaliser.counts.bareCr + normaliser.counts.bareLf,
     oversize: oversize || Boolean(stream.sizeExceeded),

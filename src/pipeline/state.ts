@@ -34,7 +34,7 @@ export interface Transaction {
    * asked about: work done, they stay spent whatever follows.
    */
   readonly reservations: { readonly message: Reservation[]; readonly recipients: Reservation[] };
-  /** Message bytes of this transaction counted against the in-flight budget, given back at its end. */
+  /** Message bytes of this transaction counted against the in-flight budget (for the client at `ip`), given back at its end. */
   heldBytes: number;
   /** DATA is being received or processed: only the DATA stage may end the transaction now. */
   inData: boolean;

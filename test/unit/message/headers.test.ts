@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { authservIdCandidates } from '../../../src/message/authserv-id.ts';
-import { forgedRanges, headerLength, rewriteMessage } from '../../../src/message/headers.ts';
+import { forgedRanges, headerLength, rewriteMessage, rewrittenChunks } from '../../../src/message/headers.ts';
 
 const OURS = 'mx.postern.test';
 
@@ -158,5 +158,32 @@ describe('rewriteMessage', () => {
     assert.ok(lines.length > 3);
     for (const line of lines) assert.ok(line.length <= 78, line);
     assert.equal(out.replace(/\r\n(?=[ \t])/g, ''), `X-Long: ${value}\r\n\r\nb`);
+  });
+});
+
+describe('rewrittenChunks', () => {
+  it('gives the same bytes as rewriteMessage, wherever the message was cut into chunks, and passes the body chunks on uncopied', () => {
+    const samples = [
+      `Authentication-Results: ${OURS}; spf=pass\r\nSubject: hi\r\n\r\nbody line\r\nmore\r\n`,
+      'Subject: no body',
+      '\r\nbody without header\r\n',
+      ' leading whitespace\r\nSubject: x\r\n\r\nb\r\n',
+      `Subject: a\r\nAuthentication-Results : ${OURS}; dkim=pass\r\n\r\n\r\n`,
+    ];
+    const add = [{ name: 'X-A', value: '1' }];
+    for (const text of samples) {
+      const whole = Buffer.from(text, 'latin1');
+      const expected = rewriteMessage(whole, OURS, add).toString('latin1');
+      for (let a = 0; a <= whole.length; a++) {
+        for (let b = a; b <= whole.length; b += 3) {
+          const chunks = [whole.subarray(0, a), whole.subarray(a, b), whole.subarray(b)].filter((c) => c.length > 0);
+          const out = rewrittenChunks(chunks, OURS, add);
+          assert.equal(Buffer.concat(out).toString('latin1'), expected, `${JSON.stringify(text)} cut at ${a}, ${b}`);
+        }
+      }
+    }
+    const body = Buffer.from('a large body chunk\r\n');
+    const out = rewrittenChunks([Buffer.from('Subject: s\r\n\r\n'), body], OURS, []);
+    assert.equal(out.at(-1), body, 'the same Buffer, not a copy');
   });
 });
