@@ -65,9 +65,9 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
   const prefix = checkKeyPrefix(opts.keyPrefix);
   const scripts = defineScripts(client, prefix);
   const watch = watchClient(client, opts.observer);
-  const { halfLifeMs, ttlMs } = opts.score;
+  const { score } = opts;
   const learning = new LearnBatch((pending) => watch.timed('learn', () => Promise.all(
-    [...pending].map(([key, pairs]) => scripts.learn(key, halfLifeMs, SCORE_BOUND, Math.ceil(ttlMs), ...pairs)))));
+    [...pending].map(([key, pairs]) => scripts.learn(key, score.halfLifeMs, SCORE_BOUND, Math.ceil(score.ttlMs), ...pairs)))));
 
   const store: RedisStore = {
     client,
@@ -82,7 +82,7 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
       return watch.timed('scores', () => Promise.all(subjects.map(async (s) => {
         const [sc, n, t] = await client.hmget(scoreKey(prefix, s), 's', 'n', 't');
         const stored = sc == null ? null : { s: Number(sc), n: Number(n ?? 0), t: Number(t ?? now) };
-        return readScore(s, stored, now, halfLifeMs);
+        return readScore(s, stored, now, score.halfLifeMs);
       })));
     },
     learn(updates, now) {
@@ -99,8 +99,8 @@ export function createRedisStore(opts: RedisStoreOptions): RedisStore {
     },
     inspect(subject, now) {
       return watch.timed('inspect', async () => {
-        const [[score], buckets] = await Promise.all([store.scores([subject], now), bucketsOf(client, prefix, subject, now)]);
-        return { score: score!, buckets };
+        const [[state], buckets] = await Promise.all([store.scores([subject], now), bucketsOf(client, prefix, subject, now)]);
+        return { score: state!, buckets };
       });
     },
     reset(subject) {
