@@ -33,43 +33,79 @@ export interface WorkerOptions {
 }
 
 export async function runWorker({ logger }: WorkerOptions): Promise<void> {
-  let gateway: Gateway | null = null;
-  let prepared: { commit(): void } | null = null;
-  let stopping: Promise<void> | null = null;
+  await new WorkerProcess(logger).run();
+}
 
-  const channel: IpcChannel = new IpcChannel({
-    send: (message) => process.send!(message, undefined, undefined, (err: Error | null) => {
-      if (err) channel.close();
-    }),
-    onRequest: (kind, body) => {
-      switch (kind) {
-        case 'metrics': return gateway?.registry.getMetricsAsJSON() ?? [];
-        case 'readiness': return gateway ? gateway.readiness() : [{ name: 'gateway', ok: false, error: 'starting' }];
-        case 'reload-prepare': return prepare((body as { config: Config }).config);
-        case 'reload-commit': return commit();
-        case 'reload-abort':
-          prepared = null;
-          return true;
-        case 'drain':
-          void stop('primary');
-          return true;
-        default: throw new Error(`unknown request ${kind}`);
-      }
-    },
-  });
-  process.on('message', (message) => channel.receive(message));
-  // node:cluster ends a worker whose primary is gone ('disconnect'); nothing waits meanwhile.
-  process.on('disconnect', () => channel.close());
-  // The primary coordinates the node: reloads (all workers or none) and draining (it tells each
-  // worker). A signal sent to the whole process group (systemd's KillMode=control-group,
-  // Ctrl-C in a terminal) reaches the primary as well, so workers ignore it rather than end
-  // early (SIGHUP's default action) or look like a crash to the primary.
-  for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(signal, () => undefined);
+class WorkerProcess {
+  readonly #logger: Logger;
+  readonly #channel: IpcChannel;
+  #gateway: Gateway | null = null;
+  #prepared: { commit(): void } | null = null;
+  #stopping: Promise<void> | null = null;
 
-  async function prepare(config: Config): Promise<boolean> {
-    if (!gateway) throw new Error('not started');
+  constructor(logger: Logger) {
+    this.#logger = logger;
+    this.#channel = new IpcChannel({
+      send: (message) => process.send!(message, undefined, undefined, (err: Error | null) => {
+        if (err) this.#channel.close();
+      }),
+      onRequest: (kind, body) => this.#answer(kind, body),
+    });
+  }
+
+  /** Talks to the primary, then runs a gateway on the configuration it sends; exits when told to drain or when that fails. */
+  async run(): Promise<void> {
+    const channel = this.#channel;
+    process.on('message', (message) => channel.receive(message));
+    // node:cluster ends a worker whose primary is gone ('disconnect'); nothing waits meanwhile.
+    process.on('disconnect', () => channel.close());
+    // The primary coordinates the node: reloads (all workers or none) and draining (it tells each
+    // worker). A signal sent to the whole process group (systemd's KillMode=control-group,
+    // Ctrl-C in a terminal) reaches the primary as well, so workers ignore it rather than end
+    // early (SIGHUP's default action) or look like a crash to the primary.
+    for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT'] as const) process.on(signal, () => undefined);
+
+    const { config } = await channel.request<{ config: Config }>('hello', { pid: process.pid }, 30_000);
+    const own = forWorker(config);
     try {
-      prepared = await gateway.prepareReload(forWorker(config), { announce: false });
+      this.#gateway = await createGateway(own, {
+        logger: this.#logger,
+        ...(redisConfigured(own.redis) ? {} : { store: createIpcStore(channel, { timeoutMs: IPC_TIMEOUT_MS }) }),
+        admitConnection: slotClient(channel, IPC_TIMEOUT_MS),
+      });
+      if (this.#stopping) return;
+      const { smtp } = await this.#gateway.start();
+      channel.notify('listening', { smtp });
+    } catch (err) {
+      // The primary reports it (and gives up, or retries after a crash later on).
+      const error = err instanceof ConfigErrors ? `invalid policy:\n${err.message}` : (err as Error).message;
+      await channel.request('failed', { error }, 2_000).catch(() => undefined);
+      process.exit(1);
+    }
+  }
+
+  /** The primary's requests. */
+  #answer(kind: string, body: unknown): unknown {
+    const gateway = this.#gateway;
+    switch (kind) {
+      case 'metrics': return gateway?.registry.getMetricsAsJSON() ?? [];
+      case 'readiness': return gateway ? gateway.readiness() : [{ name: 'gateway', ok: false, error: 'starting' }];
+      case 'reload-prepare': return this.#prepare((body as { config: Config }).config);
+      case 'reload-commit': return this.#commit();
+      case 'reload-abort':
+        this.#prepared = null;
+        return true;
+      case 'drain':
+        void this.#stop('primary');
+        return true;
+      default: throw new Error(`unknown request ${kind}`);
+    }
+  }
+
+  async #prepare(config: Config): Promise<boolean> {
+    if (!this.#gateway) throw new Error('not started');
+    try {
+      this.#prepared = await this.#gateway.prepareReload(forWorker(config), { announce: false });
     } catch (err) {
       // logged and counted by the gateway; the primary is told why
       throw new Error(err instanceof ConfigErrors ? err.message : (err as Error).message, { cause: err });
@@ -77,44 +113,26 @@ export async function runWorker({ logger }: WorkerOptions): Promise<void> {
     return true;
   }
 
-  function commit(): boolean {
-    if (!prepared) throw new Error('no reload prepared');
-    prepared.commit();
-    prepared = null;
+  #commit(): boolean {
+    if (!this.#prepared) throw new Error('no reload prepared');
+    this.#prepared.commit();
+    this.#prepared = null;
     return true;
   }
 
-  function stop(why: string): Promise<void> {
-    stopping ??= (async () => {
-      logger.info({ signal: why }, 'worker draining');
-      await gateway?.stop();
+  #stop(why: string): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#logger.info({ signal: why }, 'worker draining');
+      await this.#gateway?.stop();
       // Our listener is closed, but with round-robin scheduling (NODE_CLUSTER_SCHED_POLICY=rr)
       // node:cluster's primary may have handed us a connection before it learnt that: IPC keeps
       // order, so once the primary answers this, every such hand-off has reached us and been
       // refused back to a worker still listening.
-      await channel.request('bye', {}, 2_000).catch(() => undefined);
-      logger.info('worker stopped');
-      logger.flush();
+      await this.#channel.request('bye', {}, 2_000).catch(() => undefined);
+      this.#logger.info('worker stopped');
+      this.#logger.flush();
       process.exit(0);
     })();
-    return stopping;
-  }
-
-  const { config } = await channel.request<{ config: Config }>('hello', { pid: process.pid }, 30_000);
-  const own = forWorker(config);
-  try {
-    gateway = await createGateway(own, {
-      logger,
-      ...(redisConfigured(own.redis) ? {} : { store: createIpcStore(channel, { timeoutMs: IPC_TIMEOUT_MS }) }),
-      admitConnection: slotClient(channel, IPC_TIMEOUT_MS),
-    });
-    if (stopping) return;
-    const { smtp } = await gateway.start();
-    channel.notify('listening', { smtp });
-  } catch (err) {
-    // The primary reports it (and gives up, or retries after a crash later on).
-    const error = err instanceof ConfigErrors ? `invalid policy:\n${err.message}` : (err as Error).message;
-    await channel.request('failed', { error }, 2_000).catch(() => undefined);
-    process.exit(1);
+    return this.#stopping;
   }
 }

@@ -33,52 +33,32 @@ function checkServer(server: DnsServer): DnsServer {
   return { host: server.host, port: server.port };
 }
 
+/** How a question goes out: servers in turn, time and tries allowed, TTL caps, the observer. */
+interface Upstream {
+  readonly servers: readonly DnsServer[];
+  readonly timeoutMs: number;
+  readonly attempts: number;
+  readonly maxTtl: number;
+  readonly maxNegativeTtl: number;
+  readonly observer: ResolverOptions['observer'];
+  /** Aborted by close(): queries in flight end as ECANCELLED. */
+  readonly signal: AbortSignal;
+}
+
 /** A caching stub resolver over UDP/TCP to recursive servers, with the error shapes of `dns.promises`. */
 export function createResolver(options: ResolverOptions): DnsResolver {
-  const servers = (options.servers.length > 0 ? options.servers : systemServers()).map(checkServer);
-  const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
-  const attempts = Math.max(1, options.attempts ?? DEFAULTS.attempts);
-  const maxTtl = options.maxTtlSeconds ?? DEFAULTS.maxTtlSeconds;
-  const maxNegativeTtl = options.maxNegativeTtlSeconds ?? DEFAULTS.maxNegativeTtlSeconds;
-  const observer = options.observer;
+  const closing = new AbortController();
+  const upstream: Upstream = {
+    servers: (options.servers.length > 0 ? options.servers : systemServers()).map(checkServer),
+    timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
+    attempts: Math.max(1, options.attempts ?? DEFAULTS.attempts),
+    maxTtl: options.maxTtlSeconds ?? DEFAULTS.maxTtlSeconds,
+    maxNegativeTtl: options.maxNegativeTtlSeconds ?? DEFAULTS.maxNegativeTtlSeconds,
+    observer: options.observer,
+    signal: closing.signal,
+  };
   const cache = createAnswerCache({ maxEntries: options.cacheSize ?? DEFAULTS.cacheSize, clock: options.clock ?? systemClock });
   const inFlight = new Map<string, Promise<Lookup>>();
-  const closing = new AbortController();
-
-  /** Caps TTLs; temporary errors get 0 so they are never cached. */
-  function capped(result: Interpretation): Lookup {
-    if (result.ok) return { ok: true, answer: result.answer, ttl: Math.min(result.ttl, maxTtl) };
-    const negative = result.code === 'ENOTFOUND' || result.code === 'ENODATA';
-    const ttl = negative && result.ttl !== null ? Math.min(result.ttl, maxNegativeTtl) : 0;
-    return { ok: false, code: result.code, ttl, ...(result.detail !== undefined ? { detail: result.detail } : {}) };
-  }
-
-  /** Up to `attempts` tries, rotating over the servers; only temporary failures move to the next try. */
-  async function lookup(name: string, type: string): Promise<Lookup> {
-    const started = performance.now();
-    let result: Lookup = { ok: false, code: 'ETIMEOUT', ttl: 0 };
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      const server = servers[attempt % servers.length] as DnsServer;
-      try {
-        result = capped(interpret(await exchange(server, { name, type }, { timeoutMs, signal: closing.signal }), name, type));
-      } catch (err) {
-        const code = err instanceof TransportError ? err.code : 'EBADRESP';
-        result = { ok: false, code, ttl: 0, detail: err instanceof Error ? err.message : String(err) };
-      }
-      if (result.ok || !TEMPORARY_CODES.has(result.code)) break;
-    }
-    if (result.ok || result.code !== 'ECANCELLED') {
-      const outcome = result.ok ? 'ok' : OUTCOME_LABELS[result.code] ?? 'error';
-      observer?.lookup(rrtypeLabel(type), outcome, (performance.now() - started) / 1000);
-    }
-    return result;
-  }
-
-  function settle(outcome: CachedOutcome | Lookup, type: string, name: string): Promise<DnsAnswer> {
-    if (outcome.ok) return Promise.resolve(cloneAnswer(outcome.answer));
-    const detail = 'detail' in outcome ? outcome.detail : undefined;
-    return Promise.reject(dnsError(outcome.code, syscallFor(type), name, detail));
-  }
 
   function resolveAny(name: string, rrtype: string): Promise<DnsAnswer> {
     const type = String(rrtype).toUpperCase();
@@ -93,13 +73,13 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     const key = `${type} ${checked.name.toLowerCase()}`;
     const cached = cache.get(key);
     if (cached !== undefined) {
-      observer?.cacheHit(rrtypeLabel(type));
+      upstream.observer?.cacheHit(rrtypeLabel(type));
       return settle(cached, type, name);
     }
     let pending = inFlight.get(key);
     if (pending === undefined) {
       // identical questions asked meanwhile share this one query
-      pending = lookup(checked.name, type)
+      pending = lookup(upstream, checked.name, type)
         .then((result) => {
           if (!closing.signal.aborted) {
             cache.set(key, result.ok ? { ok: true, answer: result.answer } : { ok: false, code: result.code }, result.ttl);
@@ -120,20 +100,60 @@ export function createResolver(options: ResolverOptions): DnsResolver {
     return resolve(arpa, 'PTR');
   }
 
-  function reverseCallback(ip: string, cb: (err: Error | null, names?: string[]) => void): void {
-    // the callback runs outside the promise chain, so an exception in it is not swallowed
-    reverse(ip).then(
-      (names) => process.nextTick(cb, null, names),
-      (err: unknown) => process.nextTick(cb, err instanceof Error ? err : new Error(String(err))),
-    );
-  }
-
   function close(): void {
     closing.abort();
     cache.clear();
   }
 
-  return { resolve, reverse, reverseCallback, close };
+  return { resolve, reverse, reverseCallback: callbackStyle(reverse), close };
+}
+
+/** Caps TTLs; temporary errors get 0 so they are never cached. */
+function capped(result: Interpretation, upstream: Upstream): Lookup {
+  if (result.ok) return { ok: true, answer: result.answer, ttl: Math.min(result.ttl, upstream.maxTtl) };
+  const negative = result.code === 'ENOTFOUND' || result.code === 'ENODATA';
+  const ttl = negative && result.ttl !== null ? Math.min(result.ttl, upstream.maxNegativeTtl) : 0;
+  return { ok: false, code: result.code, ttl, ...(result.detail !== undefined ? { detail: result.detail } : {}) };
+}
+
+/** Up to `attempts` tries, rotating over the servers; only temporary failures move to the next try. */
+async function lookup(upstream: Upstream, name: string, type: string): Promise<Lookup> {
+  const { servers, timeoutMs, signal } = upstream;
+  const started = performance.now();
+  let result: Lookup = { ok: false, code: 'ETIMEOUT', ttl: 0 };
+  for (let attempt = 0; attempt < upstream.attempts; attempt++) {
+    const server = servers[attempt % servers.length] as DnsServer;
+    try {
+      result = capped(interpret(await exchange(server, { name, type }, { timeoutMs, signal }), name, type), upstream);
+    } catch (err) {
+      const code = err instanceof TransportError ? err.code : 'EBADRESP';
+      result = { ok: false, code, ttl: 0, detail: err instanceof Error ? err.message : String(err) };
+    }
+    if (result.ok || !TEMPORARY_CODES.has(result.code)) break;
+  }
+  if (result.ok || result.code !== 'ECANCELLED') {
+    const outcome = result.ok ? 'ok' : OUTCOME_LABELS[result.code] ?? 'error';
+    upstream.observer?.lookup(rrtypeLabel(type), outcome, (performance.now() - started) / 1000);
+  }
+  return result;
+}
+
+/** A copy of the answer (callers may change theirs), or the error `dns.promises` would throw. */
+function settle(outcome: CachedOutcome | Lookup, type: string, name: string): Promise<DnsAnswer> {
+  if (outcome.ok) return Promise.resolve(cloneAnswer(outcome.answer));
+  const detail = 'detail' in outcome ? outcome.detail : undefined;
+  return Promise.reject(dnsError(outcome.code, syscallFor(type), name, detail));
+}
+
+/** smtp-server's `resolver.reverse(ip, callback)` over the promise. */
+function callbackStyle(reverse: (ip: string) => Promise<string[]>): DnsResolver['reverseCallback'] {
+  return (ip, cb) => {
+    // the callback runs outside the promise chain, so an exception in it is not swallowed
+    reverse(ip).then(
+      (names) => process.nextTick(cb, null, names),
+      (err: unknown) => process.nextTick(cb, err instanceof Error ? err : new Error(String(err))),
+    );
+  };
 }
 
 /**

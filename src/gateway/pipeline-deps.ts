@@ -43,8 +43,6 @@ export interface PipelineContext {
 export function buildPipelineDeps(config: Config, ctx: PipelineContext): PipelineDeps {
   const { clock, metrics, components } = ctx;
   const { store } = components;
-  const authDns = mailauthResolver(components.resolver);
-  const strict = config.auth.strict;
   const reputation = createReputation({
     store,
     config,
@@ -52,39 +50,16 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     scoreCacheMs: config.reputation.scoreCacheSeconds * 1000,
     observer: { limited: (limiter) => metrics.rateLimitHits.inc({ limiter }), tier: () => undefined },
   });
-  const firstSeenTtlMs = config.auth.firstSeenTtlSeconds * 1000;
+  const settings = settingsOf(config);
   return {
-    settings: {
-      hostname: config.hostname,
-      maxRecipients: config.limits.maxRecipients,
-      maxMessageSize: config.limits.maxMessageSize,
-      maxHeaderBytes: config.limits.maxHeaderBytes,
-      bareLineEndings: config.limits.bareLineEndings,
-      dataTimeoutMs: config.limits.dataTimeoutMs,
-      maxRcptErrorsPerTransaction: config.backend.maxRcptErrorsPerTransaction,
-      firstSeenTtlMs,
-      greetingDelayMs: config.limits.greetingDelayMs,
-    },
+    settings,
     reputation,
     domains: domainSet(config.domains),
     clock,
     logger: ctx.logger,
     metrics,
     decide: (facts, stage) => decide(facts, ctx.ruleSet(), stage),
-    checkSpf: async ({ ip, helo, sender }) => {
-      const spf = await checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict, timeoutMs: config.auth.spfTimeoutMs });
-      if (spf.deadlinePassed) metrics.messageLimits.inc({ limit: 'spf-deadline' });
-      return spf;
-    },
-    authenticate: async ({ message, ip, sender, spf, withheldSignatures }) => {
-      const auth = await authenticateMessage({
-        message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
-        timeoutMs: config.auth.timeoutMs, maxArcSets: config.auth.maxArcSets, keys: components.dkimKeys,
-        ...(withheldSignatures ? { withheldSignatures: { count: withheldSignatures, max: config.auth.maxDkimSignatures } } : {}),
-      });
-      for (const limit of auth.limits) metrics.messageLimits.inc({ limit });
-      return auth;
-    },
+    ...authChecks(config, components, metrics),
     openBackend: (client) => components.backend.open(client),
     recipientCache: components.recipientCache,
     budget: components.budget,
@@ -99,26 +74,68 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
       const now = clock.now();
       // a store that cannot answer makes it the first time: a temperror window starts over
       // (the cautious side), never ends early
-      const first = await store.firstSeen(fingerprint, now, firstSeenTtlMs).catch(() => now);
+      const first = await store.firstSeen(fingerprint, now, settings.firstSeenTtlMs).catch(() => now);
       return Math.max(0, now - first);
     },
     release: (reservations) => {
       for (const r of reservations) reputation.release(r, clock.now()).catch(() => undefined);
     },
-    message: {
-      normaliser: () => new LineEndingNormaliser(),
-      headerGuard: () => {
-        const guard = new HeaderGuard({
-          maxHeaderBytes: config.limits.maxHeaderBytes, maxFields: config.limits.maxHeaderFields,
-          maxFieldLines: config.limits.maxHeaderFieldLines, maxLines: config.limits.maxHeaderLines,
-          maxDkimSignatures: config.auth.maxDkimSignatures,
-        });
-        guard.once('breach', (breach: HeaderBreach) => metrics.messageLimits.inc({ limit: breach.limit }));
-        return guard;
-      },
-      fingerprint: messageFingerprint,
-      received: buildReceived,
-      rewrite: rewrittenChunks,
+    message: messageTools(config, metrics),
+  };
+}
+
+/** SPF at MAIL, DKIM/ARC/DMARC at DATA: bound to the auth settings and the DNS seam; the limits they hit are counted. */
+function authChecks(config: Config, components: Components, metrics: Metrics): Pick<PipelineDeps, 'checkSpf' | 'authenticate'> {
+  const authDns = mailauthResolver(components.resolver);
+  const strict = config.auth.strict;
+  return {
+    checkSpf: async ({ ip, helo, sender }) => {
+      const spf = await checkSpf({ ip, helo, sender, hostname: config.hostname, resolver: authDns, strict, timeoutMs: config.auth.spfTimeoutMs });
+      if (spf.deadlinePassed) metrics.messageLimits.inc({ limit: 'spf-deadline' });
+      return spf;
     },
+    authenticate: async ({ message, ip, sender, spf, withheldSignatures }) => {
+      const auth = await authenticateMessage({
+        message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
+        timeoutMs: config.auth.timeoutMs, maxArcSets: config.auth.maxArcSets, keys: components.dkimKeys,
+        ...(withheldSignatures ? { withheldSignatures: { count: withheldSignatures, max: config.auth.maxDkimSignatures } } : {}),
+      });
+      for (const limit of auth.limits) metrics.messageLimits.inc({ limit });
+      return auth;
+    },
+  };
+}
+
+/** The settings the stages read, copied out of the configuration. */
+function settingsOf(config: Config): PipelineDeps['settings'] {
+  return {
+    hostname: config.hostname,
+    maxRecipients: config.limits.maxRecipients,
+    maxMessageSize: config.limits.maxMessageSize,
+    maxHeaderBytes: config.limits.maxHeaderBytes,
+    bareLineEndings: config.limits.bareLineEndings,
+    dataTimeoutMs: config.limits.dataTimeoutMs,
+    maxRcptErrorsPerTransaction: config.backend.maxRcptErrorsPerTransaction,
+    firstSeenTtlMs: config.auth.firstSeenTtlSeconds * 1000,
+    greetingDelayMs: config.limits.greetingDelayMs,
+  };
+}
+
+/** What DATA uses to read, guard, fingerprint and rewrite the message; a fresh normaliser and guard per message. */
+function messageTools(config: Config, metrics: Metrics): PipelineDeps['message'] {
+  return {
+    normaliser: () => new LineEndingNormaliser(),
+    headerGuard: () => {
+      const guard = new HeaderGuard({
+        maxHeaderBytes: config.limits.maxHeaderBytes, maxFields: config.limits.maxHeaderFields,
+        maxFieldLines: config.limits.maxHeaderFieldLines, maxLines: config.limits.maxHeaderLines,
+        maxDkimSignatures: config.auth.maxDkimSignatures,
+      });
+      guard.once('breach', (breach: HeaderBreach) => metrics.messageLimits.inc({ limit: breach.limit }));
+      return guard;
+    },
+    fingerprint: messageFingerprint,
+    received: buildReceived,
+    rewrite: rewrittenChunks,
   };
 }

@@ -179,7 +179,7 @@ export function rewrittenChunks(chunks: readonly Buffer[], authservId: string, a
 /** How many leading chunks hold the whole header section and its blank line (all of them when there is none). */
 function headerChunks(chunks: readonly Buffer[]): number {
   const END = '\r\n\r\n';
-  let tail = Buffer.alloc(0); // the last bytes of the chunks before, for an end split between chunks
+  let tail: Buffer = Buffer.alloc(0); // the last bytes of the chunks before, for an end split between chunks
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!;
     if (i === 0 && chunk[0] === 0x0d && chunk[1] === LF) return 1; // an empty header section

@@ -1,6 +1,7 @@
 /**
  * The relay towards the backend mail store, as the pipeline uses it: one BackendTransaction per
- * inbound transaction, mirroring MAIL, each RCPT and DATA, over a pooled connection.
+ * inbound transaction, mirroring MAIL, each RCPT and DATA, over a pooled connection
+ * (transaction.ts).
  *
  * Reuse rules (DESIGN.md "Facts about Postfix as the backend"):
  * - a connection goes back to the pool only if it is healthy (no BackendError, no 421), has
@@ -17,6 +18,7 @@ import { IdlePool } from './pool.ts';
 import { sharedProbe, type ProbeResult } from './probe.ts';
 import { formatResponse, type SmtpResponse } from './reply.ts';
 import { connectSmtp, type SmtpClient, type SmtpClientOptions } from './smtp-client.ts';
+import { RelayTransaction, type Connection, type TransactionHost } from './transaction.ts';
 
 export { BackendError, type BackendErrorKind } from './backend-error.ts';
 export type { Capabilities, SmtpParams } from './extensions.ts';
@@ -80,48 +82,82 @@ export interface Backend {
   stats(): { idle: number; busy: number };
 }
 
-interface Connection {
-  readonly client: SmtpClient;
-  /** Bound to one client by XCLIENT: never reused. */
-  readonly bound: boolean;
-  transactions: number;
-  rcptErrors: number;
-  /** Taken from the pool: the backend may have closed it meanwhile. */
-  reused: boolean;
+export function createBackend(options: BackendOptions, deps: BackendDeps = {}): Backend {
+  return new RelayBackend(options, deps.clock ?? systemClock, deps.observer);
 }
 
-export function createBackend(options: BackendOptions, deps: BackendDeps = {}): Backend {
-  const clock = deps.clock ?? systemClock;
-  const observer = deps.observer;
-  const pool = new IdlePool<Connection>({
-    maxIdle: options.poolSize,
-    idleTimeoutMs: options.idleTimeoutMs,
-    clock,
-    discard: (conn) => void quitQuietly(conn.client),
-  });
-  let closed = false;
-  let busy = 0;
+class RelayBackend implements Backend {
+  readonly #options: BackendOptions;
+  readonly #pool: IdlePool<Connection>;
+  /** What the transactions opened here call back into. */
+  readonly #host: TransactionHost;
+  #closed = false;
+  #busy = 0;
+  readonly probe: () => Promise<ProbeResult>;
 
-  const reportError = (err: unknown): void => {
-    if (err instanceof BackendError) observer?.relayError(err.kind);
-  };
+  constructor(options: BackendOptions, clock: Clock, observer: RelayObserver | undefined) {
+    this.#options = options;
+    this.#pool = new IdlePool<Connection>({
+      maxIdle: options.poolSize,
+      idleTimeoutMs: options.idleTimeoutMs,
+      clock,
+      discard: (conn) => void quitQuietly(conn.client),
+    });
+    this.#host = {
+      clock,
+      observer,
+      reportError: (err) => {
+        if (err instanceof BackendError) observer?.relayError(err.kind);
+      },
+      connect: (identity) => this.#connect(identity),
+      ended: () => { this.#busy--; },
+      recycle: (conn) => this.#recycle(conn),
+    };
+    this.probe = sharedProbe(async () => {
+      const client = await connectSmtp(options);
+      await client.quit();
+      return { ok: true };
+    }, clock, options.probeIntervalMs ?? 5_000);
+  }
 
-  async function connect(identity: ClientIdentity): Promise<Connection> {
+  async open(identity: ClientIdentity): Promise<BackendTransaction> {
+    if (this.#closed) throw new BackendError('closed', 'backend relay is shut down');
+    const pooled = this.#options.xclient ? undefined : this.#pool.take((conn) => conn.client.usable);
+    const conn = pooled ?? await this.#connect(identity);
+    if (this.#closed) { // close() ran while we were connecting
+      void quitQuietly(conn.client);
+      throw new BackendError('closed', 'backend relay is shut down');
+    }
+    conn.transactions++;
+    this.#busy++;
+    return new RelayTransaction(this.#host, conn, identity);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#pool.drain().map((conn) => quitQuietly(conn.client)));
+  }
+
+  stats(): { idle: number; busy: number } {
+    return { idle: this.#pool.size, busy: this.#busy };
+  }
+
+  async #connect(identity: ClientIdentity): Promise<Connection> {
     let client: SmtpClient;
     try {
-      client = await connectSmtp(options);
+      client = await connectSmtp(this.#options);
     } catch (err) {
-      reportError(err);
+      this.#host.reportError(err);
       throw err;
     }
-    const bound = options.xclient && client.capabilities.xclient !== null;
-    if (bound) await sendXclient(client, identity);
+    const bound = this.#options.xclient && client.capabilities.xclient !== null;
+    if (bound) await this.#sendXclient(client, identity);
     const conn: Connection = { client, bound, transactions: 0, rcptErrors: 0, reused: false };
-    client.onClose(() => pool.remove(conn));
+    client.onClose(() => this.#pool.remove(conn));
     return conn;
   }
 
-  async function sendXclient(client: SmtpClient, identity: ClientIdentity): Promise<void> {
+  async #sendXclient(client: SmtpClient, identity: ClientIdentity): Promise<void> {
     try {
       const reply = await client.xclient({
         addr: identity.ip, name: identity.ptr, helo: identity.helo, proto: identity.esmtp ? 'ESMTP' : 'SMTP',
@@ -130,17 +166,18 @@ export function createBackend(options: BackendOptions, deps: BackendDeps = {}): 
       if (reply.code !== 220) throw new BackendError('protocol', `backend refused XCLIENT: ${formatResponse(reply)}`);
     } catch (err) {
       client.destroy();
-      reportError(err);
+      this.#host.reportError(err);
       throw err;
     }
   }
 
-  async function recycle(conn: Connection): Promise<void> {
+  async #recycle(conn: Connection): Promise<void> {
     const { client } = conn;
+    const options = this.#options;
     if (!client.usable) return;
     const worn = conn.transactions >= options.maxMessagesPerConnection
       || conn.rcptErrors >= options.maxRcptErrorsPerConnection;
-    if (closed || conn.bound || worn || options.poolSize === 0) return quitQuietly(client);
+    if (this.#closed || conn.bound || worn || options.poolSize === 0) return quitQuietly(client);
     if (client.inTransaction) {
       try {
         const reply = await client.rset();
@@ -149,114 +186,10 @@ export function createBackend(options: BackendOptions, deps: BackendDeps = {}): 
         return; // the connection destroyed itself
       }
     }
-    if (closed || !client.usable) return quitQuietly(client);
+    if (this.#closed || !client.usable) return quitQuietly(client);
     conn.reused = true;
-    if (!pool.put(conn)) await quitQuietly(client);
+    if (!this.#pool.put(conn)) await quitQuietly(client);
   }
-
-  function transaction(initial: Connection, identity: ClientIdentity): BackendTransaction {
-    let conn = initial;
-    let open = true;
-    let commands = 0;
-    const guard = (): void => {
-      if (!open) throw new Error('backend transaction already released');
-    };
-    const run = async (operation: (client: SmtpClient) => Promise<SmtpResponse>): Promise<SmtpResponse> => {
-      guard();
-      commands++;
-      try {
-        return await operation(conn.client);
-      } catch (err) {
-        reportError(err);
-        throw err;
-      }
-    };
-    return {
-      get capabilities() {
-        return conn.client.capabilities;
-      },
-      async mail(sender, params) {
-        guard();
-        if (commands > 0 || !conn.reused) return run((client) => client.mail(sender, params));
-        // A pooled connection the backend closed while idle races our MAIL: it either fails
-        // as closed or is answered with the backend's idle 421 (Postfix: "4.4.2 timeout
-        // exceeded"). Once, on a fresh connection: nothing of this transaction was sent yet.
-        try {
-          commands++;
-          const reply = await conn.client.mail(sender, params);
-          if (reply.code !== 421) return reply;
-        } catch (err) {
-          if (!(err instanceof BackendError && err.kind === 'closed')) {
-            reportError(err);
-            throw err;
-          }
-        }
-        conn.client.destroy();
-        conn = await connect(identity);
-        conn.transactions++;
-        return run((client) => client.mail(sender, params));
-      },
-      async rcpt(address, params) {
-        const reply = await run((client) => client.rcpt(address, params));
-        if (reply.code >= 400) conn.rcptErrors++;
-        return reply;
-      },
-      async data(message) {
-        const started = clock.now();
-        const seconds = (): number => (clock.now() - started) / 1000;
-        let reply: SmtpResponse;
-        try {
-          reply = await run((client) => client.data(message));
-        } catch (err) {
-          observer?.relayLatency(seconds(), 'error');
-          throw err;
-        }
-        const outcome: RelayOutcome = reply.code < 400 ? 'delivered' : reply.code < 500 ? 'tempfail' : 'rejected';
-        observer?.relayLatency(seconds(), outcome);
-        if (outcome === 'delivered') conn.rcptErrors = 0; // as Postfix resets its error count
-        return reply;
-      },
-      async release() {
-        if (!open) return;
-        open = false;
-        busy--;
-        await recycle(conn);
-      },
-      abort() {
-        if (!open) return;
-        open = false;
-        busy--;
-        conn.client.destroy();
-      },
-    };
-  }
-
-  return {
-    async open(identity) {
-      if (closed) throw new BackendError('closed', 'backend relay is shut down');
-      const pooled = options.xclient ? undefined : pool.take((conn) => conn.client.usable);
-      const conn = pooled ?? await connect(identity);
-      if (closed) { // close() ran while we were connecting
-        void quitQuietly(conn.client);
-        throw new BackendError('closed', 'backend relay is shut down');
-      }
-      conn.transactions++;
-      busy++;
-      return transaction(conn, identity);
-    },
-    probe: sharedProbe(async () => {
-      const client = await connectSmtp(options);
-      await client.quit();
-      return { ok: true };
-    }, clock, options.probeIntervalMs ?? 5_000),
-    async close() {
-      closed = true;
-      await Promise.all(pool.drain().map((conn) => quitQuietly(conn.client)));
-    },
-    stats() {
-      return { idle: pool.size, busy };
-    },
-  };
 }
 
 /** QUIT politely; whatever happens the connection ends destroyed. */

@@ -31,57 +31,14 @@ export interface ResilientStoreOptions {
 
 export function createResilientStore(opts: ResilientStoreOptions): RateStore {
   const { primary, fallback } = opts;
-  /** Last error seen, and on which connection (readyEpoch) it happened. */
-  let failure: { error: string; epoch: number; until: number } | null = null;
+  const router = new Router(opts);
   // Reservations taken locally must be given back locally.
   const local = new WeakSet<Reservation>();
-  let lastOk = true;
 
-  const report = (): void => {
-    const h = store.health();
-    if (h.ok !== lastOk) {
-      lastOk = h.ok;
-      opts.onHealthChange?.(h);
-    }
-  };
-
-  /** Redis is worth asking: connected, and not the same connection that just failed within the cooldown. */
-  const usePrimary = (now: number): boolean => {
-    if (!primary.isReady()) return false;
-    if (failure === null) return true;
-    if (failure.epoch !== primary.readyEpoch() || now >= failure.until) return true;
-    return false;
-  };
-
-  async function route<T>(now: number, viaPrimary: () => Promise<T>, viaFallback: () => Promise<T>): Promise<T> {
-    if (usePrimary(now)) {
-      try {
-        const out = await viaPrimary();
-        failure = null;
-        report();
-        return out;
-      } catch (err) {
-        failure = { error: err instanceof Error ? err.message : String(err), epoch: primary.readyEpoch(), until: now + opts.failCooldownMs };
-      }
-    } else if (failure === null) {
-      const h = primary.health();
-      failure = { error: h.ok ? 'redis not ready' : h.error, epoch: primary.readyEpoch(), until: now };
-    }
-    report();
-    return viaFallback();
-  }
-
-  const refuse = (requests: readonly BucketRequest[]): TakeResult => ({
-    allowed: false,
-    limitedBy: requests[0]?.limiter ?? 'blocklist',
-    retryAfterMs: opts.closedRetryAfterMs ?? 60_000,
-    storeUnavailable: true,
-  });
-
-  const store: RateStore = {
+  return {
     take(requests, now) {
-      return route(now, () => primary.take(requests, now), async () => {
-        if (opts.failMode === 'closed') return refuse(requests);
+      return router.route(now, () => primary.take(requests, now), async () => {
+        if (opts.failMode === 'closed') return refuse(requests, opts.closedRetryAfterMs);
         const res = await fallback.take(requests, now);
         if (res.allowed) local.add(res.reservation);
         return res;
@@ -103,31 +60,92 @@ export function createResilientStore(opts: ResilientStoreOptions): RateStore {
     },
 
     scores(subjects: readonly Subject[], now: number): Promise<ScoreState[]> {
-      return route(now, () => primary.scores(subjects, now), () => fallback.scores(subjects, now));
+      return router.route(now, () => primary.scores(subjects, now), () => fallback.scores(subjects, now));
     },
 
     learn(updates, now) {
-      return route(now, () => primary.learn(updates, now), () => fallback.learn(updates, now));
+      return router.route(now, () => primary.learn(updates, now), () => fallback.learn(updates, now));
     },
 
     firstSeen(key, now, ttlMs) {
-      return route(now, () => primary.firstSeen(key, now, ttlMs), () => fallback.firstSeen(key, now, ttlMs));
+      return router.route(now, () => primary.firstSeen(key, now, ttlMs), () => fallback.firstSeen(key, now, ttlMs));
     },
 
     // Operator tools talk to Redis only: an operator must see an error, not the local view.
     inspect: (subject, now) => primary.inspect(subject, now),
     reset: (subject) => primary.reset(subject),
 
-    health() {
-      const h = primary.health();
-      if (!primary.isReady()) return h.ok ? { ok: false, error: 'redis not ready' } : h;
-      if (failure !== null && failure.epoch === primary.readyEpoch()) return { ok: false, error: failure.error };
-      return { ok: true };
-    },
+    health: () => router.health(),
 
     async close() {
       await Promise.all([primary.close(), fallback.close()]);
     },
   };
-  return store;
+}
+
+/** A fail-closed refusal: not the client's fault (storeUnavailable), retry later. */
+function refuse(requests: readonly BucketRequest[], retryAfterMs = 60_000): TakeResult {
+  return {
+    allowed: false,
+    limitedBy: requests[0]?.limiter ?? 'blocklist',
+    retryAfterMs,
+    storeUnavailable: true,
+  };
+}
+
+/** Sends each call to Redis or to the local store, remembering the last failure for health. */
+class Router {
+  readonly #primary: RedisStore;
+  readonly #failCooldownMs: number;
+  readonly #onHealthChange: ResilientStoreOptions['onHealthChange'];
+  /** Last error seen, and on which connection (readyEpoch) it happened. */
+  #failure: { error: string; epoch: number; until: number } | null = null;
+  #lastOk = true;
+
+  constructor(opts: ResilientStoreOptions) {
+    this.#primary = opts.primary;
+    this.#failCooldownMs = opts.failCooldownMs;
+    this.#onHealthChange = opts.onHealthChange;
+  }
+
+  async route<T>(now: number, viaPrimary: () => Promise<T>, viaFallback: () => Promise<T>): Promise<T> {
+    if (this.#usePrimary(now)) {
+      try {
+        const out = await viaPrimary();
+        this.#failure = null;
+        this.#report();
+        return out;
+      } catch (err) {
+        this.#failure = { error: err instanceof Error ? err.message : String(err), epoch: this.#primary.readyEpoch(), until: now + this.#failCooldownMs };
+      }
+    } else if (this.#failure === null) {
+      const h = this.#primary.health();
+      this.#failure = { error: h.ok ? 'redis not ready' : h.error, epoch: this.#primary.readyEpoch(), until: now };
+    }
+    this.#report();
+    return viaFallback();
+  }
+
+  health(): { ok: true } | { ok: false; error: string } {
+    const h = this.#primary.health();
+    if (!this.#primary.isReady()) return h.ok ? { ok: false, error: 'redis not ready' } : h;
+    if (this.#failure !== null && this.#failure.epoch === this.#primary.readyEpoch()) return { ok: false, error: this.#failure.error };
+    return { ok: true };
+  }
+
+  /** Redis is worth asking: connected, and not the same connection that just failed within the cooldown. */
+  #usePrimary(now: number): boolean {
+    if (!this.#primary.isReady()) return false;
+    if (this.#failure === null) return true;
+    if (this.#failure.epoch !== this.#primary.readyEpoch() || now >= this.#failure.until) return true;
+    return false;
+  }
+
+  #report(): void {
+    const h = this.health();
+    if (h.ok !== this.#lastOk) {
+      this.#lastOk = h.ok;
+      this.#onHealthChange?.(h);
+    }
+  }
 }

@@ -61,20 +61,83 @@ function sessionId(): string {
 }
 
 export function createListener(opts: ListenerOptions): Listener {
-  const servers: net.Server[] = [];
-  const perIp = new Map<string, number>();
-  let total = 0;
-  let draining = false;
+  return new SmtpListener(opts);
+}
 
-  const refuse = (socket: net.Socket, reply: TempReply, reason: 'too-many-connections' | 'shutting-down'): void => {
-    opts.onRefused?.(reason);
-    socket.on('error', () => undefined);
-    socket.end(`${reply.code} ${formatReply(reply)}\r\n`);
-    setTimeout(() => socket.destroy(), 2_000).unref();
-  };
+type Refusal = 'too-many-connections' | 'shutting-down';
 
+class SmtpListener implements Listener {
+  readonly #opts: ListenerOptions;
+  readonly #servers: net.Server[] = [];
+  readonly #perIp = new Map<string, number>();
   /** Live sessions: the socket replies go to (TLS after STARTTLS) and how to give their slots back. */
-  const live = new Map<string, { socket: net.Socket; release: () => void }>();
+  readonly #live = new Map<string, { socket: net.Socket; release: () => void }>();
+  #total = 0;
+  #draining = false;
+
+  constructor(opts: ListenerOptions) {
+    this.#opts = opts;
+  }
+
+  async start(): Promise<Array<{ host: string; port: number }>> {
+    const bound: Array<{ host: string; port: number }> = [];
+    for (const entry of this.#opts.listen) bound.push(await this.#bind(entry));
+    return bound;
+  }
+
+  drain(): void {
+    this.#draining = true;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.#servers.length = 0;
+  }
+
+  connectionCount(): number {
+    return this.#total;
+  }
+
+  dropSession(sessionId: string, line: string): void {
+    const session = this.#live.get(sessionId);
+    if (!session) return;
+    const { socket } = session;
+    socket.end(line.endsWith('\r\n') ? line : line + '\r\n');
+    setTimeout(() => socket.destroy(), 1_000).unref();
+  }
+
+  adoptSocket(sessionId: string, socket: net.Socket): void {
+    const session = this.#live.get(sessionId);
+    if (!session) return;
+    session.socket = socket;
+    socket.once('close', session.release);
+  }
+
+  sessionClosed(sessionId: string): void {
+    this.#live.get(sessionId)?.release();
+  }
+
+  async #bind(entry: string): Promise<{ host: string; port: number }> {
+    const { host, port } = parseHostPort(entry);
+    const server = net.createServer({ noDelay: true }, (socket) => {
+      this.#handle(socket).catch((err: unknown) => {
+        this.#opts.logger.error({ err }, 'connection setup failed');
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('listen', entry, err)));
+      // An IPv6 address listens for IPv6 only, so "0.0.0.0:25" and "[::]:25" can both be listed.
+      server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.#opts.logger.error({ err }, 'listener error'));
+    const addr = server.address() as net.AddressInfo;
+    this.#servers.push(server);
+    return { host: addr.address, port: addr.port };
+  }
 
   /**
    * A connection holds one total slot and one per-IP slot from accept until it ends. The end is
@@ -83,9 +146,10 @@ export function createListener(opts: ListenerOptions): Listener {
    * alone would leak the slots of TLS sessions: STYLE.md §2.9), the TLS socket's close, and
    * smtp-server's own session close.
    */
-  const handle = async (socket: net.Socket): Promise<void> => {
-    total++;
-    opts.onConnectionCount?.(total);
+  async #handle(socket: net.Socket): Promise<void> {
+    const opts = this.#opts;
+    this.#total++;
+    opts.onConnectionCount?.(this.#total);
     let counted: string | null = null;
     let id: string | null = null;
     let released = false;
@@ -94,105 +158,67 @@ export function createListener(opts: ListenerOptions): Listener {
       if (released) return;
       released = true;
       nodeSlot?.release();
-      total--;
-      opts.onConnectionCount?.(total);
-      if (counted !== null) {
-        const n = (perIp.get(counted) ?? 1) - 1;
-        if (n <= 0) perIp.delete(counted);
-        else perIp.set(counted, n);
-      }
-      if (id !== null) live.delete(id);
+      this.#total--;
+      opts.onConnectionCount?.(this.#total);
+      if (counted !== null) this.#uncount(counted);
+      if (id !== null) this.#live.delete(id);
     };
     socket.once('close', release);
-    if (draining) return refuse(socket, REPLIES.shuttingDown(), 'shutting-down');
-    if (total > opts.maxConnections) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+    if (this.#draining) return this.#refuse(socket, REPLIES.shuttingDown(), 'shutting-down');
+    if (this.#total > opts.maxConnections) return this.#refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
 
-    const peer = normaliseIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
-    let remoteAddress = peer;
-    let remotePort = socket.remotePort ?? 0;
-    if (opts.proxyTrusted.has(peer)) {
-      try {
-        const proxied = await readProxyHeader(socket, opts.proxyHeaderTimeoutMs);
-        if (proxied.remoteAddress) {
-          remoteAddress = proxied.remoteAddress;
-          remotePort = proxied.remotePort ?? 0;
-        }
-      } catch (err) {
-        opts.onRefused?.('proxy-error');
-        opts.logger.warn({ peer, err: (err as Error).message }, 'PROXY header refused');
-        socket.destroy();
-        return;
-      }
-    }
+    const client = await this.#clientOf(socket);
+    if (client === null) return; // a PROXY header refused: the socket is gone
     if (released) return; // the client left while we read its PROXY header
     // by network for IPv6: one subscriber's /64 is one client, not 2^64 of them
-    const key = clientKey(remoteAddress, opts.ipv6PrefixLength ?? 64);
-    const n = (perIp.get(key) ?? 0) + 1;
-    perIp.set(key, n);
-    counted = key;
-    if (n > opts.maxConnectionsPerIp) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+    counted = clientKey(client.remoteAddress, opts.ipv6PrefixLength ?? 64);
+    if (this.#count(counted) > opts.maxConnectionsPerIp) return this.#refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
     if (opts.admit) {
-      const slot = await opts.admit(remoteAddress);
+      const slot = await opts.admit(client.remoteAddress);
       if (released) return slot.release(); // the client left meanwhile
-      if (!slot.ok) return refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
+      if (!slot.ok) return this.#refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
       nodeSlot = slot;
     }
 
-    const server = opts.xclientTrusted.has(remoteAddress) ? opts.servers.xclient : opts.servers.plain;
+    const server = opts.xclientTrusted.has(client.remoteAddress) ? opts.servers.xclient : opts.servers.plain;
     id = sessionId();
-    live.set(id, { socket, release });
-    server.connect(socket, { id, remoteAddress, remotePort });
-  };
+    this.#live.set(id, { socket, release });
+    server.connect(socket, { id, remoteAddress: client.remoteAddress, remotePort: client.remotePort });
+  }
 
-  return {
-    async start() {
-      const bound: Array<{ host: string; port: number }> = [];
-      for (const entry of opts.listen) {
-        const { host, port } = parseHostPort(entry);
-        const server = net.createServer({ noDelay: true }, (socket) => {
-          handle(socket).catch((err: unknown) => {
-            opts.logger.error({ err }, 'connection setup failed');
-            socket.destroy();
-          });
-        });
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', (err: NodeJS.ErrnoException) => reject(listenError('listen', entry, err)));
-          // An IPv6 address listens for IPv6 only, so "0.0.0.0:25" and "[::]:25" can both be listed.
-          server.listen({ host, port, ipv6Only: host.includes(':') }, () => {
-            server.off('error', reject);
-            resolve();
-          });
-        });
-        server.on('error', (err) => opts.logger.error({ err }, 'listener error'));
-        const addr = server.address() as net.AddressInfo;
-        bound.push({ host: addr.address, port: addr.port });
-        servers.push(server);
-      }
-      return bound;
-    },
-    drain() {
-      draining = true;
-    },
-    async stop() {
-      await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-      servers.length = 0;
-    },
-    connectionCount: () => total,
-    dropSession(sessionId, line) {
-      const session = live.get(sessionId);
-      if (!session) return;
-      const { socket } = session;
-      socket.end(line.endsWith('\r\n') ? line : line + '\r\n');
-      setTimeout(() => socket.destroy(), 1_000).unref();
-    },
-    adoptSocket(sessionId, socket) {
-      const session = live.get(sessionId);
-      if (!session) return;
-      session.socket = socket;
-      socket.once('close', session.release);
-    },
-    sessionClosed(sessionId) {
-      live.get(sessionId)?.release();
-    },
-  };
+  /** The client's address: the peer's, or from its PROXY header when the peer is trusted; null when that header was refused. */
+  async #clientOf(socket: net.Socket): Promise<{ remoteAddress: string; remotePort: number } | null> {
+    const peer = normaliseIp(socket.remoteAddress ?? '') ?? '0.0.0.0';
+    const direct = { remoteAddress: peer, remotePort: socket.remotePort ?? 0 };
+    if (!this.#opts.proxyTrusted.has(peer)) return direct;
+    try {
+      const proxied = await readProxyHeader(socket, this.#opts.proxyHeaderTimeoutMs);
+      return proxied.remoteAddress ? { remoteAddress: proxied.remoteAddress, remotePort: proxied.remotePort ?? 0 } : direct;
+    } catch (err) {
+      this.#opts.onRefused?.('proxy-error');
+      this.#opts.logger.warn({ peer, err: (err as Error).message }, 'PROXY header refused');
+      socket.destroy();
+      return null;
+    }
+  }
+
+  /** One more connection of this client; returns its count. */
+  #count(key: string): number {
+    const n = (this.#perIp.get(key) ?? 0) + 1;
+    this.#perIp.set(key, n);
+    return n;
+  }
+
+  #uncount(key: string): void {
+    const n = (this.#perIp.get(key) ?? 1) - 1;
+    if (n <= 0) this.#perIp.delete(key);
+    else this.#perIp.set(key, n);
+  }
+
+  #refuse(socket: net.Socket, reply: TempReply, reason: Refusal): void {
+    this.#opts.onRefused?.(reason);
+    socket.on('error', () => undefined);
+    socket.end(`${reply.code} ${formatReply(reply)}\r\n`);
+    setTimeout(() => socket.destroy(), 2_000).unref();
+  }
 }
