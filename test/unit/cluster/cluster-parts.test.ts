@@ -75,7 +75,7 @@ describe('rate store over IPC (the primary holds the memory store)', () => {
     let answer = false;
     const memory = createMemoryStore({ score: { halfLifeMs: HALF_LIFE_MS, ttlMs: SCORE_TTL_MS } });
     const { worker } = pair({ onRequest: (_k, body) => (answer ? serveStoreRequest(memory, body) : new Promise(() => undefined)) });
-    const store = createIpcStore(worker, { timeoutMs: 30 });
+    const store = createIpcStore(worker, { timeoutMs: 300 });
     await assert.rejects(store.scores([], 0), /no answer/);
     assert.equal(store.health().ok, false);
     answer = true;
