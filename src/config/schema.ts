@@ -66,7 +66,9 @@ const auth = z.strictObject({
   strict: flag().default(true).describe('mailauth strict mode (RFC-exact: rsa-sha1 is dkim=policy, body hash mismatch is fail)'),
   minKeyBits: z.number().int().min(512).default(1024).describe('Smallest RSA DKIM/ARC key accepted'),
   firstSeenTtlSeconds: seconds(86_400, 60, 'How long a message\'s first-seen time is remembered (for first_seen_within rules)'),
-  maxDkimSignatures: z.number().int().min(1).max(50).default(5).describe('DKIM signatures verified per message, top down; the rest are not verified and reported as dkim=policy'),
+  // each hop signs on top, so the author's own signature is the lowest: a small cap would drop
+  // it from mail that crossed a few forwarders and lists
+  maxDkimSignatures: z.number().int().min(1).max(50).default(10).describe('DKIM signatures verified per message, top down; the rest are not verified and reported as dkim=policy'),
   maxArcSets: z.number().int().min(1).max(50).default(10).describe('ARC sets validated per message (RFC 8617 allows 50); a longer chain is arc=fail without key lookups'),
   timeoutMs: wholeDuration('ms', 100).default(20_000).describe('Time for DKIM, ARC and DMARC of one message after its last byte; past it the pending checks are temperror'),
   spfTimeoutMs: wholeDuration('ms', 100).default(20_000).describe('Time for SPF at MAIL FROM (RFC 7208 §4.6.4); past it SPF is temperror'),

@@ -25,7 +25,7 @@ describe('caps on DKIM signatures and ARC sets (defaults)', () => {
   let w: World;
   const selectors = Array.from({ length: 8 }, (_, i) => `cap${i + 1}`);
   before(async () => {
-    w = await startWorld();
+    w = await startWorld({ config: { auth: { maxDkimSignatures: 5 } } });
     w.dns.addZone(Object.fromEntries(selectors.map((s) => [`${s}._domainkey.good.example`, [{ TXT: w.keys.rsa.record }]])));
   });
   after(() => w.close());
