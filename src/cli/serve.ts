@@ -98,8 +98,7 @@ async function serve(configFile: string | undefined, devBackend: boolean): Promi
     process.stderr.write(`postern: cannot start: ${(err as Error).message}\n`);
     return EXIT.failed;
   }
-  const probe = running.checkBackend;
-  if (probe) warnIfBackendDown(() => probe(), `${config.backend.host}:${config.backend.port}`, logger);
+  warnIfBackendDown(() => (running.checkBackend ? running.checkBackend() : probeOnce(config)), `${config.backend.host}:${config.backend.port}`, logger);
   return finished;
 }
 
@@ -114,3 +113,15 @@ export const command: Command = {
     return serve(args.values.config, args.values['dev-backend'] ?? false);
   },
 };
+
+/** With workers the primary relays nothing: one backend session of its own, for the start-up warning. */
+async function probeOnce(config: Config): Promise<{ ok: true } | { ok: false; error: string }> {
+  const { createBackend } = await import('../relay/backend.ts');
+  const { backendOptions } = await import('../gateway/components.ts');
+  const backend = createBackend(backendOptions(config));
+  try {
+    return await backend.probe();
+  } finally {
+    await backend.close();
+  }
+}

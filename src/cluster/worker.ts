@@ -6,6 +6,8 @@
  * read from disk as they are then). Rate limits come from the primary's memory store, or from
  * Redis when configured; connection limits are the node's (slots.ts).
  */
+import cluster from 'node:cluster';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { createGateway, type Gateway } from '../app.ts';
 import { deepFreeze } from '../config/load.ts';
@@ -15,13 +17,19 @@ import { redisConfigured } from '../reputation/store.ts';
 import { IpcChannel } from './ipc.ts';
 import { createIpcStore } from './ipc-store.ts';
 import { slotClient } from './slots.ts';
+import { SLOT_ENV } from './primary.ts';
 
 /** How long a worker waits for the primary's answer to a store or slot request. */
 const IPC_TIMEOUT_MS = 2_000;
 
-/** The config as a worker runs it: no HTTP listener (the primary has it). */
+/**
+ * The config as a worker runs it: no HTTP listener (the primary has it), its share of the
+ * in-flight budget, and its own decisions.file (one writer per file: `decisions.jsonl` becomes
+ * `decisions.w1.jsonl`; replay reads them all).
+ */
 function forWorker(config: Config): Config {
   const own = structuredClone(config);
+  if (own.decisions.file) own.decisions.file = perWorkerFile(own.decisions.file, workerSlot());
   // the in-flight byte budget is the node's: each worker holds its share (no spool, one heap each)
   own.limits.maxBytesInFlight = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlight / config.workers));
   own.limits.maxBytesInFlightPerClient = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlightPerClient / config.workers));
@@ -135,4 +143,15 @@ class WorkerProcess {
     })();
     return this.#stopping;
   }
+}
+
+/** This worker's slot (1…workers), as the primary numbers them. */
+function workerSlot(): number {
+  return Number(process.env[SLOT_ENV] ?? cluster.worker?.id ?? 0);
+}
+
+/** "/var/log/postern/decisions.jsonl" → "/var/log/postern/decisions.w2.jsonl". */
+export function perWorkerFile(file: string, slot: number): string {
+  const ext = path.extname(file);
+  return `${file.slice(0, file.length - ext.length)}.w${slot}${ext}`;
 }

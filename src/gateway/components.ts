@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import { createByteBudget, type ByteBudget } from '../pipeline/byte-budget.ts';
 import { createRecipientCache } from '../pipeline/recipient-cache.ts';
 import type { RecipientCache } from '../pipeline/deps.ts';
-import { createBackend, type Backend } from '../relay/backend.ts';
+import { createBackend, type Backend, type BackendOptions } from '../relay/backend.ts';
 import { createStoreFromConfig } from '../reputation/store.ts';
 import type { RateStore } from '../reputation/types.ts';
 
@@ -57,13 +57,7 @@ export function createComponents(config: Config, ctx: {
       cacheHit: (type) => metrics.dnsCacheHits.inc({ type }),
     },
   });
-  const b = config.backend;
-  const backend = seams.backend ?? createBackend({
-    host: b.host, port: b.port, hostname: config.hostname, tls: b.tls, rejectUnauthorized: b.rejectUnauthorized, xclient: b.xclient,
-    poolSize: b.poolSize, idleTimeoutMs: b.idleTimeoutMs, maxMessagesPerConnection: b.maxMessagesPerConnection,
-    maxRcptErrorsPerConnection: b.maxRcptErrorsPerConnection, connectTimeoutMs: b.connectTimeoutMs,
-    commandTimeoutMs: b.commandTimeoutMs, dataTimeoutMs: b.dataTimeoutMs,
-  }, {
+  const backend = seams.backend ?? createBackend(backendOptions(config), {
     clock,
     observer: {
       relayLatency: (seconds, outcome) => metrics.relayLatency.observe({ outcome }, seconds),
@@ -88,4 +82,15 @@ export function createComponents(config: Config, ctx: {
   const { maxBytesInFlight: max, maxBytesInFlightPerClient: perClient, ipv6PrefixLength } = config.limits;
   const budget = createByteBudget({ max, perClient, ipv6PrefixLength }, (n) => metrics.inflightBytes.set(n));
   return { resolver, backend, store, recipientCache, budget, dkimKeys: createKeyMemo() };
+}
+
+/** The backend connection settings as the relay takes them (also for a one-off probe at start). */
+export function backendOptions(config: Config): BackendOptions {
+  const b = config.backend;
+  return {
+    host: b.host, port: b.port, hostname: config.hostname, tls: b.tls, rejectUnauthorized: b.rejectUnauthorized, xclient: b.xclient,
+    poolSize: b.poolSize, idleTimeoutMs: b.idleTimeoutMs, maxMessagesPerConnection: b.maxMessagesPerConnection,
+    maxRcptErrorsPerConnection: b.maxRcptErrorsPerConnection, connectTimeoutMs: b.connectTimeoutMs,
+    commandTimeoutMs: b.commandTimeoutMs, dataTimeoutMs: b.dataTimeoutMs,
+  };
 }

@@ -55,6 +55,10 @@ export function createFront(config: Config, ctx: {
     logger,
     onRefused: (reason) => metrics.connections.inc({ outcome: 'refused', reason }),
     onConnectionCount: (n) => metrics.connectionsOpen.set(n),
+    onSocketClosed: (id) => {
+      const state = servers.sessions.get(id);
+      if (state) state.closed = true;
+    },
     ...(ctx.admit ? { admit: ctx.admit } : {}),
   });
   watchClientErrors(servers, metrics, logger);

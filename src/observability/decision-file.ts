@@ -26,7 +26,7 @@ const MIN_ROTATE_BYTES = 4096;
 export const decisionsConfigShape = {
   decisions: z.strictObject({
     file: z.string().min(1).optional()
-      .describe('JSON-lines file of decision records, for `postern replay` (relative to the config file); absent = off'),
+      .describe('JSON-lines file of decision records, for `postern replay` (relative to the config file); absent = off; with workers each writes its own (decisions.w1.jsonl, …)'),
     maxBytes: size(0).refine((n) => n === 0 || n >= MIN_ROTATE_BYTES, `0 (no size limit) or at least ${MIN_ROTATE_BYTES}`)
       .default(100_000_000).describe('Rotate decisions.file when it reaches this size, bytes; 0 = no size limit'),
     daily: flag().default(true).describe('Also rotate decisions.file at midnight UTC'),

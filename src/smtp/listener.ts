@@ -30,6 +30,11 @@ export interface ListenerOptions {
   /** Connection slots held, after every change (the open-connections gauge). */
   readonly onConnectionCount?: (open: number) => void;
   /**
+   * A session's socket closed (told at once; smtp-server's own close handler runs a turn
+   * later): a stage still waiting on the backend must know there is nobody to answer.
+   */
+  readonly onSocketClosed?: (sessionId: string) => void;
+  /**
    * With workers: a node-wide slot for the client (src/cluster/slots.ts), asked after this
    * process's own limits passed; released with the connection. Absent: this process is the node.
    */
@@ -161,7 +166,10 @@ class SmtpListener implements Listener {
       this.#total--;
       opts.onConnectionCount?.(this.#total);
       if (counted !== null) this.#uncount(counted);
-      if (id !== null) this.#live.delete(id);
+      if (id !== null) {
+        this.#live.delete(id);
+        opts.onSocketClosed?.(id);
+      }
     };
     socket.once('close', release);
     if (this.#draining) return this.#refuse(socket, REPLIES.shuttingDown(), 'shutting-down');

@@ -165,3 +165,11 @@ describe('Supervisor', () => {
     assert.deepEqual(sup.running().map((r) => r.slot), []);
   });
 });
+
+describe('per-worker files', () => {
+  it('gives each worker its own decisions.file, beside the configured one', async () => {
+    const { perWorkerFile } = await import('../../../src/cluster/worker.ts');
+    assert.equal(perWorkerFile('/var/log/postern/decisions.jsonl', 2), '/var/log/postern/decisions.w2.jsonl');
+    assert.equal(perWorkerFile('/var/log/postern/decisions', 1), '/var/log/postern/decisions.w1');
+  });
+});
