@@ -28,7 +28,7 @@ import { buildPipelineDeps } from './gateway/pipeline-deps.ts';
 import { readinessChecks } from './gateway/readiness.ts';
 import { createReloader } from './gateway/reload.ts';
 import { mailauthResolver } from './dns/index.ts';
-import { createReporting } from './reports/index.ts';
+import { createFailureReports, createReporting } from './reports/index.ts';
 import { VERSION } from './core/version.ts';
 import { createDnsWatch, dnsReadiness, dnsServersOf } from './startup/health.ts';
 import { loadStartupResources, loadTls, type StartupResources } from './startup/resources.ts';
@@ -97,10 +97,10 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
   const resources = await countedLoad(metrics, () => (overrides.resources ? Promise.resolve(overrides.resources) : loadStartupResources(config)));
-  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver });
+  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver, store: components.store });
   const pipelineContext = {
     clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
-    reports: extras.reporting?.collector ?? null, decisionFile: extras.decisionFile,
+    reports: extras.reporting?.collector ?? null, failureReports: extras.failureReports, decisionFile: extras.decisionFile,
     dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
   };
   const live: Live = { config, ruleSet: resources.ruleSet, lists: resources.lists, deps: buildPipelineDeps(config, pipelineContext) };
@@ -155,6 +155,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
         await front.listener.stop();
         await components.backend.close();
         await extras.reporting?.close();
+        await extras.failureReports?.close();
         await extras.decisionFile?.close();
         if (!overrides.store) await components.store.close();
         components.resolver.close();
@@ -181,12 +182,19 @@ async function countedLoad<T extends { ruleSet: RuleSet }>(metrics: Metrics, loa
   return loaded;
 }
 
-/** DMARC aggregate reports (collector on the mail path, scheduler started with the gateway) and decisions.file, when configured. */
-function openExtras(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver }) {
+/**
+ * DMARC aggregate reports (collector on the mail path, scheduler started with the gateway),
+ * failure reports (offered each transaction, sent from their own queue) and decisions.file,
+ * when configured.
+ */
+function openExtras(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver; store: RateStore }) {
   const { clock, logger, metrics } = ctx;
   return {
     reporting: config.reports.dmarc.enabled
       ? createReporting(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports })
+      : null,
+    failureReports: config.reports.dmarc.failure.enabled
+      ? createFailureReports(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports, store: ctx.store })
       : null,
     decisionFile: config.decisions.file
       ? openDecisionFile({ ...config.decisions, file: config.decisions.file }, { clock, logger, counted: (outcome) => metrics.decisionFileRecords.inc({ outcome }) })

@@ -1,7 +1,8 @@
 /**
- * The applied DMARC record as aggregate reports need it (RFC 9990 §2.1 policy_published,
- * RFC 9989 §4.7 tags). mailauth keeps the parsed record on its DMARC response as a hidden
- * property (`record`, set for BIMI); the validated p/sp/np are on the response itself.
+ * The applied DMARC record as aggregate and failure reports need it (RFC 9990 §2.1
+ * policy_published, RFC 9989 §4.7 tags). mailauth keeps the parsed record on its DMARC
+ * response as a hidden property (`record`, set for BIMI); the validated p/sp/np are on the
+ * response itself.
  */
 import type { DmarcPublished } from '../core/facts.ts';
 import { toDmarcPolicy } from './normalise.ts';
@@ -18,7 +19,7 @@ export function publishedOf(response: ResponseLike): { published?: DmarcPublishe
   const p = toDmarcPolicy(response.p);
   if (!record || !p || typeof response.policyDomain !== 'string' || !response.policyDomain) return {};
   const mode = (v: unknown): 'r' | 's' => (v === 's' ? 's' : 'r'); // RFC 9989 §4.7: default relaxed
-  const rua = typeof record.rua === 'string' ? record.rua.split(',').map((u) => u.trim()).filter(Boolean) : [];
+  const uris = (v: unknown): string[] => (typeof v === 'string' ? v.split(',').map((u) => u.trim()).filter(Boolean) : []);
   return {
     published: {
       domain: response.policyDomain.toLowerCase(),
@@ -32,7 +33,8 @@ export function publishedOf(response: ResponseLike): { published?: DmarcPublishe
       psd: record.psd === 'y' || record.psd === 'n' ? record.psd : 'u',
       fo: typeof record.fo === 'string' && record.fo ? record.fo : null,
       discovery: 'treewalk',
-      rua,
+      rua: uris(record.rua),
+      ruf: uris(record.ruf),
     },
   };
 }

@@ -72,7 +72,7 @@ export interface ArcFacts {
 
 /**
  * The DMARC Policy Record that applied, as aggregate reports describe it (RFC 9990 §2.1
- * policy_published) and with the report URIs (RFC 9989 §4.7 rua). Absent when no record applied.
+ * policy_published) and with the report URIs (RFC 9989 §4.7 rua, ruf). Absent when no record applied.
  */
 export interface DmarcPublished {
   /** The DMARC Policy Domain: where the applied record was found (RFC 9989 §3.2.5). */
@@ -92,6 +92,8 @@ export interface DmarcPublished {
   readonly discovery: 'treewalk';
   /** rua= URIs as published, trimmed; empty when none. */
   readonly rua: readonly string[];
+  /** ruf= URIs (failure reports, RFC 9991) as published, trimmed; empty when none. */
+  readonly ruf: readonly string[];
 }
 
 export interface DmarcFacts {

@@ -22,6 +22,7 @@ import type { RuleSet } from '../policy/types.ts';
 import type { Lists } from '../reputation/lists.ts';
 import { createReputation } from '../reputation/reputation.ts';
 import type { Collector } from '../reports/collector.ts';
+import type { FailureReporter } from '../reports/failure/reporter.ts';
 import type { Components } from './components.ts';
 
 export interface PipelineContext {
@@ -34,6 +35,8 @@ export interface PipelineContext {
   readonly lists: () => Lists;
   /** DMARC aggregate report collection, when enabled. */
   readonly reports: Collector | null;
+  /** DMARC failure reports, when enabled. */
+  readonly failureReports: FailureReporter | null;
   /** decisions.file, when configured. */
   readonly decisionFile: PipelineDeps['decisionFile'] | null;
   /** Writes a line on a session's connection out of band and closes it. */
@@ -64,6 +67,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     recipientCache: components.recipientCache,
     budget: components.budget,
     ...(ctx.reports ? { reports: ctx.reports } : {}),
+    ...(ctx.failureReports ? { failureReports: ctx.failureReports } : {}),
     ...(ctx.decisionFile ? { decisionFile: ctx.decisionFile } : {}),
     dropConnection: (sessionId, reply) => {
       // written out of band, so counted here: the adapter sees only a closed connection

@@ -49,7 +49,7 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
   const facts = await messageFacts(deps, state, tx, read.message, auth);
   const decision = deps.decide(facts, 'data') ?? ACCEPT;
   const verdict = decision.enforced;
-  const detail = { facts, decision, timing };
+  const detail = { facts, decision, timing, message: read.message.chunks };
   if (verdict.action === 'reject' || verdict.action === 'tempfail') endWith(deps, state, tx, { kind: 'policy', verdict }, detail);
 
   const limited = await takeData(deps, authenticatedDomain(facts));

@@ -16,6 +16,7 @@ import type { FingerprintInput } from '../message/fingerprint.ts';
 import type { ReceivedInput } from '../message/received.ts';
 import type { ClientIdentity } from '../relay/backend.ts';
 import type { Collector } from '../reports/collector.ts';
+import type { FailureReporter } from '../reports/failure/reporter.ts';
 import type { DecisionRecord } from '../observability/decision-record.ts';
 import type { ByteBudget } from './byte-budget.ts';
 import type { DomainSet } from './recipient.ts';
@@ -75,6 +76,8 @@ export interface PipelineDeps {
   readonly budget: ByteBudget;
   /** DMARC aggregate report collection (reports.dmarc.enabled); fire-and-forget, never throws. */
   readonly reports?: Collector;
+  /** DMARC failure reports (reports.dmarc.failure.enabled); never throws, never waits. */
+  readonly failureReports?: FailureReporter;
   /** decisions.file, when configured: takes each decision record without blocking. */
   readonly decisionFile?: { write(session: string, record: DecisionRecord): void };
   /** Writes `reply` on the client connection out of band and closes it (a client too slow to finish DATA). */
@@ -96,7 +99,7 @@ export interface PipelineDeps {
 }
 
 /** What ending a transaction needs (src/pipeline/end.ts). */
-export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget' | 'reports' | 'decisionFile'>;
+export type EndDeps = Pick<PipelineDeps, 'clock' | 'metrics' | 'reputation' | 'release' | 'budget' | 'reports' | 'failureReports' | 'decisionFile'>;
 export type MailDeps = EndDeps & Pick<PipelineDeps, 'decide' | 'checkSpf'>;
 export type RcptDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'domains' | 'openBackend' | 'recipientCache'>;
 export type DataDeps = EndDeps & Pick<PipelineDeps, 'settings' | 'decide' | 'authenticate' | 'openBackend' | 'dropConnection' | 'firstSeen' | 'message'>;

@@ -22,6 +22,8 @@ export interface EndDetail {
   /** The policy decision, when one was made. */
   readonly decision?: Decision | null;
   readonly timing?: { readonly authMs?: number; readonly relayMs?: number };
+  /** The message as read (DATA), for a failure report's copy of its header section. */
+  readonly message?: readonly Buffer[];
 }
 
 export function endTransaction(deps: EndDeps, state: SessionState, tx: Transaction, ending: Ending, detail: EndDetail): void {
@@ -69,11 +71,15 @@ export function endTransaction(deps: EndDeps, state: SessionState, tx: Transacti
     // DMARC aggregate reports count what finally happened to each message (src/reports)
     const would = decision?.wouldHave;
     if (stage === 'data') {
-      deps.reports?.collect({
+      const outcome = {
         facts: detail.facts, action: record.action, rule: verdict?.rule ?? '',
         ...(would ? { wouldHave: { action: would.action, rule: would.rule } } : {}),
         ...(decision?.override ? { override: decision.override } : {}),
-      });
+      };
+      deps.reports?.collect(outcome);
+      // DMARC failure reports (RFC 9991), when the record asks: queued, sent after the reply
+      const envid = tx.mailParams.ENVID;
+      deps.failureReports?.offer({ ...outcome, message: detail.message ?? [], arrival: tx.startedAt, envelopeId: typeof envid === 'string' ? envid : undefined });
     }
     state.messages++;
   }

@@ -9,6 +9,9 @@
  * process died, the connection broke, the relay timed out) leaves "sending"/"uncertain", which
  * is never resent: the one window left is the RFC 1047 one, mirrored (a report lost rather
  * than duplicated), between the "." and the relay's answer.
+ *
+ * relayMessage, the SMTP part alone, also carries the failure reports (failure/), which keep
+ * no state: they are sent at most once.
  */
 import { BackendError, connectSmtp, type SmtpResponse } from '../relay/smtp-client.ts';
 import type { DeliveryOutcome } from './metrics.ts';
@@ -48,26 +51,47 @@ export interface DeliveryResult {
 
 const attemptsOf = (state: string): number => Number(/^pending:(\d+)$/.exec(state)?.[1] ?? 0);
 
+/**
+ * One message to one recipient through the relay, on a connection of its own: the last reply
+ * (MAIL, RCPT or DATA refused, or the final reply after the message). Connection trouble
+ * rejects (BackendError), and so does a `beforeEnd` that throws: the "." is then never sent.
+ * `signal` destroys the connection (shutdown).
+ */
+export async function relayMessage(relay: RelaySettings, envelope: { readonly from: string; readonly to: string }, message: Buffer,
+  opts: { readonly beforeEnd?: () => Promise<void>; readonly signal?: AbortSignal } = {}): Promise<SmtpResponse> {
+  const client = await connectSmtp({ host: relay.host, port: relay.port, hostname: relay.hostname, tls: 'none', rejectUnauthorized: true,
+    connectTimeoutMs: relay.connectTimeoutMs, commandTimeoutMs: relay.commandTimeoutMs, dataTimeoutMs: relay.dataTimeoutMs });
+  const stop = (): void => client.destroy();
+  if (opts.signal?.aborted) stop();
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  try {
+    let reply = await client.mail(envelope.from);
+    if (reply.code === 250) reply = await client.rcpt(envelope.to);
+    if (reply.code === 250 || reply.code === 251) reply = await client.data(message, opts.beforeEnd);
+    void client.quit().catch(() => undefined);
+    return reply;
+  } catch (err) {
+    client.destroy();
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', stop);
+  }
+}
+
 export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   const { store, domain, jobId, field } = d;
   const sending = `sending:${d.token}`;
   const pendingAgain = `pending:${attemptsOf(d.current) + 1}`;
   let marked = false;
-  let reply: SmtpResponse;
-  const client = await connectSmtp({ host: d.relay.host, port: d.relay.port, hostname: d.relay.hostname, tls: 'none', rejectUnauthorized: true,
-    connectTimeoutMs: d.relay.connectTimeoutMs, commandTimeoutMs: d.relay.commandTimeoutMs, dataTimeoutMs: d.relay.dataTimeoutMs })
-    .catch((err: unknown) => err as Error);
   // Deferred before the mark: count the attempt (it spaces the retries out).
   const defer = async (detail: string): Promise<DeliveryResult> => {
     await store.cas(domain, jobId, d.token, field, [d.current], pendingAgain, d.lockTtlMs);
     return { outcome: 'deferred', detail };
   };
-  if (client instanceof Error) return defer(client.message);
+  let reply: SmtpResponse;
   try {
-    reply = await client.mail(d.from);
-    if (reply.code === 250) reply = await client.rcpt(d.to);
-    if (reply.code === 250 || reply.code === 251) {
-      reply = await client.data(d.message, async () => {
+    reply = await relayMessage(d.relay, d, d.message, {
+      beforeEnd: async () => {
         // Fenced: only the lock holder, and only from a state that is not final.
         if (!await store.cas(domain, jobId, d.token, field, [d.current], sending, d.lockTtlMs)) throw new Error('lost the job lock or the state changed');
         marked = true;
@@ -77,17 +101,16 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
           marked = false;
           throw new Error('the sending mark did not reach a Redis replica');
         }
-      });
-    }
+      },
+    });
   } catch (err) {
-    client.destroy();
+    // Connect, MAIL, RCPT, DATA or the bytes failed before the mark: nothing was delivered.
     if (!marked) return defer((err as Error).message);
     // The "." may have reached the relay: we cannot know whether it took the report.
     await store.cas(domain, jobId, '', field, [sending], `uncertain:${d.token}`, 0);
     return { outcome: 'uncertain', detail: err instanceof BackendError ? err.message : String(err) };
   }
-  void client.quit().catch(() => undefined);
-  const text = `${reply.code} ${reply.enhanced ?? ''} ${reply.text}`.replace(/\s+/g, ' ').trim();
+  const text = replyText(reply);
   if (!marked) {
     // Refused before the message: MAIL, RCPT or DATA itself.
     if (reply.code >= 500) {
@@ -100,4 +123,9 @@ export async function deliver(d: DeliveryInput): Promise<DeliveryResult> {
   // A sent mark needs no lock: the attempt names itself (another node may have called it uncertain meanwhile).
   await store.cas(domain, jobId, '', field, [sending, `uncertain:${d.token}`], next, 0);
   return { outcome: reply.code < 300 ? 'sent' : reply.code < 500 ? 'deferred' : 'failed', detail: text };
+}
+
+/** A reply on one line, for logs: "550 5.7.1 text". */
+export function replyText(reply: SmtpResponse): string {
+  return `${reply.code} ${reply.enhanced ?? ''} ${reply.text}`.replace(/\s+/g, ' ').trim();
 }

@@ -1,7 +1,8 @@
 /**
- * DMARC aggregate reporting from configuration: the store (Redis when configured, else the
- * local SQLite file), the collector the pipeline calls, the sender, the scheduler. The
- * composition root (app.ts) and the CLI (cli.ts) both build it here.
+ * DMARC reporting from configuration. Aggregate reports: the store (Redis when configured,
+ * else the local SQLite file), the collector the pipeline calls, the sender, the scheduler.
+ * Failure reports: the reporter the pipeline offers each transaction to (failure/). The
+ * composition root (app.ts) and the CLI (cli.ts) both build them here.
  */
 import { createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
@@ -12,7 +13,11 @@ import type { Clock } from '../core/clock.ts';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
 import { connectRedis } from '../reputation/redis-connect.ts';
 import { redisConfigured } from '../reputation/store.ts';
+import { VERSION } from '../core/version.ts';
+import type { RateStore } from '../reputation/types.ts';
 import { createCollector, type Collector } from './collector.ts';
+import type { RelaySettings } from './deliver.ts';
+import { createFailureReporter, type FailureReporter } from './failure/reporter.ts';
 import { createLocalReportStore } from './local-store.ts';
 import type { Signer } from './mail.ts';
 import type { ReportMetrics } from './metrics.ts';
@@ -49,24 +54,32 @@ export function loadSigner(cfg: Config['reports']['dmarc']): Signer | null {
 
 /**
  * What `check-config` verifies beyond the schema, so that what it accepts `serve` starts with:
- * the signing key parses and, without Redis, the state folder is writable. Returns the summary
- * line, or null when reporting is off; throws ConfigErrors.
+ * the signing key parses and, for aggregate reports without Redis, the state folder is
+ * writable. Returns the summary lines, or null when reporting is off; throws ConfigErrors.
  */
 export function checkReporting(config: Config): string | null {
   const cfg = config.reports.dmarc;
-  if (!cfg.enabled) return null;
+  if (!cfg.enabled && !cfg.failure.enabled) return null;
   const signer = loadSigner(cfg);
-  const redis = redisConfigured(config.redis);
-  if (!redis) {
-    try {
-      fs.mkdirSync(cfg.stateDir, { recursive: true });
-      fs.accessSync(cfg.stateDir, fs.constants.W_OK);
-    } catch (err) {
-      throw new ConfigErrors([new ConfigError(`not a writable folder: ${(err as Error).message}`, { key: 'reports.dmarc.stateDir' })]);
+  const signed = signer ? `signed d=${signer.domain} s=${signer.selector}` : 'not signed';
+  const lines: string[] = [];
+  if (cfg.enabled) {
+    const redis = redisConfigured(config.redis);
+    if (!redis) {
+      try {
+        fs.mkdirSync(cfg.stateDir, { recursive: true });
+        fs.accessSync(cfg.stateDir, fs.constants.W_OK);
+      } catch (err) {
+        throw new ConfigErrors([new ConfigError(`not a writable folder: ${(err as Error).message}`, { key: 'reports.dmarc.stateDir' })]);
+      }
     }
+    lines.push(`reports: DMARC aggregate reports on, every ${cfg.periodHours} h, store ${redis ? 'Redis' : `${cfg.stateDir}/dmarc-reports.sqlite`}, ${signed}, from ${cfg.email}`);
   }
-  return `reports: DMARC aggregate reports on, every ${cfg.periodHours} h, store ${redis ? 'Redis' : `${cfg.stateDir}/dmarc-reports.sqlite`}, `
-    + `${signer ? `signed d=${signer.domain} s=${signer.selector}` : 'not signed'}, from ${cfg.email}`;
+  const f = cfg.failure;
+  if (f.enabled) {
+    lines.push(`reports: DMARC failure reports on, header only and redacted, at most ${f.perDomainPerHour} per domain an hour and ${f.ratePerMinute} a minute, ${signed}, from ${cfg.email}`);
+  }
+  return lines.join('\n');
 }
 
 export function createReportStore(config: Config, clock: Clock, onError?: (err: unknown) => void): ReportStore {
@@ -106,14 +119,7 @@ export function createReporting(config: Config, deps: {
       orgName: cfg.orgName, email: cfg.email, extraContact: cfg.extraContact, maxReportBytes: cfg.maxReportBytes,
       generator: GENERATOR, maxAgeMs: cfg.maxAgeHours * 3_600_000, ratePerMinute: cfg.ratePerMinute,
     },
-    relay: {
-      host: cfg.relay.host || config.backend.host,
-      port: cfg.relay.port || config.backend.port,
-      hostname: config.hostname,
-      connectTimeoutMs: config.backend.connectTimeoutMs,
-      commandTimeoutMs: config.backend.commandTimeoutMs,
-      dataTimeoutMs: config.backend.dataTimeoutMs,
-    },
+    relay: relaySettings(config),
   });
   let scheduler: Scheduler | null = null;
   return {
@@ -127,4 +133,37 @@ export function createReporting(config: Config, deps: {
       await store.close();
     },
   };
+}
+
+/** reports.dmarc.relay, or the backend, with the backend's timeouts: where every report goes. */
+export function relaySettings(config: Config): RelaySettings {
+  const cfg = config.reports.dmarc;
+  return {
+    host: cfg.relay.host || config.backend.host,
+    port: cfg.relay.port || config.backend.port,
+    hostname: config.hostname,
+    connectTimeoutMs: config.backend.connectTimeoutMs,
+    commandTimeoutMs: config.backend.commandTimeoutMs,
+    dataTimeoutMs: config.backend.dataTimeoutMs,
+  };
+}
+
+/** Failure reports (reports.dmarc.failure.enabled): the reporter the pipeline offers each finished transaction to. */
+export function createFailureReports(config: Config, deps: {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly resolver: DNSResolver;
+  readonly metrics: ReportMetrics | null;
+  readonly store: RateStore;
+}): FailureReporter {
+  const cfg = config.reports.dmarc;
+  const f = cfg.failure;
+  return createFailureReporter({
+    settings: {
+      perDomainPerHour: f.perDomainPerHour, ratePerMinute: f.ratePerMinute, queueSize: f.queueSize,
+      omitHeaders: new Set(f.omitHeaders.map((h) => h.toLowerCase())), from: cfg.email, hostname: config.hostname, userAgent: `${GENERATOR}/${VERSION}`,
+    },
+    store: deps.store, resolver: deps.resolver, clock: deps.clock, metrics: deps.metrics, signer: loadSigner(cfg), relay: relaySettings(config),
+    logger: deps.logger.child({ component: 'dmarc-failure-reports' }),
+  });
 }

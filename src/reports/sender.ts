@@ -12,7 +12,6 @@
  *
  * A job whose states are all final is finished; otherwise it is scheduled again with backoff.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { DNSResolver } from 'mailauth';
 import type { Clock } from '../core/clock.ts';
@@ -21,6 +20,7 @@ import { deliver, type RelaySettings } from './deliver.ts';
 import { mailtoAddresses, verifyDestination, type Verification } from './destinations.ts';
 import { composeReport, signReport, type Signer } from './mail.ts';
 import type { DeliveryOutcome, ReportMetrics } from './metrics.ts';
+import { Pacer } from './pacer.ts';
 import { buildReports, submitterOf, type ReportSettings } from './report.ts';
 import { STATE_PREFIX, type JobData, type ReportStore } from './store.ts';
 
@@ -79,24 +79,6 @@ export function createSender(deps: SenderDeps) {
       return r.summary;
     },
   };
-}
-
-/** Pacing: at most ratePerMinute report messages leave this process per minute, over all its runs. */
-class Pacer {
-  readonly #interval: number;
-  #nextSlot = 0;
-
-  constructor(ratePerMinute: number) {
-    this.#interval = 60_000 / ratePerMinute;
-  }
-
-  /** Waits for the next slot; false when the run was aborted meanwhile. */
-  async pace(signal: AbortSignal | undefined): Promise<boolean> {
-    const wait = this.#nextSlot - Date.now();
-    this.#nextSlot = Math.max(this.#nextSlot, Date.now()) + this.#interval;
-    if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
-    return !signal?.aborted;
-  }
 }
 
 /** One sending run: what it uses, and the summary it fills. */

@@ -21,6 +21,7 @@ const LIMITER_KIND: Readonly<Record<Limiter, SubjectKind | null>> = {
   'ip-messages': 'ip', 'net-messages': 'net', 'domain-messages': 'domain',
   'ip-recipients': 'ip', 'net-recipients': 'net', 'rcpt-messages': 'rcpt',
   'blocklist': null,
+  'dmarc-failure-reports': 'domain',
 };
 
 export function limiterKind(limiter: Limiter): SubjectKind | null {

@@ -21,6 +21,8 @@ export const LIMITERS = [
   'ip-messages', 'net-messages', 'domain-messages',
   'ip-recipients', 'net-recipients', 'rcpt-messages',
   'blocklist',
+  // not an SMTP step: DMARC failure reports per reported domain (src/reports/failure)
+  'dmarc-failure-reports',
 ] as const;
 export type Limiter = (typeof LIMITERS)[number];
 

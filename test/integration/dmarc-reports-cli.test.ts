@@ -58,6 +58,35 @@ describe('postern reports CLI and check-config', () => {
     assert.match(ok.stdout, new RegExp(`^reports: DMARC aggregate reports on, every 24 h, store ${dir}/dmarc-reports\\.sqlite, not signed, from r@example\\.net$`, 'm'));
   });
 
+  it('check-config: failure reports need the reporting address, not the aggregate settings; a bad omitHeaders entry names the key', async () => {
+    const missing = await runCli(['check-config'], { POSTERN_DOMAINS: 'example.net', POSTERN_REPORTS_DMARC_FAILURE_ENABLED: 'true' });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /reports\.dmarc\.email: required when reports\.dmarc\.failure\.enabled is true/);
+    assert.doesNotMatch(missing.stderr, /orgName/);
+    const bad = await runCli(['check-config'], { POSTERN_DOMAINS: 'example.net', POSTERN_REPORTS_DMARC_FAILURE_ENABLED: 'true', POSTERN_REPORTS_DMARC_EMAIL: 'r@example.net',
+      POSTERN_REPORTS_DMARC_FAILURE_OMIT_HEADERS: 'Subject,Bad Name' });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^POSTERN_REPORTS_DMARC_FAILURE_OMIT_HEADERS: expected a header field name, e\.g\. Subject \(from environment\)$/m);
+    const ok = await runCli(['check-config'], { POSTERN_DOMAINS: 'example.net', POSTERN_REPORTS_DMARC_FAILURE_ENABLED: 'true', POSTERN_REPORTS_DMARC_EMAIL: 'r@example.net' });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /^reports: DMARC failure reports on, header only and redacted, at most 5 per domain an hour and 10 a minute, not signed, from r@example\.net$/m);
+    assert.doesNotMatch(ok.stdout, /aggregate reports on/);
+  });
+
+  it('the README failure report example passes check-config', async () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Failure reports (RFC 9991)'));
+    const block = /```yaml\n# postern\.yaml\n(reports:\n[\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(block, 'no failure report example in README.md');
+    const file = path.join(dir, 'failure.yaml');
+    fs.writeFileSync(file, `domains: [example.net]\n${block}`);
+    const r = await runCli(['check-config', '--config', file], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^reports: DMARC failure reports on, header only and redacted, at most 5 per domain an hour and 10 a minute, not signed, from dmarc-reports@example\.net$/m);
+    const { config } = loadConfig({ file, env: {} });
+    assert.deepEqual(config.reports.dmarc.failure.omitHeaders, ['Subject']);
+  });
+
   it('the README example configuration loads', () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
     const block = /```yaml\n# postern\.yaml\n(reports:\n[\s\S]*?)```/.exec(readme)?.[1];

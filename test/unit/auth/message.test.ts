@@ -149,7 +149,7 @@ describe('DMARC through authenticateMessage', () => {
       applied: { tag: 'p', value: 'reject' },
       reason: 'p=REJECT arc=none; dmarc=reject',
       // the applied record, for aggregate reports (RFC 9990 §2.1 policy_published)
-      published: { domain: 'example.com', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: [] },
+      published: { domain: 'example.com', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: [], ruf: [] },
     });
     assert.equal(out.fromDomain, 'example.com');
   });

@@ -15,7 +15,7 @@ import { assertSchemaValid } from '../../harness/reports.ts';
 
 const published: DmarcPublished = {
   domain: 'example.com', p: 'reject', sp: 'quarantine', np: 'reject', adkim: 's', aspf: 'r', testing: true, psd: 'u', fo: '1', discovery: 'treewalk',
-  rua: ['mailto:dmarc@example.com'],
+  rua: ['mailto:dmarc@example.com'], ruf: [],
 };
 const settings = { orgName: 'Org <&> "quoted"', email: 'reports@mx.example.net', extraContact: 'call +1 555', maxReportBytes: 5_000_000, generator: 'Postern' };
 const row = (over: Partial<ReportRow>): ReportRow => ({
@@ -77,7 +77,7 @@ describe('report helpers', () => {
 });
 
 describe('override reasons in rows', () => {
-  const published: DmarcPublished = { domain: 'bank.example', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: ['mailto:dmarc@bank.example'] };
+  const published: DmarcPublished = { domain: 'bank.example', p: 'reject', sp: null, np: null, adkim: 'r', aspf: 'r', testing: false, psd: 'u', fo: null, discovery: 'treewalk', rua: ['mailto:dmarc@bank.example'], ruf: [] };
   const facts = {
     client: { ip: '192.0.2.7', ptr: null, helo: 'lists.example', tls: false, tier: 'neutral' as const },
     envelope: { sender: 'bounce@lists.example', senderDomain: 'lists.example', recipients: ['user@example.net'] },

@@ -46,7 +46,7 @@ describe('reputation subjects and keys', () => {
 
   it('knows which buckets a subject kind has', () => {
     assert.deepEqual(limitersFor('ip'), ['ip-connections', 'ip-messages', 'ip-recipients']);
-    assert.deepEqual(limitersFor('domain'), ['domain-messages']);
+    assert.deepEqual(limitersFor('domain'), ['domain-messages', 'dmarc-failure-reports']);
     assert.deepEqual(limitersFor('rcpt'), ['rcpt-messages']);
   });
 });
