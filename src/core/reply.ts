@@ -51,6 +51,8 @@ export const REPLIES = {
     }
   },
   dataTimeout: (): TempReply => ({ code: 421, enhanced: '4.4.2', text: 'Timeout: the message took too long to arrive, closing connection' }),
+  /** RFC 5322 §2.2: a header section starts with a field name; a first line starting with whitespace would continue ours. */
+  headerStartsWithWhitespace: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message header must start with a field name, not with whitespace (RFC 5322 section 2.2)' }),
   bareLineEnding: (): PermReply => ({ code: 550, enhanced: '5.6.0', text: 'Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)' }),
   /**
    * `domain` is the DMARC Policy Domain (where the applied record was found: the author domain,
@@ -68,6 +70,8 @@ export const REPLIES = {
   dkimNoAuthor: (): PermReply => ({ code: 550, enhanced: '5.7.22', text: 'No valid author-matched DKIM signature found' }),
   /** RFC 5322 §3.6: one From field; several authors only with a Sender. Which From a reader shows differs (a DMARC bypass). */
   multipleFrom: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Rejected: the message has more than one From field or author (RFC 5322 section 3.6)' }),
+  /** RFC 5322 §3.6: exactly one From field; without one no author can be authenticated (RFC 7489 §6.6.1). */
+  fromCount: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Rejected: the message must have exactly one From field (RFC 5322 section 3.6)' }),
   policyReject: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Message rejected by policy' }),
   policyTempfail: (): TempReply => ({ code: 451, enhanced: '4.7.1', text: 'Message deferred by policy, please try again later' }),
   /** RFC 5321 §4.2.5: a rate is transient; 421 at connect (and we close), 451 4.7.1 inside a session. */

@@ -10,8 +10,8 @@ export type Action = (typeof ACTIONS)[number];
 export const REASONS = [
   'rule', 'dmarc-policy', 'spf-fail', 'dkim-required', 'auth-temperror', 'rate-limited',
   'relay-denied', 'routing-syntax', 'bad-address', 'too-many-recipients', 'too-many-connections',
-  'oversize', 'bad-line-endings', 'backend-unavailable', 'backend-rejected', 'internal-error',
-  'shutting-down', 'client-gone', 'timeout', 'in-flight-budget', 'multiple-from', 'default',
+  'oversize', 'bad-line-endings', 'bad-header', 'backend-unavailable', 'backend-rejected', 'internal-error',
+  'shutting-down', 'client-gone', 'timeout', 'in-flight-budget', 'multiple-from', 'from-count', 'default',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

@@ -14,8 +14,11 @@ import { Transform, type TransformCallback } from 'node:stream';
  *   is done for a message that will be refused; `breach` says which limit (552 5.3.4);
  * - withholds DKIM-Signature fields past `maxDkimSignatures` (RFC 6376 §6.1 lets a verifier
  *   limit the signatures it evaluates): they are never verified, only counted;
- * - when the message's first line starts with whitespace, feeds an empty header section
- *   instead (the line could only continue a field we put on top), as the relay does.
+ * - stops when the message's first line starts with whitespace (`malformed`): RFC 5322 §2.2
+ *   wants a header section to start with a field name; such a line could only continue a
+ *   field we put on top (our Received), and moving it into the body instead would leave the
+ *   message without its sender's header, From included (a backend adding a missing From
+ *   would then make the envelope sender the author). The message is refused (550 5.6.0).
  * The bytes relayed are not this stream's output: the pipeline keeps its own copy.
  */
 
@@ -39,6 +42,18 @@ export interface HeaderBreach {
   readonly max: number;
 }
 
+/** What makes a header section unreadable as one, whatever its size: a metric-safe label. */
+export type HeaderMalformation = 'leading-whitespace';
+
+export class HeaderSyntaxError extends Error {
+  readonly malformation: HeaderMalformation;
+  constructor(malformation: HeaderMalformation) {
+    super(`message header is malformed: ${malformation}`);
+    this.name = 'HeaderSyntaxError';
+    this.malformation = malformation;
+  }
+}
+
 export class HeaderLimitError extends Error {
   readonly breach: HeaderBreach;
   constructor(breach: HeaderBreach) {
@@ -49,7 +64,6 @@ export class HeaderLimitError extends Error {
 }
 
 const LF = 0x0a;
-const CRLF = Buffer.from('\r\n');
 
 /** RFC 5322 §2.2.3: a line starting with WSP continues the field above it. */
 function isContinuation(line: Buffer): boolean {
@@ -89,6 +103,7 @@ export class HeaderGuard extends Transform {
   #signatures = 0;
   #withheld = 0;
   #breach: HeaderBreach | null = null;
+  #malformed: HeaderMalformation | null = null;
 
   constructor(limits: HeaderLimits) {
     super();
@@ -101,6 +116,11 @@ export class HeaderGuard extends Transform {
   /** The limit crossed, or null. Set as soon as the line that crossed it arrives. */
   get breach(): HeaderBreach | null {
     return this.#breach;
+  }
+
+  /** Why the header section is not one (the verifier was given none of it), or null. */
+  get malformed(): HeaderMalformation | null {
+    return this.#malformed;
   }
 
   /** DKIM-Signature fields not handed to the verifier (over maxDkimSignatures). */
@@ -165,10 +185,11 @@ export class HeaderGuard extends Transform {
       return;
     }
     if (first && isContinuation(line)) {
-      // Nothing above it to continue but the relay's own fields: the section ends before it
-      // (what Postfix's smtpd does, by inserting an empty line).
-      out.push(CRLF, line);
-      this.#state = 'body';
+      // Nothing above it to continue but the relay's own fields (trace forgery). Postfix's
+      // smtpd inserts an empty line here; that turns the sender's header into body and leaves
+      // a message without From, which a backend may then complete with the envelope sender.
+      this.#malformed = 'leading-whitespace';
+      this.#end(new HeaderSyntaxError('leading-whitespace'));
       return;
     }
     if (this.#bytes > this.#limits.maxHeaderBytes) return this.#stop('header-bytes', this.#limits.maxHeaderBytes);
@@ -204,11 +225,16 @@ export class HeaderGuard extends Transform {
   }
 
   #stop(limit: HeaderLimit, max: number): void {
+    this.#breach = { limit, max };
+    this.emit('breach', this.#breach);
+    this.#end(new HeaderLimitError(this.#breach));
+  }
+
+  /** Feeds the verifier nothing more and errors its input, so it gives up at once. */
+  #end(error: Error): void {
     this.#state = 'stopped';
     this.#partial = [];
     this.#field = [];
-    this.#breach = { limit, max };
-    this.emit('breach', this.#breach);
-    this.destroy(new HeaderLimitError(this.#breach));
+    this.destroy(error);
   }
 }

@@ -138,8 +138,9 @@ export function forgedRanges(message: Buffer, authservId: string): Array<[number
 /**
  * The message to relay: `add` (sanitised and folded, in the given order), then the message
  * without its forged fields. A message whose first line starts with whitespace would continue
- * the last field we add (a forged trace field): like Postfix's smtpd, which writes an empty
- * line before such content, we end the header section there, so that content is body.
+ * the last field we add (a forged trace field). DATA refuses such a message before it gets
+ * here (550 5.6.0, message/header-guard.ts); should one arrive anyway, the header section
+ * ends before it (as Postfix's smtpd does), so it can never continue ours.
  */
 export function rewriteMessage(message: Buffer, authservId: string, add: readonly HeaderField[]): Buffer {
   return Buffer.concat(rewrittenPieces(message, authservId, add));

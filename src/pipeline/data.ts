@@ -11,7 +11,7 @@ import type { Decision, HeaderField, Verdict } from '../core/verdict.ts';
 import { openQuarantine } from './backend-steps.ts';
 import type { DataDeps, MessageAuth } from './deps.ts';
 import { endTransaction, endWith, goneEnding } from './end.ts';
-import { authenticatedDomain } from './endings.ts';
+import { authenticatedDomain, type MessageLimitReason } from './endings.ts';
 import { limitError, takeData } from './limits.ts';
 import { factsOf } from './mail.ts';
 import { readMessage, type DataStream, type ReadMessage } from './read-message.ts';
@@ -77,8 +77,8 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
   return deliveredText(answer, state.id);
 }
 
-/** Our limits on the message as read: size, header size, bare line endings. */
-function checkMessage(deps: DataDeps, read: ReadMessage): { reply: FailReply; reason: 'oversize' | 'bad-line-endings' | 'in-flight-budget' } | null {
+/** Our limits on the message as read: size, header size and syntax, bare line endings. */
+function checkMessage(deps: DataDeps, read: ReadMessage): { reply: FailReply; reason: MessageLimitReason } | null {
   const { maxMessageSize, bareLineEndings } = deps.settings;
   // smtp-server answers 552 itself once it has counted the bytes; the ending records it
   if (read.oversize) return { reply: REPLIES.oversize(maxMessageSize), reason: 'oversize' };
@@ -88,6 +88,8 @@ function checkMessage(deps: DataDeps, read: ReadMessage): { reply: FailReply; re
   }
   // the header guard stopped feeding the verifier at this limit (message/header-guard.ts)
   if (read.headerLimit) return { reply: REPLIES.headerLimit(read.headerLimit), reason: 'oversize' };
+  // nor fed it a header section starting with whitespace (it would continue our Received)
+  if (read.headerMalformed) return { reply: REPLIES.headerStartsWithWhitespace(), reason: 'bad-header' };
   if (read.repaired > 0 && bareLineEndings === 'reject') return { reply: REPLIES.bareLineEnding(), reason: 'bad-line-endings' };
   return null;
 }
@@ -99,7 +101,8 @@ async function messageFacts(deps: DataDeps, state: SessionState, tx: Transaction
     ...factsOf(state, tx),
     message: {
       fromDomain: auth.fromDomain, messageId: auth.messageId, size: message.size, firstSeenSeconds: Math.floor(firstSeenMs / 1000),
-      fromFields: auth.fromFields, fromAddresses: auth.fromAddresses,
+      ...(auth.fromFields !== undefined ? { fromFields: auth.fromFields } : {}),
+      ...(auth.fromAddresses !== undefined ? { fromAddresses: auth.fromAddresses } : {}),
     },
     dkim: auth.dkim,
     arc: auth.arc,

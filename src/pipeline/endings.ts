@@ -26,6 +26,9 @@ import type { BackendReply } from './state.ts';
 
 export type RefusingVerdict = Extract<Verdict, { action: 'reject' | 'tempfail' }>;
 
+/** Why our own checks of the message as read refused it. */
+export type MessageLimitReason = 'oversize' | 'bad-line-endings' | 'bad-header' | 'in-flight-budget';
+
 export type Ending =
   /** The backend accepted the message (our 250 mirrors its reply). */
   | { readonly kind: 'delivered'; readonly answer: BackendReply }
@@ -35,8 +38,8 @@ export type Ending =
   | { readonly kind: 'backend-refused'; readonly answer: BackendReply }
   /** The authenticated domain's message bucket at the end of DATA. */
   | { readonly kind: 'rate-limited'; readonly limited: Limited }
-  /** The message broke one of our limits (size, header, line endings). */
-  | { readonly kind: 'message-limit'; readonly reply: FailReply; readonly reason: 'oversize' | 'bad-line-endings' | 'in-flight-budget' }
+  /** The message broke one of our limits (size, header, line endings) or has no readable header section. */
+  | { readonly kind: 'message-limit'; readonly reply: FailReply; readonly reason: MessageLimitReason }
   /** We closed a client too slow to send its message (421 4.4.2 written out of band). */
   | { readonly kind: 'data-timeout' }
   /** The client went away during DATA, before we could answer. */

@@ -3,7 +3,7 @@
  * DKIM/ARC/DMARC verification at the same time (so DNS lookups overlap the upload).
  */
 import type { Readable } from 'node:stream';
-import type { HeaderBreach } from '../message/header-guard.ts';
+import type { HeaderBreach, HeaderMalformation } from '../message/header-guard.ts';
 import { REPLIES } from '../core/reply.ts';
 import type { DataDeps, MessageAuth } from './deps.ts';
 import type { SessionState, Transaction } from './state.ts';
@@ -20,6 +20,8 @@ export interface ReadMessage {
   readonly overBudget: boolean;
   /** The header limit the message crossed, if any (its verification was abandoned). */
   readonly headerLimit: HeaderBreach | null;
+  /** Why the header section is not one (its verification was abandoned), if it is not. */
+  readonly headerMalformed: HeaderMalformation | null;
 }
 
 export type DataStream = Readable & { sizeExceeded?: boolean };
@@ -97,5 +99,6 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
     oversize: oversize || Boolean(stream.sizeExceeded),
     overBudget,
     headerLimit: toAuth.breach,
+    headerMalformed: toAuth.malformed,
   };
 }

@@ -55,9 +55,17 @@ describe('header guard', () => {
     assert.match(out, /From: a@b\.example\r\n\r\nbody\r\n$/);
   });
 
-  it('feeds an empty header section when the first line starts with whitespace', async () => {
-    const { out } = await run(' Subject: continues something\r\nFrom: a@b.example\r\n\r\nbody\r\n');
-    assert.equal(out, '\r\n Subject: continues something\r\nFrom: a@b.example\r\n\r\nbody\r\n');
+  it('stops, feeding nothing, when the first line starts with whitespace (space or tab, even split over chunks)', async () => {
+    for (const msg of [' Subject: continues something\r\nFrom: a@b.example\r\n\r\nbody\r\n', '\tx\r\nFrom: a@b.example\r\n\r\n', ' ']) {
+      const { out, guard, error } = await run(msg);
+      assert.equal(guard.malformed, 'leading-whitespace', JSON.stringify(msg));
+      assert.equal(guard.breach, null);
+      assert.equal(out, '');
+      assert.equal(error?.name, 'HeaderSyntaxError');
+    }
+    const later = await run('From: a@b.example\r\n continued\r\n\r\n body may start with a space\r\n');
+    assert.equal(later.guard.malformed, null, 'whitespace after the first line is a fold, or body');
+    assert.equal(later.error, null);
   });
 
   const cases: Array<[string, string, keyof HeaderLimits | null, string]> = [
