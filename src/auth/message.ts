@@ -67,9 +67,13 @@ export interface MessageAuthOutcome {
   readonly messageId: string | null;
   /** Authentication-Results field value: "hostname;\r\n spf=...;\r\n dkim=...;\r\n arc=...;\r\n dmarc=...". */
   readonly authResults: string;
-  /** From header fields, and author mailboxes in them (RFC 5322 §3.6.2: one of each, unless Sender). */
-  readonly fromFields: number;
-  readonly fromAddresses: number;
+  /**
+   * From header fields, and author mailboxes in them (RFC 5322 §3.6.2: one of each, unless
+   * Sender). Absent when the header was not read (verification abandoned): not counted is not
+   * zero, so a rule refusing messages without From does not refuse them.
+   */
+  readonly fromFields?: number;
+  readonly fromAddresses?: number;
   /** The caps that applied to this message's checks. */
   readonly limits: readonly AuthLimit[];
 }
@@ -253,8 +257,6 @@ function abandoned(input: MessageAuthInput, timeoutMs: number): MessageAuthOutco
       arc: 'arc=temperror (authentication deadline passed)',
       dmarc: 'dmarc=temperror (authentication deadline passed)',
     }),
-    fromFields: 0,
-    fromAddresses: 0,
     limits: ['auth-deadline'],
   };
 }

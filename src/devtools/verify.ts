@@ -9,7 +9,8 @@ import type { Config } from '../config/schema.ts';
 import { domainOf } from '../core/domain.ts';
 import type { Facts } from '../core/facts.ts';
 import { normaliseIp } from '../core/ip.ts';
-import { ACCEPT_DEFAULT, type Decision } from '../core/verdict.ts';
+import { REPLIES } from '../core/reply.ts';
+import { ACCEPT_DEFAULT, type Decision, type Verdict } from '../core/verdict.ts';
 import { checkSpf } from '../auth/spf.ts';
 import { authenticateMessage } from '../auth/message.ts';
 import { createResolver, mailauthResolver, parseServer } from '../dns/index.ts';
@@ -26,6 +27,13 @@ export interface VerifyResult {
   readonly decision: Decision;
 }
 
+const LEADING_WHITESPACE: Verdict = { action: 'reject', rule: '', reason: 'bad-header', reply: REPLIES.headerStartsWithWhitespace() };
+
+/** RFC 5322 §2.2: a first line starting with SP or HTAB is no header field (it would continue ours). */
+function startsWithWhitespace(message: Buffer): boolean {
+  return message[0] === 0x20 || message[0] === 0x09;
+}
+
 export async function verifyMessage(config: Config, input: VerifyInput): Promise<VerifyResult> {
   const ip = normaliseIp(input.ip);
   if (!ip) throw new Error(`--ip: not an IP address: ${input.ip}`);
@@ -40,12 +48,17 @@ export async function verifyMessage(config: Config, input: VerifyInput): Promise
       client: { ip, ptr: null, helo: input.helo, tls: false, tier: 'neutral' },
       envelope: { sender: input.sender, senderDomain: input.sender ? domainOf(input.sender) : '', recipients: [] },
       spf: spf.facts,
-      message: { fromDomain: auth.fromDomain, messageId: auth.messageId, size: message.length, firstSeenSeconds: 0 },
+      message: {
+        fromDomain: auth.fromDomain, messageId: auth.messageId, size: message.length, firstSeenSeconds: 0,
+        ...(auth.fromFields !== undefined ? { fromFields: auth.fromFields } : {}),
+        ...(auth.fromAddresses !== undefined ? { fromAddresses: auth.fromAddresses } : {}),
+      },
       dkim: auth.dkim,
       arc: auth.arc,
       ...(auth.dmarc ? { dmarc: auth.dmarc } : {}),
     };
-    const decision = decide(facts, ruleSet, 'data') ?? { enforced: ACCEPT_DEFAULT };
+    // the gateway refuses this before any rule (src/message/header-guard.ts)
+    const decision = startsWithWhitespace(message) ? { enforced: LEADING_WHITESPACE } : decide(facts, ruleSet, 'data') ?? { enforced: ACCEPT_DEFAULT };
     return { authResults: auth.authResults, facts, decision };
   } finally {
     resolver.close();

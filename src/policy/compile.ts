@@ -11,7 +11,7 @@ import { deepFreeze } from './freeze.ts';
 import { compileIpPatterns } from './ip.ts';
 import { expandPatterns, listPath, type ListStore } from './lists.ts';
 import { compileNamePatterns, type NameKind, type NameMatcher } from './names.ts';
-import { parseDuration, type MatchSpec, type RuleSpec } from './schema.ts';
+import { countPredicate, parseDuration, type MatchSpec, type RuleSpec } from './schema.ts';
 import type { CompiledMatch, CompiledRule, Condition, MatchKey, Mode } from './types.ts';
 import { compileVerdict, type VerdictProblem } from './verdicts.ts';
 import { errorAt, locate, type PathSegment, type YamlSource } from './yaml-source.ts';
@@ -74,6 +74,7 @@ function compileMatch(spec: MatchSpec, path: readonly PathSegment[], ctx: RuleCo
   if (spec.dkim_domain) c.push(cond.dkimDomainCondition(names('domain', spec.dkim_domain, at('dkim_domain'), ctx)));
   if (spec.auth_temperror !== undefined) c.push(cond.authTemperrorCondition(spec.auth_temperror));
   if (spec.multiple_from !== undefined) c.push(cond.multipleFromCondition(spec.multiple_from));
+  if (spec.from_count) c.push(cond.fromCountCondition(spec.from_count.map(countPredicate)));
   if (spec.first_seen_within !== undefined) {
     const seconds = parseDuration(spec.first_seen_within);
     if (seconds <= 0) ctx.errors.push(errorAt(locate(ctx.source, at('first_seen_within')), 'duration must be more than 0'));
@@ -103,6 +104,7 @@ function keysOf(match: CompiledMatch | null): MatchKey[] {
 function reasonFor(match: CompiledMatch): Reason {
   for (const keys of [new Set(keysOf(match)), new Set(keysOf(match.not))]) {
     if (keys.has('multiple_from')) return 'multiple-from';
+    if (keys.has('from_count')) return 'from-count';
     if (keys.has('auth_temperror')) return 'auth-temperror';
     if (keys.has('dmarc') || keys.has('dmarc_policy')) return 'dmarc-policy';
     if (keys.has('spf')) return 'spf-fail';

@@ -103,6 +103,20 @@ export function multipleFrom(facts: Facts): boolean {
   return (m?.fromFields ?? 0) > 1 || (m?.fromAddresses ?? 0) > 1;
 }
 
+/**
+ * The number of From header fields is one of the counts asked for (`from_count: 0`, `">1"`).
+ * RFC 5322 §3.6 wants exactly one; with none DMARC has no author domain to check (RFC 7489
+ * §6.6.1: such messages "are typically rejected"), and a backend that adds a missing From
+ * (Postfix's local_header_rewrite_clients) would make the envelope sender the author. Not
+ * counted (no message yet, or the authentication was abandoned) never matches.
+ */
+export function fromCountCondition(tests: ReadonlyArray<(n: number) => boolean>): Condition {
+  return condition('from_count', ({ facts }) => {
+    const n = facts.message?.fromFields;
+    return n !== undefined && tests.some((test) => test(n));
+  });
+}
+
 /** The message was first offered less than `seconds` ago: the retry window of a tempfail rule. */
 export function firstSeenCondition(seconds: number): Condition {
   return condition('first_seen_within', ({ facts }) => (facts.message?.firstSeenSeconds ?? 0) < seconds);

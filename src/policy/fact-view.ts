@@ -44,6 +44,8 @@ export function factView(f: Facts): FactView {
     dmarc_policy: f.dmarc?.policy ?? 'absent',
     auth_temperror: anyTemperror(f),
     multiple_from: multipleFrom(f),
+    // not counted (authentication abandoned) is left out: the key never matches then
+    ...(f.message.fromFields !== undefined ? { from_count: f.message.fromFields } : {}),
     first_seen: f.message.firstSeenSeconds,
   };
 }

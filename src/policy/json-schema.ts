@@ -28,6 +28,7 @@ const MATCH_DOCS: Record<MatchKey, string> = {
   auth_temperror: 'Any of SPF, DKIM, ARC, DMARC ended in temperror',
   first_seen_within: 'The message was first offered less than this long ago (30m, 4h, 1h30m)',
   multiple_from: 'More than one From field, or more than one author in From (true), or a single author (false)',
+  from_count: 'Number of From header fields: a count (0) or a comparison (">1", ">=2", "<1"), or a list of them (any)',
   arc_chain: 'ARC chain: pass (validated), fail, none (no ARC headers)',
   arc_sealer: 'Newest sealer (ARC-Seal d=) of a validated chain: domain patterns or file: lists (trusted sealers)',
   arc_dmarc: 'DMARC result the newest sealer recorded (its ARC-Authentication-Results) for this From domain',

@@ -22,6 +22,8 @@ const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]{1,76}$/;
 const FIELD_VALUE = /^[\x20-\x7e]{0,900}$/;
 const MAILBOX = /^[\x21-\x3f\x41-\x7e]{1,64}@[A-Za-z0-9.-]{1,253}$/;
 export const DURATION = /^(?:\d+[smhd])+$/;
+/** A count compared: `0`, `">1"`, `">= 2"`, `"<1"`, `"=1"` (a bare number is `=`). */
+export const COUNT_COMPARISON = /^\s*(<=|>=|<|>|=)?\s*(\d{1,6})\s*$/;
 
 function oneOf(values: readonly string[]): { error: string } {
   return { error: `expected one of ${values.join(', ')}` };
@@ -31,6 +33,13 @@ function oneOf(values: readonly string[]): { error: string } {
 function oneOrMany<T extends z.ZodType>(item: T) {
   return z.preprocess((v: unknown): unknown[] => (Array.isArray(v) ? (v as unknown[]) : [v]), z.array(item).min(1, 'list must not be empty')).optional();
 }
+
+/** A count (`from_count: 0`) or a comparison with one (`from_count: ">1"`). */
+const COUNT_ERROR = 'expected a count like 0 or a comparison like ">1", ">=2", "<1"';
+const countTest = z.union([
+  z.int({ error: COUNT_ERROR }).min(0, COUNT_ERROR),
+  z.string({ error: COUNT_ERROR }).regex(COUNT_COMPARISON, COUNT_ERROR),
+], { error: COUNT_ERROR });
 
 const pattern = z.string({ error: 'expected a string' }).min(1, 'pattern must not be empty');
 const authResult = z.enum(AUTH_RESULTS, oneOf(AUTH_RESULTS));
@@ -62,6 +71,7 @@ const matchShape = {
   first_seen_within: z.string({ error: 'expected a duration like 30m, 4h or 1h30m' })
     .regex(DURATION, 'expected a duration like 30m, 4h or 1h30m').optional(),
   multiple_from: z.boolean({ error: 'expected true or false' }).optional(),
+  from_count: oneOrMany(countTest),
   ...arcMatchShape,
 } satisfies Record<MatchKey, z.ZodType>;
 
@@ -99,6 +109,20 @@ export const fileSchema = z.strictObject({
 
 export type RuleSpec = z.output<typeof ruleSchema>;
 export type MatchSpec = z.output<typeof negatedMatchSchema>;
+
+/** The test a count value stands for: 0 → n === 0, ">1" → n > 1. */
+export function countPredicate(value: number | string): (n: number) => boolean {
+  if (typeof value === 'number') return (n) => n === value;
+  const m = COUNT_COMPARISON.exec(value);
+  const limit = Number(m?.[2] ?? Number.NaN);
+  switch (m?.[1]) {
+    case '<': return (n) => n < limit;
+    case '<=': return (n) => n <= limit;
+    case '>': return (n) => n > limit;
+    case '>=': return (n) => n >= limit;
+    default: return (n) => n === limit;
+  }
+}
 
 /** Seconds in a duration like 30m, 4h, 1h30m or 2d. */
 export function parseDuration(text: string): number {

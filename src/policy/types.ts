@@ -11,7 +11,7 @@ import type { ClientIp } from './ip.ts';
 export const MATCH_KEYS = [
   'ip', 'helo', 'ptr', 'sender_domain', 'from_domain', 'recipient',
   'spf', 'dkim', 'dkim_aligned', 'dkim_domain', 'arc', 'dmarc', 'dmarc_policy',
-  'tier', 'auth_temperror', 'first_seen_within', 'multiple_from',
+  'tier', 'auth_temperror', 'first_seen_within', 'multiple_from', 'from_count',
   // ARC (RFC 8617): trusted sealers and forwarders (issue 9)
   'arc_chain', 'arc_sealer', 'arc_dmarc',
 ] as const;

@@ -31,6 +31,7 @@ export function defaultReply(action: 'tempfail' | 'reject', reason: Reason): Fai
     case 'spf-fail': return REPLIES.spfFail('{spf_domain}');
     case 'dkim-required': return REPLIES.dkimRequired();
     case 'multiple-from': return REPLIES.multipleFrom();
+    case 'from-count': return REPLIES.fromCount();
     default: return REPLIES.policyReject();
   }
 }

@@ -4,7 +4,8 @@
  * end-of-data look-alikes), PROXY v1/v2 headers from a trusted and an untrusted peer, and
  * messages (header syntax, MIME trees, DKIM-Signature tags, forged trace and result fields).
  * Each input carries what the gateway must do with it where that is known (the oracle):
- * a forged From of a p=reject domain must be refused, a benign message delivered unaltered.
+ * a forged From of a p=reject domain, a message without From and one whose first line starts
+ * with whitespace must be refused, a benign message delivered unaltered.
  */
 import fc from 'fast-check';
 
@@ -23,13 +24,17 @@ export interface Command {
 
 /**
  * A message for DATA, as content (the runner dot-stuffs CRLF-led dots and adds the terminator).
- * refuse: forged From of REJECT_DOMAIN, no way to authenticate: the end of DATA must not be 2xx.
+ * refuse: the end of DATA must not be 2xx: a forged From of REJECT_DOMAIN (no way to
+ * authenticate), no From at all (no author to authenticate; a backend may add one from the
+ * envelope sender), a first line starting with whitespace (it would continue our Received).
  * intact: CRLF-only, benign: when delivered, the backend's copy must hold it byte for byte.
  */
 export interface MessageChunk {
   readonly kind: 'message';
   readonly content: Buffer;
   readonly expect: 'refuse' | 'intact' | 'any';
+  /** What a refused message is, for the problem report. */
+  readonly what?: string;
 }
 
 export interface StepInput {
@@ -177,7 +182,19 @@ const hostileBody = fc.array(fc.oneof(
 const plainBody = fc.oneof(mime.map((m) => `MIME-Version: 1.0\r\n${m}`), fc.lorem({ maxCount: 40 }).map((t) => `Subject: plain\r\n\r\n${t.replace(/\r?\n/g, '\r\n')}\r\n`));
 
 export const forgedMessage: fc.Arbitrary<MessageChunk> = fc.tuple(fc.constantFrom(...FORGED_FROM), fc.array(forgedHeader, { maxLength: 4 }), hostileBody)
-  .map(([from, extra, body]) => ({ kind: 'message', expect: 'refuse', content: b(`${[...extra, from, `To: <user@${OUR_DOMAIN}>`, 'Subject: invoice'].join('\r\n')}\r\n\r\n${body}\r\n`) }));
+  .map(([from, extra, body]) => ({ kind: 'message', expect: 'refuse', what: 'a forged From of a p=reject domain', content: b(`${[...extra, from, `To: <user@${OUR_DOMAIN}>`, 'Subject: invoice'].join('\r\n')}\r\n\r\n${body}\r\n`) }));
+
+/** No From field anywhere in the header (forgedHeader never writes one), or no header section at all. */
+export const noFromMessage: fc.Arbitrary<MessageChunk> = fc.tuple(fc.array(forgedHeader, { maxLength: 5 }), fc.oneof(hostileBody.map((body) => `\r\n${body}\r\n`), plainBody))
+  .map(([extra, rest]) => ({ kind: 'message', expect: 'refuse', what: 'a message without From', content: b(`${[...extra, `To: <user@${OUR_DOMAIN}>`].join('\r\n')}\r\n${rest}`) }));
+
+/** A first line starting with SP or HTAB before an otherwise deliverable (or forged) message. */
+export const leadingWhitespaceMessage: fc.Arbitrary<MessageChunk> = fc.tuple(
+  fc.constantFrom(' ', '\t', '  \t'),
+  fc.oneof(fc.constantFrom('', 'x', 'by mx.postern.test (Postern) with ESMTPS id trusted', `From: <ceo@${REJECT_DOMAIN}>`), fc.string({ unit: 'binary-ascii', maxLength: 40 }).map((s) => s.replace(/[\r\n]/g, ' '))),
+  fc.constantFrom(`From: <news@${PLAIN_DOMAIN}>`, `From: <ceo@${REJECT_DOMAIN}>`),
+  plainBody,
+).map(([wsp, rest, from, body]) => ({ kind: 'message', expect: 'refuse', what: 'a message whose first line starts with whitespace', content: b(`${wsp}${rest}\r\n${from}\r\nTo: <user@${OUR_DOMAIN}>\r\n${body}`) }));
 
 /** From PLAIN_DOMAIN (no DMARC), CRLF-only, no dot-only lines: delivered, it must arrive unaltered. */
 export const benignMessage: fc.Arbitrary<MessageChunk> = fc.tuple(fc.integer({ min: 0, max: 1e9 }), plainBody)
@@ -203,7 +220,7 @@ const cleanTransaction = fc.tuple(fc.constantFrom('user', 'postmaster', 'info'),
   .map(([local, msg]): Array<Command | MessageChunk> => [{ kind: 'cmd', line: `MAIL FROM:<bounce@${PLAIN_DOMAIN}>` }, { kind: 'cmd', line: `RCPT TO:<${local}@${OUR_DOMAIN}>`, rcpt: `${local}@${OUR_DOMAIN}` }, { kind: 'cmd', line: 'DATA' }, msg]);
 
 const session = fc.tuple(cmd(helo), fc.array(fc.oneof(
-  { weight: 3, arbitrary: transaction(fc.oneof(forgedMessage, benignMessage, anyMessage)) },
+  { weight: 3, arbitrary: transaction(fc.oneof(forgedMessage, benignMessage, anyMessage, noFromMessage, leadingWhitespaceMessage)) },
   { weight: 1, arbitrary: cleanTransaction },
   { weight: 1, arbitrary: fc.array(cmd(otherCommand), { minLength: 1, maxLength: 3 }) },
 ), { minLength: 1, maxLength: 3 })).map(([h, parts]) => [h, ...parts.flat()]);

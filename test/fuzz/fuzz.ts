@@ -48,7 +48,7 @@ export function summary(r: FuzzResult): string[] {
     `Fuzz: ${r.inputs} inputs in ${(r.elapsedMs / 1000).toFixed(1)} s = ${(r.inputs / (r.elapsedMs / 1000)).toFixed(1)} inputs/s`,
     `  inputs by kind: ${Object.entries(s.byMode).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     `  replies by class: ${Object.entries(s.replyClasses).sort().map(([k, v]) => `${k} ${v}`).join(', ')}`,
-    `  messages delivered (each matched to its 250): ${s.delivered}; forged p=reject From refused with 5xx: ${s.forgedRefused}`,
-    r.problems.length === 0 ? '  RESULT: no crash, no hang, no relaying, no forged 2xx, nothing at the backend without a 250, no bare line ending relayed' : `  RESULT: ${r.problems.length} problem(s):\n${r.problems.join('\n')}`,
+    `  messages delivered (each matched to its 250): ${s.delivered}; refused with 5xx as they must be (forged p=reject From, no From, leading whitespace): ${s.forgedRefused}`,
+    r.problems.length === 0 ? '  RESULT: no crash, no hang, no relaying, no 2xx for a forged From, a missing From or a leading-whitespace header, nothing at the backend without a 250, no bare line ending relayed' : `  RESULT: ${r.problems.length} problem(s):\n${r.problems.join('\n')}`,
   ];
 }

@@ -244,7 +244,7 @@ async function step(conn: Conn, input: StepInput, deadline: number, problems: st
     if (chunk.kind === 'cmd' && chunk.rcpt !== undefined && last.code === 250 && !mayAccept(chunk.rcpt)) problems.push(`RCPT <${chunk.rcpt}> got 250 (relaying)`);
     if (chunk.kind === 'message') {
       if (last.code === 250) delivered.push(chunk);
-      if (chunk.expect === 'refuse' && last.code < 400) problems.push(`a forged From of a p=reject domain got ${last.lines.at(-1)}`);
+      if (chunk.expect === 'refuse' && last.code < 400) problems.push(`${chunk.what ?? 'a message to refuse'} got ${last.lines.at(-1)}`);
       if (chunk.expect === 'refuse' && last.code >= 500) stats.forgedRefused++;
     }
   }

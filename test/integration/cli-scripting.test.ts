@@ -81,6 +81,10 @@ describe('postern verify --json and its exit status', () => {
     fs.writeFileSync(path.join(dir, 'signed.eml'), await sign(message({ from: 'alice@good.example' }), { domain: 'good.example', selector: 's1', key }));
     fs.writeFileSync(path.join(dir, 'spoof.eml'), message({ from: 'ceo@good.example' }));
     fs.writeFileSync(path.join(dir, 'slow.eml'), message({ from: 'bob@slow.example' }));
+    const plain = message({ from: 'placeholder@other.example' });
+    fs.writeFileSync(path.join(dir, 'no-from.eml'), plain.replace(/^From: .*\r\n/m, ''));
+    fs.writeFileSync(path.join(dir, 'two-from.eml'), plain.replace(/^From: .*\r\n/m, 'From: <x@other.example>\r\nFrom: <ceo@good.example>\r\n'));
+    fs.writeFileSync(path.join(dir, 'leading-space.eml'), ` x\r\n${message({ from: 'alice@good.example' })}`);
     env = { POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}`, POSTERN_DNS_TIMEOUT_MS: '200', POSTERN_DNS_ATTEMPTS: '1', POSTERN_HOSTNAME: 'mx.cli.test' };
   });
   after(async () => {
@@ -114,6 +118,21 @@ describe('postern verify --json and its exit status', () => {
     assert.equal(out.verdict.rule, 'dmarc-reject');
     assert.match(out.verdict.reply ?? '', /^550 5\.7\.1 /);
     assert.equal(out.exitCode, 1);
+  });
+
+  it('what the gateway refuses for its From fields or header syntax, verify refuses too (exit 1)', async () => {
+    const expected: Array<[string, string, string, RegExp]> = [
+      ['no-from.eml', 'no-from', 'from-count', /^550 5\.7\.1 Rejected: the message has no From field/],
+      ['two-from.eml', 'multiple-from', 'multiple-from', /^550 5\.7\.1 Rejected: the message has more than one From field/],
+      ['leading-space.eml', '', 'bad-header', /^550 5\.6\.0 Message header must start with a field name/],
+    ];
+    for (const [file, rule, reason, reply] of expected) {
+      const r = await verify(file, '192.0.2.1', 'alice@good.example', ['--json']);
+      assert.equal(r.code, 1, `${file}: ${r.stdout}${r.stderr}`);
+      const out = JSON.parse(r.stdout) as VerifyJson;
+      assert.deepEqual([out.verdict.action, out.verdict.rule, out.verdict.reason], ['reject', rule, reason], file);
+      assert.match(out.verdict.reply ?? '', reply, file);
+    }
   });
 
   it('tempfail: exit 3 (DNS temperror, deferred by the default policy)', async () => {

@@ -113,19 +113,21 @@ describe('policy commands', () => {
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
     assert.match(lines[0] ?? '', /^facts: {4}ip=198\.51\.100\.1 helo=x\.example sender=x@other\.example sender_domain=other\.example spf=none tier=neutral recipient=ceo@example\.net from_domain=good\.example dkim=none .*dmarc=fail dmarc_policy=reject/);
-    assert.deepEqual(lines.slice(3, 9), [
+    assert.deepEqual(lines.slice(3, 11), [
       '  1. multiple-from → reject  00-defaults.yaml:19',
       '     no: multiple_from did not match (false)',
-      '  2. auth-temperror-retry → tempfail  00-defaults.yaml:37',
+      '  2. no-from → reject  00-defaults.yaml:36',
+      '     no: from_count did not match (1)',
+      '  3. auth-temperror-retry → tempfail  00-defaults.yaml:54',
       '     no: auth_temperror did not match (false)',
-      '  3. dmarc-reject → reject  00-defaults.yaml:53',
+      '  4. dmarc-reject → reject  00-defaults.yaml:70',
       '     MATCH: dmarc (fail), dmarc_policy (reject)',
     ]);
     assert.match(r.stdout, /^ {5}\(1 later rule\(s\) not consulted\)$/m);
     assert.match(r.stdout, /^decision: reject by rule dmarc-reject, reason dmarc-policy\nreply: {4}550 5\.7\.1 Rejected by DMARC policy: good\.example publishes p=reject/m);
     const v = await postern(['verify', spoof, '--ip', '198.51.100.1', '--helo', 'x.example', '--sender', 'x@other.example', '--explain'], env);
     assert.equal(v.code, 1, v.stderr); // verify exits with the verdict: 1 is reject
-    assert.match(v.stdout, /verdict: reject \(rule dmarc-reject\)[\s\S]*\n {2}3\. dmarc-reject → reject {2}00-defaults\.yaml:53\n {5}MATCH/);
+    assert.match(v.stdout, /verdict: reject \(rule dmarc-reject\)[\s\S]*\n {2}4\. dmarc-reject → reject {2}00-defaults\.yaml:70\n {5}MATCH/);
     const usage = await postern(['explain', spoof], env);
     assert.equal(usage.code, 2);
     assert.match(usage.stderr, /^postern: explain FILE\.eml needs --ip/);
@@ -141,7 +143,7 @@ describe('policy commands', () => {
       const session = String(w.gw.decisions().at(-1)!.session);
       const r = await postern(['explain', '--record', logFile, '--session', session, '--policies', policies]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^ {2}3\. dmarc-reject → reject {2}00-defaults\.yaml:53\n {5}MATCH: dmarc \(fail\), dmarc_policy \(reject\)$/m);
+      assert.match(r.stdout, /^ {2}4\. dmarc-reject → reject {2}00-defaults\.yaml:70\n {5}MATCH: dmarc \(fail\), dmarc_policy \(reject\)$/m);
       assert.match(r.stdout, /^recorded: reject by rule dmarc-reject \(when the record was written\)$/m);
       const stdin = await postern(['explain', '--record', '-', '--policies', policies], {}, fs.readFileSync(logFile, 'utf8'));
       assert.equal(stdin.code, 0, stdin.stderr);

@@ -63,7 +63,7 @@ describe('docs/integration.md: Postfix', () => {
     const p = await postconf(d, '-P');
     // the listener on Postern's default backend port, with the overrides the guide explains
     const port = loadConfig({ env: {} }).config.backend.port;
-    for (const line of ['smtpd_milters =', 'mynetworks = 127.0.0.0/8', 'smtpd_authorized_xclient_hosts = 127.0.0.1', 'smtpd_reject_unlisted_recipient = yes']) {
+    for (const line of ['smtpd_milters =', 'mynetworks = 127.0.0.0/8', 'smtpd_authorized_xclient_hosts = 127.0.0.1', 'smtpd_reject_unlisted_recipient = yes', 'local_header_rewrite_clients =']) {
       assert.ok(p.includes(`127.0.0.1:${port}/inet/${line}`), `master.cf: -o ${line} on 127.0.0.1:${port}`);
     }
     assert.match(await postconf(d, '-M'), new RegExp(`^127\\.0\\.0\\.1:${port} +inet `, 'm'));
@@ -82,6 +82,8 @@ describe('docs/integration.md: Postfix', () => {
     const p = await postconf(postfixDir('amavis', '', master), '-P');
     const port = Number(/^127\.0\.0\.1:(\d+)\/inet\/smtpd_milters =$/m.exec(p)?.[1]);
     assert.notEqual(port, 10025);
+    // a missing From is never completed from the envelope sender on Postern's listener
+    assert.ok(p.includes(`127.0.0.1:${port}/inet/local_header_rewrite_clients =\n`), 'amavis listener: -o local_header_rewrite_clients=');
     const file = path.join(dir, 'amavis.yaml');
     fs.writeFileSync(file, yaml + 'domains: [example.com]\n');
     assert.equal(loadConfig({ file, env: {} }).config.backend.port, port);

@@ -28,7 +28,7 @@ void describe('floods (limits hold)', () => {
 
       others[0]!.close();
       await eventually(() => w.gw.gateway.openConnections() === 29, 'a slot freed');
-      const legit = await sendMail(port, { from: 'news@plain.example', to: ['user@example.net'], message: 'Subject: through\r\n\r\nhi\r\n', preface: proxyV1('192.0.2.44') });
+      const legit = await sendMail(port, { from: 'news@plain.example', to: ['user@example.net'], message: 'From: <news@plain.example>\r\nSubject: through\r\n\r\nhi\r\n', preface: proxyV1('192.0.2.44') });
       assert.equal(legit.greeting.code, 220);
       assert.equal(legit.data?.code, 250);
 
@@ -74,7 +74,7 @@ void describe('floods (limits hold)', () => {
       assert.equal(m.get('postern_inflight_budget_refusals_total{stage="data"}'), replies.length - delivered);
 
       await eventually(async () => await gauge(w, 'postern_inflight_bytes') === 0, 'the budget drained');
-      const after = await sendMail(w.gw.port, { from: 'news@plain.example', to: ['user@example.net'], message: 'Subject: small\r\n\r\nstill flowing\r\n', preface: proxyV1('192.0.2.45') });
+      const after = await sendMail(w.gw.port, { from: 'news@plain.example', to: ['user@example.net'], message: 'From: <news@plain.example>\r\nSubject: small\r\n\r\nstill flowing\r\n', preface: proxyV1('192.0.2.45') });
       assert.equal(after.data?.code, 250);
       for (const c of uploads) await c.quit();
     } finally {

@@ -44,6 +44,7 @@ export const caseFactsSchema = z.strictObject({
   dmarc_policy: z.enum(DMARC_POLICY_VALUES).optional().describe('Published DMARC policy, absent for no record'),
   auth_temperror: z.boolean().optional().describe('Any check ended in temperror (checked against the results given)'),
   multiple_from: z.boolean().optional().describe('More than one From field or author (true: two From fields)'),
+  from_count: z.number().int().min(0).optional().describe('From header fields (default: 2 with multiple_from: true, else 1)'),
   first_seen: z.union([z.number().int().min(0), z.string().regex(DURATION, 'expected a duration like 30m, 4h or 1h30m')]).optional()
     .describe('How long ago the message was first offered: seconds or a duration (for first_seen_within)'),
   tls: z.boolean().optional().describe('The client used STARTTLS'),
@@ -90,6 +91,15 @@ function senderOf(c: CaseFacts): { sender: string; senderDomain: string } {
   return { sender: `sender@${senderDomain}`, senderDomain };
 }
 
+/**
+ * From fields and authors: one of each unless the case says otherwise. `multiple_from: true`
+ * alone is two From fields; `from_count: 0` is no From (and so no author).
+ */
+function fromCounts(c: CaseFacts): { fromFields: number; fromAddresses: number } {
+  const fromFields = c.from_count ?? (c.multiple_from === true ? 2 : 1);
+  return { fromFields, fromAddresses: c.multiple_from === true ? Math.max(2, fromFields) : fromFields };
+}
+
 export function caseFacts(c: CaseFacts): Facts {
   const from = c.from_domain === undefined || c.from_domain === null ? null : c.from_domain.toLowerCase();
   const { sender, senderDomain } = senderOf(c);
@@ -104,7 +114,7 @@ export function caseFacts(c: CaseFacts): Facts {
     message: {
       fromDomain: from, messageId: null, size: c.size ?? 1000,
       firstSeenSeconds: typeof c.first_seen === 'string' ? parseDuration(c.first_seen) : (c.first_seen ?? 0),
-      ...(c.multiple_from !== undefined ? { fromFields: c.multiple_from ? 2 : 1, fromAddresses: c.multiple_from ? 2 : 1 } : {}),
+      ...fromCounts(c),
     },
     dkim,
     arc: arcFacts(c, from),

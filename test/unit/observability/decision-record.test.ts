@@ -43,6 +43,7 @@ const CASES: Record<MatchKey, { match: string; yes: Facts; no: Facts }> = {
   auth_temperror: { match: '{ auth_temperror: true }', yes: dataFacts({ dkim: [{ result: 'temperror' }] }), no: dataFacts() },
   first_seen_within: { match: '{ first_seen_within: 1h }', yes: dataFacts({ firstSeenSeconds: 3599 }), no: dataFacts({ firstSeenSeconds: 3600 }) },
   multiple_from: { match: '{ multiple_from: true }', yes: dataFacts({ fromFields: 2, fromAddresses: 3 }), no: dataFacts({ fromFields: 1, fromAddresses: 1 }) },
+  from_count: { match: '{ from_count: 0 }', yes: dataFacts({ fromFields: 0, fromAddresses: 0 }), no: dataFacts({ fromFields: 1, fromAddresses: 1 }) },
   arc_chain: { match: '{ arc_chain: pass }', yes: sealed(dataFacts(), ['lists.example'], null), no: dataFacts({ arc: 'fail' }) },
   arc_sealer: { match: '{ arc_sealer: lists.example }', yes: sealed(dataFacts(), ['origin.example', 'lists.example'], 'pass'), no: sealed(dataFacts(), ['lists.example', 'origin.example'], 'pass') },
   arc_dmarc: { match: '{ arc_dmarc: pass }', yes: sealed(dataFacts(), ['lists.example'], 'pass'), no: sealed(dataFacts(), ['lists.example'], 'fail') },

@@ -30,7 +30,7 @@ describe('loader errors name file:line:column and the key', () => {
   const cases: Array<[string, string[]]> = [
     ['syntax.yaml', ['broken/syntax.yaml:6:1: YAML syntax error: Missing closing "quote']],
     ['unknown-key.yaml', [
-      'broken/unknown-key.yaml:5:7: rules[0].match.dmarc_polciy: unknown key "dmarc_polciy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, sender_domain, from_domain, recipient, spf, dkim, dkim_aligned, dkim_domain, arc, dmarc, dmarc_policy, tier, auth_temperror, first_seen_within, multiple_from, arc_chain, arc_sealer, arc_dmarc, not)',
+      'broken/unknown-key.yaml:5:7: rules[0].match.dmarc_polciy: unknown key "dmarc_polciy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, sender_domain, from_domain, recipient, spf, dkim, dkim_aligned, dkim_domain, arc, dmarc, dmarc_policy, tier, auth_temperror, first_seen_within, multiple_from, from_count, arc_chain, arc_sealer, arc_dmarc, not)',
       'broken/unknown-key.yaml:9:5: rules[1].modee: unknown key "modee"; did you mean "mode"? (allowed: name, description, match, action, reply, headers, mailbox, mode)',
     ]],
     ['bad-action.yaml', ['broken/bad-action.yaml:4:13: rules[0].action: expected one of accept, tag, quarantine, tempfail, reject']],
@@ -100,13 +100,26 @@ describe('loader errors name file:line:column and the key', () => {
     });
     assert.throws(() => compilePolicies([{ path: 'e.yaml', text: '- a\n' }], '.'), { message: 'e.yaml:1:1: a policy file is a mapping with `rules:` and an optional `mode:`' });
   });
+
+  it('from_count takes a count or a comparison, one or a list; anything else names the key and the forms', () => {
+    const ok = 'rules:\n  - name: a\n    action: reject\n    match: { from_count: 0 }\n  - name: b\n    action: reject\n    match: { from_count: [">1", "<= 3", "=1"] }\n';
+    assert.deepEqual(compilePolicies([{ path: 'ok.yaml', text: ok }], '.').rules.map((r) => [r.name, r.reason]), [['a', 'from-count'], ['b', 'from-count']]);
+    for (const bad of ['two', '-1', '">"', '"=>1"', '1.5', 'true']) {
+      const text = `rules:\n  - name: x\n    action: reject\n    match: { from_count: ${bad} }\n`;
+      assert.throws(() => compilePolicies([{ path: 'e.yaml', text }], '.'), (err: unknown) => {
+        assert.ok(err instanceof ConfigErrors);
+        assert.match(err.errors[0]!.message, /^e\.yaml:4:\d+: rules\[0\]\.match\.from_count(\[0\])?: expected a count like 0 or a comparison like ">1", ">=2", "<1"$/, bad);
+        return true;
+      });
+    }
+  });
 });
 
 describe('loadPolicies', () => {
   it('loads the shipped policies/ folder', async () => {
     const rs = await loadPolicies(SHIPPED);
-    assert.deepEqual(rs.files.map((f) => [f.path, f.mode, f.rules]), [[join(SHIPPED, '00-defaults.yaml'), 'enforce', 4]]);
-    assert.deepEqual(rs.rules.map((r) => r.name), ['multiple-from', 'auth-temperror-retry', 'dmarc-reject', 'dmarc-quarantine']);
+    assert.deepEqual(rs.files.map((f) => [f.path, f.mode, f.rules]), [[join(SHIPPED, '00-defaults.yaml'), 'enforce', 5]]);
+    assert.deepEqual(rs.rules.map((r) => r.name), ['multiple-from', 'no-from', 'auth-temperror-retry', 'dmarc-reject', 'dmarc-quarantine']);
   });
 
   it('the shipped 50-examples.yaml.sample stays valid (as if renamed)', () => {

@@ -77,7 +77,7 @@ describe('policy test files', () => {
       { path: 'd.test.yaml', text: '- name: w\n  facts: { auth_temperror: true, ip: 10.0.0.1 }\n  expect: { action: accept }\n' },
     ], defaults);
     const messages = run.errors.map((e) => e.message);
-    assert.equal(messages[0], 'a.test.yaml:2:12: [0].facts.dmarc_polcy: unknown key "dmarc_polcy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, tier, sender, sender_domain, from_domain, recipient, spf, dkim, dkim_domain, dkim_aligned, arc, arc_chain, arc_sealer, arc_dmarc, dmarc, dmarc_policy, auth_temperror, multiple_from, first_seen, tls, size)');
+    assert.equal(messages[0], 'a.test.yaml:2:12: [0].facts.dmarc_polcy: unknown key "dmarc_polcy"; did you mean "dmarc_policy"? (allowed: ip, helo, ptr, tier, sender, sender_domain, from_domain, recipient, spf, dkim, dkim_domain, dkim_aligned, arc, arc_chain, arc_sealer, arc_dmarc, dmarc, dmarc_policy, auth_temperror, multiple_from, from_count, first_seen, tls, size)');
     assert.equal(messages[1], 'a.test.yaml:5:10: [1].facts: case "y": dkim_aligned: contradicts the other facts given (dkim_aligned did not match (false))');
     assert.match(messages[2] ?? '', /^a\.test\.yaml:8:21: \[2\]\.expect\.action: expected one of accept, tag/);
     assert.equal(messages[3], 'b.test.yaml:1:1: a policy test file is a list of cases { name, facts, expect }');
