@@ -42,14 +42,23 @@ export interface MessageAuthInput {
   readonly timeoutMs?: number;
   /** ARC sets validated at most; a longer chain is arc=fail without any key lookup. */
   readonly maxArcSets?: number;
-  /** DKIM-Signature fields kept from the verifier by the header guard (over `max`), read once it is done. */
-  readonly withheldSignatures?: { readonly count: () => number; readonly max: number };
+  /**
+   * Signature fields the header guard kept from the verifier, read once it is done: DKIM-Signature
+   * fields over the cap (`count`, `max`), and DKIM-Signature / ARC-Message-Signature fields whose
+   * h= lists more than `maxHeaderNames` names (`oversigned`).
+   */
+  readonly withheldSignatures?: {
+    readonly count: () => number;
+    readonly max: number;
+    readonly oversigned?: () => number;
+    readonly maxHeaderNames?: number;
+  };
   /** Parsed DKIM/ARC keys kept across messages (one per gateway); default: parsed for this message only. */
   readonly keys?: KeyMemo;
 }
 
 /** A per-message cap that applied: a metric label (postern_message_limits_total). */
-export type AuthLimit = 'dkim-signatures' | 'arc-sets' | 'auth-deadline';
+export type AuthLimit = 'dkim-signatures' | 'dkim-header-names' | 'arc-sets' | 'auth-deadline';
 
 /** Why DMARC could not be evaluated (RFC 9989 §5.3.1), mailauth's words, or our own. */
 export type DmarcSkipReason =
@@ -141,7 +150,6 @@ async function verifyMessage(input: MessageAuthInput, resolver: DNSResolver, dea
     // arc() reuses this lookup because its resolver is the one verifyArc passes (lib/arc/index.js)
     arc: keys.lookup(resolver),
   });
-  const withheld = input.withheldSignatures?.count() ?? 0;
   const arcOutcome = await verifyArc(dkimResult, input, resolver);
   const { evaluation, dmarcError } = await evaluate(dkimResult, arcOutcome.result, input, resolver);
 
@@ -149,16 +157,11 @@ async function verifyMessage(input: MessageAuthInput, resolver: DNSResolver, dea
   const fromDomain = response ? normaliseDomain(response.status.header?.from) : dmarcError ? singleAuthorDomain(dkimResult) : null;
   const dkim = dkimFacts(dkimResult.results, evaluation);
   const dkimInfos = dkimResult.results.map((r) => r.info);
-  if (withheld > 0) {
-    // RFC 6376 §6.1: a verifier may limit the signatures it evaluates; RFC 8601 §2.7.1 policy:
-    // signed, but not acceptable to us. Reported once for all of them.
-    const max = input.withheldSignatures?.max ?? 0;
-    dkim.push({ result: 'policy', domain: '', selector: '', algorithm: '', aligned: false, reason: `${withheld} more DKIM signature(s) not verified (auth.maxDkimSignatures ${max})` });
-    dkimInfos.push(`dkim=policy (${withheld} more signatures not verified, at most ${max} per message)`);
-  }
+  const withheld = withheldOutcome(input.withheldSignatures);
+  dkim.push(...withheld.dkim);
+  dkimInfos.push(...withheld.infos);
   const dmarcPart = dmarcOf(response, dmarcError, fromDomain, evaluation);
-  const limits: AuthLimit[] = [];
-  if (withheld > 0) limits.push('dkim-signatures');
+  const limits: AuthLimit[] = [...withheld.limits];
   if (arcOutcome.capped) limits.push('arc-sets');
   const outcome: MessageAuthOutcome = {
     dkim,
@@ -223,6 +226,30 @@ function dmarcOf(
   // RFC 9989 §5.3.1: not evaluable; written as permerror so that no reader takes it for a
   // domain without a policy (RFC 9989 §11.5 suggests treating such messages as suspicious)
   return { dmarc: null, skipReason, info: `dmarc=permerror (${skipReason})` };
+}
+
+/**
+ * The signatures the header guard withheld, as results. RFC 6376 §6.1: a verifier may limit
+ * the signatures it evaluates; RFC 8601 §2.7.1 policy: signed, but not acceptable to us.
+ * Reported once for each kind, whatever their number.
+ */
+function withheldOutcome(w: MessageAuthInput['withheldSignatures']): { dkim: DkimSignatureFacts[]; infos: string[]; limits: AuthLimit[] } {
+  const out = { dkim: [] as DkimSignatureFacts[], infos: [] as string[], limits: [] as AuthLimit[] };
+  const policy = (reason: string): DkimSignatureFacts => ({ result: 'policy', domain: '', selector: '', algorithm: '', aligned: false, reason });
+  const overCount = w?.count() ?? 0;
+  if (overCount > 0) {
+    out.dkim.push(policy(`${overCount} more DKIM signature(s) not verified (auth.maxDkimSignatures ${w?.max ?? 0})`));
+    out.infos.push(`dkim=policy (${overCount} more signatures not verified, at most ${w?.max ?? 0} per message)`);
+    out.limits.push('dkim-signatures');
+  }
+  const oversigned = w?.oversigned?.() ?? 0;
+  if (oversigned > 0) {
+    const max = w?.maxHeaderNames ?? 0;
+    out.dkim.push(policy(`${oversigned} signature(s) listing more than ${max} header names in h= not verified (auth.maxDkimHeaderNames ${max})`));
+    out.infos.push(`dkim=policy (${oversigned} signatures with more than ${max} signed header names not verified)`);
+    out.limits.push('dkim-header-names');
+  }
+  return out;
 }
 
 /** The deadline passed during the checks: what ended as temperror says so in its reason. */

@@ -68,7 +68,9 @@ const auth = z.strictObject({
   firstSeenTtlSeconds: seconds(86_400, 60, 'How long a message\'s first-seen time is remembered (for first_seen_within rules)'),
   // each hop signs on top, so the author's own signature is the lowest: a small cap would drop
   // it from mail that crossed a few forwarders and lists
-  maxDkimSignatures: z.number().int().min(1).max(50).default(10).describe('DKIM signatures verified per message, top down; the rest are not verified and reported as dkim=policy'),
+  maxDkimSignatures: z.number().int().min(1).max(50).default(10).describe('DKIM signatures verified per message: those whose d= aligns with the From domain first, then top down; the rest are not verified and reported as dkim=policy'),
+  // mailauth scans the whole header once per h= name: names × fields work per signature
+  maxDkimHeaderNames: z.number().int().min(100).max(100_000).default(1_000).describe('Header names a DKIM-Signature or ARC-Message-Signature may list in h=; one with more is not verified (dkim=policy; an ARC chain fails)'),
   maxArcSets: z.number().int().min(1).max(50).default(10).describe('ARC sets validated per message (RFC 8617 allows 50); a longer chain is arc=fail without key lookups'),
   timeoutMs: wholeDuration('ms', 100).default(20_000).describe('Time for DKIM, ARC and DMARC of one message after its last byte; past it the pending checks are temperror'),
   spfTimeoutMs: wholeDuration('ms', 100).default(20_000).describe('Time for SPF at MAIL FROM (RFC 7208 §4.6.4); past it SPF is temperror'),

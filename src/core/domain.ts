@@ -12,7 +12,7 @@
  * (postconf(5)): a leading dot or "*." never includes the parent; list both to get both.
  */
 import { domainToASCII } from 'node:url';
-import { parse as parsePsl } from 'tldts';
+import { getDomain as getPslDomain, parse as parsePsl } from 'tldts';
 
 // RFC 1035 §2.3.1 letters, digits, hyphen; underscore too (RFC 8552 attrleaf names in d=).
 // Labels of 1-63 octets, the whole name at most 253 (RFC 1035 §2.3.4 without the root).
@@ -55,6 +55,17 @@ export function publicSuffixOf(domain: string): string | null {
   // `domain` null: the name has no registrable part, it is itself a suffix (com, co.uk) or
   // a bare label the PSL's default rule "*" makes a TLD (localhost, internal).
   return parsed.domain === null ? (parsed.publicSuffix ?? domain) : null;
+}
+
+/**
+ * The organizational domain by the Public Suffix List (RFC 7489 §3.2: one label below the
+ * public suffix), as mailauth's relaxed alignment check computes it; the domain itself when it
+ * has no registrable part. RFC 9989 finds it by a DNS tree walk instead: use this only where a
+ * close approximation without DNS will do (which signatures to verify first).
+ */
+export function organizationalDomain(domain: string): string {
+  const d = normaliseDomain(domain);
+  return getPslDomain(d, { allowPrivateDomains: true }) ?? d;
 }
 
 export type DomainPattern = { readonly domain: string; readonly subdomains: boolean };

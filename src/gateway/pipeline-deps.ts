@@ -98,11 +98,16 @@ function authChecks(config: Config, components: Components, metrics: Metrics): P
       if (spf.deadlinePassed) metrics.messageLimits.inc({ limit: 'spf-deadline' });
       return spf;
     },
-    authenticate: async ({ message, ip, sender, spf, withheldSignatures }) => {
+    authenticate: async ({ message, ip, sender, spf, withheld }) => {
       const auth = await authenticateMessage({
         message, ip, sender, spf, hostname: config.hostname, resolver: authDns, strict, minBitLength: config.auth.minKeyBits,
         timeoutMs: config.auth.timeoutMs, maxArcSets: config.auth.maxArcSets, keys: components.dkimKeys,
-        ...(withheldSignatures ? { withheldSignatures: { count: withheldSignatures, max: config.auth.maxDkimSignatures } } : {}),
+        ...(withheld ? {
+          withheldSignatures: {
+            count: () => withheld.count(), max: config.auth.maxDkimSignatures,
+            oversigned: () => withheld.oversigned(), maxHeaderNames: config.auth.maxDkimHeaderNames,
+          },
+        } : {}),
       });
       for (const limit of auth.limits) metrics.messageLimits.inc({ limit });
       return auth;
@@ -133,7 +138,7 @@ function messageTools(config: Config, metrics: Metrics): PipelineDeps['message']
       const guard = new HeaderGuard({
         maxHeaderBytes: config.limits.maxHeaderBytes, maxFields: config.limits.maxHeaderFields,
         maxFieldLines: config.limits.maxHeaderFieldLines, maxLines: config.limits.maxHeaderLines,
-        maxDkimSignatures: config.auth.maxDkimSignatures,
+        maxDkimSignatures: config.auth.maxDkimSignatures, maxHeaderNames: config.auth.maxDkimHeaderNames,
       });
       guard.once('breach', (breach: HeaderBreach) => metrics.messageLimits.inc({ limit: breach.limit }));
       return guard;

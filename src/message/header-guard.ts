@@ -1,4 +1,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { selectSignatures } from './dkim-selection.ts';
+import { fieldKey } from './field-key.ts';
+
+export { fieldKey };
 
 /**
  * The header section on its way to the verifier (mailauth), bounded before mailauth sees it.
@@ -8,12 +12,16 @@ import { Transform, type TransformCallback } from 'node:stream';
  * and with (continuation lines × fields). One field folded 30,000 times blocks the event loop
  * for seconds, a 1 MB header of short folded fields for minutes (docs/upstream/
  * mailauth-header-parser.md). This stream sits between the line-ending normaliser and the
- * verifier, scans the header section line by line (linear, one field buffered at a time) and:
+ * verifier, scans the header section line by line (linear), holds its fields until the blank
+ * line that ends it (mailauth parses nothing before that line either, and the fields are views
+ * of the chunks the pipeline keeps anyway), and:
  * - stops at the first limit crossed (bytes, fields, lines per field, lines): it then feeds the
  *   verifier nothing more and is destroyed with a HeaderLimitError, so no parse and no DNS work
  *   is done for a message that will be refused; `breach` says which limit (552 5.3.4);
  * - withholds DKIM-Signature fields past `maxDkimSignatures` (RFC 6376 §6.1 lets a verifier
- *   limit the signatures it evaluates): they are never verified, only counted;
+ *   limit the signatures it evaluates), those aligned with the From domain kept first, and
+ *   signature fields whose h= lists more than `maxHeaderNames` names (message/dkim-selection.ts):
+ *   they are never verified, only counted;
  * - stops when the message's first line starts with whitespace (`malformed`): RFC 5322 §2.2
  *   wants a header section to start with a field name; such a line could only continue a
  *   field we put on top (our Received), and moving it into the body instead would leave the
@@ -30,8 +38,10 @@ export interface HeaderLimits {
   readonly maxFieldLines: number;
   /** Physical lines of the whole header section. */
   readonly maxLines: number;
-  /** DKIM-Signature fields handed to the verifier; those after them are withheld. */
+  /** DKIM-Signature fields handed to the verifier (aligned with From first); the others are withheld. */
   readonly maxDkimSignatures: number;
+  /** h= names of a DKIM-Signature or ARC-Message-Signature; a field with more is withheld. */
+  readonly maxHeaderNames: number;
 }
 
 /** Which limit a header crossed: a metric label and the subject of the 552 reply. */
@@ -75,21 +85,6 @@ function isBlank(line: Buffer): boolean {
   return (line.length === 2 && line[0] === 0x0d && line[1] === LF) || (line.length === 1 && line[0] === LF);
 }
 
-/**
- * The field name as mailauth reads it (tools.js parseHeaders): everything before the first
- * colon, folds removed, WSP trimmed, lower-cased. A fold between the name and the colon still
- * names the field, so "DKIM-Signature\r\n :" is a DKIM-Signature here as it is there.
- */
-export function fieldKey(lines: readonly Buffer[]): string {
-  let name = '';
-  for (const line of lines) {
-    const colon = line.indexOf(0x3a);
-    name += line.subarray(0, colon < 0 ? line.length : colon).toString('latin1');
-    if (colon >= 0) break;
-  }
-  return name.replace(/\r?\n/g, '').replace(/^[ \t]+|[ \t]+$/g, '').toLowerCase();
-}
-
 export class HeaderGuard extends Transform {
   readonly #limits: HeaderLimits;
   #state: 'header' | 'body' | 'stopped' = 'header';
@@ -97,11 +92,12 @@ export class HeaderGuard extends Transform {
   #partial: Buffer[] = [];
   /** The field being read: its lines, each with its line ending. */
   #field: Buffer[] = [];
+  /** The fields read so far, handed on together once the header section ends. */
+  #held: Buffer[][] = [];
   #bytes = 0;
   #fields = 0;
   #lines = 0;
-  #signatures = 0;
-  #withheld = 0;
+  #withheld = { overCount: 0, overHeaderNames: 0 };
   #breach: HeaderBreach | null = null;
   #malformed: HeaderMalformation | null = null;
 
@@ -123,9 +119,14 @@ export class HeaderGuard extends Transform {
     return this.#malformed;
   }
 
-  /** DKIM-Signature fields not handed to the verifier (over maxDkimSignatures). */
+  /** DKIM-Signature fields not handed to the verifier (over maxDkimSignatures); known once the header section ended. */
   get withheldSignatures(): number {
-    return this.#withheld;
+    return this.#withheld.overCount;
+  }
+
+  /** DKIM-Signature and ARC-Message-Signature fields not handed on for their h= (over maxHeaderNames). */
+  get oversignedSignatures(): number {
+    return this.#withheld.overHeaderNames;
   }
 
   override _transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback): void {
@@ -146,7 +147,10 @@ export class HeaderGuard extends Transform {
       const out: Buffer[] = [];
       if (this.#partial.length > 0) this.#line(Buffer.concat(this.#partial), out);
       this.#partial = [];
-      if (!this.#stopped()) this.#endField(out);
+      if (!this.#stopped()) {
+        this.#endField();
+        this.#release(out);
+      }
       if (!this.#stopped() && out.length > 0) this.push(Buffer.concat(out));
     }
     callback();
@@ -178,8 +182,8 @@ export class HeaderGuard extends Transform {
   #line(line: Buffer, out: Buffer[]): void {
     const first = this.#lines === 0 && this.#field.length === 0;
     if (isBlank(line)) {
-      this.#endField(out);
-      if (this.#stopped()) return;
+      this.#endField();
+      this.#release(out);
       out.push(line);
       this.#state = 'body';
       return;
@@ -200,23 +204,28 @@ export class HeaderGuard extends Transform {
       if (this.#field.length > this.#limits.maxFieldLines) this.#stop('header-field-lines', this.#limits.maxFieldLines);
       return;
     }
-    this.#endField(out);
-    if (this.#stopped()) return;
+    this.#endField();
     this.#fields++;
     if (this.#fields > this.#limits.maxFields) return this.#stop('header-fields', this.#limits.maxFields);
     this.#field = [line];
   }
 
-  /** The field read so far is complete: hand it on, unless it is a DKIM-Signature over the cap. */
-  #endField(out: Buffer[]): void {
-    const field = this.#field;
-    if (field.length === 0) return;
+  /** The field read so far is complete: held until the header section ends. */
+  #endField(): void {
+    if (this.#field.length === 0) return;
+    this.#held.push(this.#field);
     this.#field = [];
-    if (fieldKey(field) === 'dkim-signature' && ++this.#signatures > this.#limits.maxDkimSignatures) {
-      this.#withheld++;
-      return;
-    }
-    out.push(...field);
+  }
+
+  /** The header section ended: its fields go on, in order, but for the signatures withheld. */
+  #release(out: Buffer[]): void {
+    const fields = this.#held;
+    this.#held = [];
+    const selection = selectSignatures(fields, this.#limits);
+    this.#withheld = { overCount: selection.overCount, overHeaderNames: selection.overHeaderNames };
+    fields.forEach((field, i) => {
+      if (!selection.withheld.has(i)) out.push(...field);
+    });
   }
 
   /** A method, not a field test, so that TypeScript does not narrow #state across the calls that change it. */
@@ -235,6 +244,7 @@ export class HeaderGuard extends Transform {
     this.#state = 'stopped';
     this.#partial = [];
     this.#field = [];
+    this.#held = [];
     this.destroy(error);
   }
 }

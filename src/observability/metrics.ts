@@ -114,7 +114,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     messageLimits: new Counter({
       name: 'postern_message_limits_total', registers,
-      help: 'Per-message limits reached, by limit (header-bytes, header-fields, header-field-lines, header-lines: refused 552 5.3.4; dkim-signatures: the rest not verified; arc-sets: arc=fail; auth-deadline, spf-deadline: temperror)',
+      help: 'Per-message limits reached, by limit (header-bytes, header-fields, header-field-lines, header-lines: refused 552 5.3.4; dkim-signatures: the rest not verified; dkim-header-names: signatures with too long an h= not verified; arc-sets: arc=fail; auth-deadline, spf-deadline: temperror)',
       labelNames: ['limit'] as const,
     }),
     policyReloads: new Counter({

@@ -37,6 +37,14 @@ export interface MessageAuth {
   readonly fromAddresses?: number;
 }
 
+/** What the header guard kept from the verifier, read once the header section ended. */
+export interface WithheldSignatures {
+  /** DKIM-Signature fields over auth.maxDkimSignatures. */
+  count(): number;
+  /** DKIM-Signature and ARC-Message-Signature fields whose h= is over auth.maxDkimHeaderNames. */
+  oversigned(): number;
+}
+
 /** The settings the stages read, copied out of the configuration. */
 export interface StageSettings {
   /** Our host name: banner, Received by, authserv-id. */
@@ -69,8 +77,8 @@ export interface PipelineDeps {
   /** Decides with the current rule set (swapped atomically on reload). */
   decide(facts: Facts, stage: 'mail' | 'data'): Decision | null;
   checkSpf(input: { ip: string; helo: string; sender: string }): Promise<SpfOutcome>;
-  /** `withheldSignatures`: DKIM-Signature fields the header guard kept from the verifier. */
-  authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome; withheldSignatures?: () => number }): Promise<MessageAuth>;
+  /** `withheld`: signature fields the header guard kept from the verifier (over the count cap; h= over its cap). */
+  authenticate(input: { message: Readable; ip: string; helo: string; sender: string; spf: SpfOutcome; withheld?: WithheldSignatures }): Promise<MessageAuth>;
   openBackend(client: ClientIdentity): Promise<BackendTx>;
   readonly recipientCache: RecipientCache;
   readonly budget: ByteBudget;

@@ -35,7 +35,7 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
   let size = 0;
   let oversize = false;
   let overBudget = false;
-  const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf, withheldSignatures: () => toAuth.withheldSignatures });
+  const auth = deps.authenticate({ message: toAuth, ip: state.ip, helo: state.helo, sender: tx.sender, spf: tx.spf, withheld: { count: () => toAuth.withheldSignatures, oversigned: () => toAuth.oversignedSignatures } });
   auth.catch(() => undefined); // awaited by the caller; no unhandled rejection if it bails out first
   await new Promise<void>((resolve, reject) => {
     // RFC 5321 §4.5.3.2.6 bounds the wait per chunk (socketTimeout); this bounds the whole

@@ -135,3 +135,50 @@ describe('deadlines: DKIM/ARC/DMARC after the last byte, SPF at MAIL', () => {
     assert.match(await metrics(w), /^postern_message_limits_total\{limit="spf-deadline"\} 1$/m);
   });
 });
+
+describe('which signatures are verified (defaults: auth.maxDkimSignatures 10, auth.maxDkimHeaderNames 1000)', () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+  });
+  after(() => w.close());
+
+  /** A signature that cannot verify, by a domain that is not the author's (its key does not exist). */
+  const junk = (i: number, h = 'from:to:subject'): string =>
+    `DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=junk${i}.example; s=j${i};\r\n h=${h}; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=AAAA${i}\r\n`;
+
+  it('12 junk signatures on top of the author\'s valid one (p=reject): the aligned one is verified first, dkim=pass, delivered', async () => {
+    const signed = await sign(message({ from: 'ceo@good.example' }), { domain: 'good.example', selector: 's1', key: w.keys.rsa });
+    const raw = Array.from({ length: 12 }, (_, i) => junk(i + 1)).join('') + signed;
+    const before = w.sink.messages.length;
+    // an envelope sender of another domain: DKIM is DMARC's only way to pass
+    const r = await sendMail(w.gw.port, { from: 'bounce@other.example', to: ['user@example.net'], message: raw });
+    assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
+    const m = (await w.sink.waitFor(before + 1)).at(-1)!;
+    const ar = headerValue(m.raw, 'Authentication-Results') ?? '';
+    assert.match(ar, /dkim=pass[^;]*header\.d=good\.example/, ar);
+    assert.match(ar, /dkim=policy \(3 more signatures not verified, at most 10 per message\)/, ar);
+    assert.match(ar, /dmarc=pass/, ar);
+    // verified: the author's and the 9 junk signatures on top; the 3 junk ones below them are not
+    const verified = [...ar.matchAll(/header\.d=([a-z0-9.]+)/g)].map((x) => x[1]);
+    assert.deepEqual(verified.sort(), ['good.example', ...Array.from({ length: 9 }, (_, i) => `junk${i + 1}.example`)].sort(), ar);
+  });
+
+  it('signatures listing more than 1000 names in h= are not verified (dkim=policy) and take no place among the verified', async () => {
+    const names = Array.from({ length: 5_000 }, (_, i) => `x${i}`).join(':');
+    const fill = Array.from({ length: 900 }, (_, i) => `X-F${i}: v`).join('\r\n') + '\r\n';
+    const signed = await sign(message({ from: 'ceo@good.example' }), { domain: 'good.example', selector: 's1', key: w.keys.rsa });
+    const bombs = Array.from({ length: 10 }, (_, i) => junk(100 + i, `${names}:from`)).join('');
+    const before = w.sink.messages.length;
+    const r = await sendMail(w.gw.port, { from: 'bounce@other.example', to: ['user@example.net'], message: bombs + fill + signed });
+    assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
+    const m = (await w.sink.waitFor(before + 1)).at(-1)!;
+    const ar = headerValue(m.raw, 'Authentication-Results') ?? '';
+    assert.match(ar, /dkim=pass[^;]*header\.d=good\.example/, ar);
+    assert.match(ar, /dkim=policy \(10 signatures with more than 1000 signed header names not verified\)/, ar);
+    assert.doesNotMatch(ar, /header\.d=junk1\d\d\.example/, 'none of them verified');
+    const d = w.gw.decisions().at(-1)! as { auth: { dkim: Array<{ result: string; reason: string }> } };
+    assert.match(d.auth.dkim.find((s) => s.result === 'policy')?.reason ?? '', /10 signature\(s\) listing more than 1000 header names in h= not verified \(auth\.maxDkimHeaderNames 1000\)/);
+    assert.match(await metrics(w), /^postern_message_limits_total\{limit="dkim-header-names"\} 1$/m);
+  });
+});

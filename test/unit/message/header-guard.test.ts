@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HeaderGuard, fieldKey, type HeaderLimits } from '../../../src/message/header-guard.ts';
 
-const LIMITS: HeaderLimits = { maxHeaderBytes: 100_000, maxFields: 100, maxFieldLines: 50, maxLines: 500, maxDkimSignatures: 2 };
+const LIMITS: HeaderLimits = { maxHeaderBytes: 100_000, maxFields: 100, maxFieldLines: 50, maxLines: 500, maxDkimSignatures: 2, maxHeaderNames: 100 };
 
 /** Feeds `input` in pieces of `size` bytes; resolves with the output, or the error. */
 async function run(input: string, limits: HeaderLimits = LIMITS, size = 7): Promise<{ out: string; guard: HeaderGuard; error: Error | null }> {
@@ -53,6 +53,41 @@ describe('header guard', () => {
     assert.match(out, /d2\.example/);
     assert.doesNotMatch(out, /d3\.example|d4\.example/);
     assert.match(out, /From: a@b\.example\r\n\r\nbody\r\n$/);
+  });
+
+  it('past the cap, keeps the signatures aligned with the From domain (relaxed) first, then top down; header order unchanged', async () => {
+    const sig = (d: string): string => `DKIM-Signature: v=1; a=rsa-sha256; d=${d}; s=s;\r\n h=from:to; b=abc\r\n`;
+    const top = ['junk1.example', 'junk2.example', 'junk3.example'].map(sig).join('');
+    for (const [author, kept] of [
+      ['a@b.example', ['junk1.example', 'b.example']],
+      ['"A" <a@news.b.example>', ['junk1.example', 'b.example']], // same organizational domain
+      ['a@b.example.evil.example', ['junk1.example', 'junk2.example']], // not aligned: top down
+      ['undisclosed-recipients:;', ['junk1.example', 'junk2.example']], // no author
+    ] as const) {
+      const { out, guard } = await run(`${top}Received: x\r\n${sig('b.example')}From: ${author}\r\n\r\nbody\r\n`, LIMITS, 5);
+      assert.equal(guard.withheldSignatures, 2, author);
+      assert.deepEqual([...out.matchAll(/d=([a-z0-9.]+);/g)].map((m) => m[1]), kept, author);
+      assert.match(out, /^DKIM-Signature: [^]*Received: x\r\n(DKIM-Signature: [^]*)?From: /, 'the fields keep their order');
+    }
+    const sub = await run(`${sig('x.example')}${sig('y.example')}${sig('mail.b.example')}From: a@b.example\r\n\r\n`);
+    assert.deepEqual([...sub.out.matchAll(/d=([a-z0-9.]+);/g)].map((m) => m[1]), ['x.example', 'mail.b.example'], 'a subdomain signer aligns too');
+  });
+
+  it('withholds signatures whose h= lists more than maxHeaderNames names (folded or not, DKIM and ARC), without a place among the verified', async () => {
+    const names = (n: number): string => Array.from({ length: n }, (_, i) => `x${i}`).join(':');
+    const msg = [
+      `DKIM-Signature: v=1; d=bomb1.example; s=s; h=${names(101)}; b=a`,
+      `DKIM-Signature: v=1; d=bomb2.example; s=s; h=${names(60)}:\r\n\t${names(41)}; b=a`,
+      `ARC-Message-Signature: i=1; d=bomb3.example; s=s; h=${names(500)}; b=a`,
+      `DKIM-Signature: v=1; d=ok1.example; s=s; h=${names(100)}; b=a`,
+      `ARC-Message-Signature: i=1; d=ok2.example; s=s; h = from : to ; b=a`,
+      `DKIM-Signature: v=1; d=ok3.example; s=s; h=from; b=a`,
+      'From: a@b.example', '', 'body', '',
+    ].join('\r\n');
+    const { out, guard } = await run(msg, LIMITS, 64);
+    assert.equal(guard.oversignedSignatures, 3);
+    assert.equal(guard.withheldSignatures, 0, 'the two reasonable DKIM signatures fit under maxDkimSignatures 2');
+    assert.deepEqual([...out.matchAll(/d=([a-z0-9.]+);/g)].map((m) => m[1]), ['ok1.example', 'ok2.example', 'ok3.example']);
   });
 
   it('stops, feeding nothing, when the first line starts with whitespace (space or tab, even split over chunks)', async () => {
