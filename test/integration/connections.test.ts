@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import nodemailer from 'nodemailer';
+import { startChildGateway } from '../harness/child-gateway.ts';
+import { startDnsServer } from '../harness/dns-server.ts';
 import { message } from '../harness/mail.ts';
+import { startSink } from '../harness/sink.ts';
 import { SmtpTestClient, connectMany, sendMail } from '../harness/smtp-client.ts';
 import { eventually } from '../harness/wait.ts';
 import { headerValue, proxyV1, startWorld } from '../harness/world.ts';
@@ -25,6 +28,24 @@ function selfSigned(): { cert: string; key: string; dir: string } {
 
 async function metricsText(port: number | null): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** One unlabelled series of /metrics as a number (with workers, the primary's sum of theirs). */
+async function metricValue(port: number, name: string): Promise<number> {
+  const line = (await metricsText(port)).split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.slice(name.length + 1));
+}
+
+/** EHLO, STARTTLS, EHLO again over TLS, then the session ends by QUIT, a close or a reset (by `i`). */
+async function upgradedSession(port: number, i: number): Promise<void> {
+  const { client, greeting } = await SmtpTestClient.connect(port);
+  assert.equal(greeting.code, 220, `TLS session ${i} greeted`);
+  await client.cmd('EHLO client.example');
+  assert.equal((await client.startTls()).code, 220);
+  assert.equal((await client.cmd('EHLO client.example')).code, 250);
+  if (i % 3 === 0) await client.quit();
+  else if (i % 3 === 1) client.destroy();
+  else client.reset();
 }
 
 describe('connection limits', () => {
@@ -96,14 +117,7 @@ describe('STARTTLS and connection slots (regression: upgraded sessions kept thei
     try {
       // more TLS sessions than either limit, one after the other, ending by QUIT, close and reset
       for (let i = 0; i < 9; i++) {
-        const { client, greeting } = await SmtpTestClient.connect(w.gw.port);
-        assert.equal(greeting.code, 220, `TLS session ${i} greeted`);
-        await client.cmd('EHLO client.example');
-        assert.equal((await client.startTls()).code, 220);
-        assert.equal((await client.cmd('EHLO client.example')).code, 250);
-        if (i % 3 === 0) await client.quit();
-        else if (i % 3 === 1) client.destroy();
-        else client.reset();
+        await upgradedSession(w.gw.port, i);
         await eventually(() => w.gw.gateway.openConnections() === 0, `the slot of TLS session ${i} given back`);
       }
       const plain = await connectMany(w.gw.port, 2);
@@ -113,6 +127,39 @@ describe('STARTTLS and connection slots (regression: upgraded sessions kept thei
       await eventually(() => w.gw.gateway.openConnections() === 0, 'plain sessions gone');
     } finally {
       await w.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('workers: 2 (child gateway, node-wide slots through the primary): upgraded sessions give their slots back on both workers', async () => {
+    const { cert, key, dir } = selfSigned();
+    const dns = await startDnsServer();
+    const sink = await startSink();
+    const gw = await startChildGateway({
+      POSTERN_WORKERS: '2', POSTERN_LOG_LEVEL: 'debug',
+      POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '127.0.0.1:0', POSTERN_HOSTNAME: 'mx.postern.test',
+      POSTERN_DOMAINS: 'example.net', POSTERN_BACKEND_PORT: String(sink.port), POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}`,
+      POSTERN_TLS_CERT: cert, POSTERN_TLS_KEY: key,
+      POSTERN_LIMITS_MAX_CONNECTIONS_PER_IP: '2', POSTERN_LIMITS_MAX_CONNECTIONS: '3',
+    });
+    try {
+      // more TLS sessions than either limit, until each worker has served at least 4 of them
+      const served = (worker: number): number => gw.logs.filter((l) => l.msg === 'disconnected' && l.worker === worker).length;
+      for (let i = 0; i < 60 && (i < 9 || served(1) < 4 || served(2) < 4); i++) {
+        await upgradedSession(gw.smtpPort, i);
+        await eventually(async () => served(1) + served(2) === i + 1 && await metricValue(gw.httpPort, 'postern_connections_open') === 0, `the slot of TLS session ${i} given back`);
+      }
+      assert.ok(served(1) >= 4 && served(2) >= 4, `both workers served upgraded sessions: ${served(1)} and ${served(2)}`);
+      assert.equal(await metricValue(gw.httpPort, 'postern_tls_handshakes_total{outcome="ok"}'), served(1) + served(2));
+      // the node's limits still hold, and nothing is left taken: two plain sessions, the third refused
+      const plain = await connectMany(gw.smtpPort, 3);
+      assert.deepEqual(plain.map((p) => p.greeting.code).sort(), [220, 220, 421]);
+      for (const p of plain) p.client.destroy();
+      await eventually(async () => await metricValue(gw.httpPort, 'postern_connections_open') === 0, 'plain sessions gone');
+    } finally {
+      await gw.kill();
+      await sink.close();
+      await dns.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
