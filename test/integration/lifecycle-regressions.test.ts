@@ -21,6 +21,7 @@ import { message, sign } from '../harness/mail.ts';
 import { scrape } from '../harness/metrics.ts';
 import { deletePrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
 import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
+import { eventually } from '../harness/wait.ts';
 import { manualClock, startWorld } from '../harness/world.ts';
 
 const GOOD = 'bob@good.example';
@@ -113,6 +114,32 @@ describe('recipient refusal cache (issue 10: poisoning)', () => {
     }
   });
 
+  it('a backend 4xx to RCPT (450, 451, even with a mailbox code) is never cached: the next RCPT asks the backend again', async () => {
+    const answers = [
+      { code: 450, message: '4.2.1 <user@example.net>: Mailbox temporarily unavailable' },
+      { code: 451, message: '4.3.0 <user@example.net>: Temporary lookup failure' },
+      { code: 450, message: '4.1.1 <user@example.net>: Recipient address rejected: unverified address: connect timeout' },
+      { code: 451, message: 'Local error in processing' },
+    ];
+    let n = 0;
+    const w = await startWorld({ sink: { behaviour: { rcpt: () => answers[n++] } } });
+    try {
+      const asked = (): number => w.sink.received().toString('latin1').split('RCPT TO:<user@example.net>').length - 1;
+      for (const [i, answer] of answers.entries()) {
+        const r = await sendMail(w.gw.port, { from: i % 2 ? GOOD : 'other@good.example', to: ['user@example.net'], message: message({ from: GOOD }) });
+        assert.equal(r.rcpt[0]!.code, answer.code, `RCPT ${i}: the backend's ${answer.code} mirrored`);
+        assert.equal(asked(), i + 1, `RCPT ${i} reached the backend`);
+      }
+      // the backend recovered: the next RCPT is its answer, not a remembered 4xx
+      const recovered = await sendMail(w.gw.port, { from: GOOD, to: ['user@example.net'], message: message({ from: GOOD }) });
+      assert.equal(recovered.rcpt[0]!.code, 250);
+      assert.equal(recovered.data?.code, 250);
+      assert.equal(asked(), answers.length + 1);
+    } finally {
+      await w.close();
+    }
+  });
+
   it('a transient or reason-less backend refusal is never cached', async () => {
     let refuse = true;
     const w = await startWorld({ sink: { behaviour: { rcpt: () => (refuse ? { code: 550, message: 'mailbox unavailable' } : undefined) } } });
@@ -149,6 +176,41 @@ describe('directory harvesting (issue 10: tokens of asked recipients stay spent)
       await w.close();
     }
   });
+});
+
+describe('directory harvesting, every way of abandoning (issue 10 audit: RSET was the only one tested)', () => {
+  const ways: Array<[string, (client: SmtpTestClient) => Promise<void> | void]> = [
+    ['QUIT after each RCPT', (client) => client.quit()],
+    ['a dropped connection after each RCPT (no QUIT)', (client) => client.destroy()],
+    ['a connection reset after each RCPT', (client) => client.reset()],
+  ];
+  for (const [way, leave] of ways) {
+    it(`${way}, a new connection per probe: the recipient tokens stay spent, ipRecipients limits what the backend is asked`, async () => {
+      const clock = manualClock();
+      const w = await startWorld({ clock, config: { limits: { greetingDelayMs: 0 }, rateLimits: { ipRecipients: { rate: '60/min', burst: 20 } } } });
+      try {
+        const abandoned = (): Array<Record<string, unknown>> => w.gw.logs.filter((l) => l.event === 'abandoned');
+        let answered = 0;
+        for (let i = 0; i < 40; i++) {
+          const { client, greeting } = await SmtpTestClient.connect(w.gw.port);
+          assert.equal(greeting.code, 220, `probe ${i} greeted`);
+          await client.cmd('EHLO harvester.example');
+          assert.equal((await client.cmd(`MAIL FROM:<${GOOD}>`)).code, 250);
+          const r = await client.cmd(`RCPT TO:<user${i}@example.net>`);
+          if (r.code === 250) answered++;
+          else assert.match(r.text, /^4\.7\.1 Rate limit exceeded/);
+          await leave(client);
+          // the abandoned transaction has ended at the gateway before the next probe
+          await eventually(() => abandoned().length === i + 1, `probe ${i}'s transaction ended`);
+        }
+        assert.equal(answered, 20, 'only the burst was asked');
+        assert.equal(w.sink.received().toString('latin1').split('RCPT TO:').length - 1, 20);
+        assert.deepEqual([...new Set(abandoned().map((l) => l.by))], ['disconnect']);
+      } finally {
+        await w.close();
+      }
+    });
+  }
 });
 
 describe('B7: first seen is shared by every node (Redis)', () => {
