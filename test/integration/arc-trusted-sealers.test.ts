@@ -70,8 +70,10 @@ describe('ARC trusted sealers through the gateway', () => {
     assert.match(ar, /dmarc=fail[^;]*header\.from=good\.example/, ar);
     const d = w.gw.decisions().at(-1)!;
     assert.deepEqual(d.verdict, { action: 'accept', rule: 'arc-trusted-sealer', reason: 'dmarc-policy' });
-    assert.deepEqual(d.override, { type: 'local_policy', by: 'arc', policy: 'reject', rule: 'arc-trusted-sealer', sealer: 'lists.example', comment: 'arc=pass as[1].d=lists.example' });
-    assert.deepEqual((d.auth as { arc: unknown }).arc, { result: 'pass', reason: 'i=1 spf=pass dkim=pass dkdomain=good.example dmarc=pass fromdomain=good.example', sealers: ['lists.example'], sealer_dmarc: { result: 'pass', from_domain: 'good.example' } });
+    assert.deepEqual(d.override, { type: 'local_policy', by: 'arc', policy: 'reject', rule: 'arc-trusted-sealer', sealer: 'lists.example', comment: 'arc=pass as[1].d=lists.example as[1].s=arc1' });
+    assert.deepEqual((d.auth as { arc: unknown }).arc, { result: 'pass', reason: 'i=1 spf=pass dkim=pass dkdomain=good.example dmarc=pass fromdomain=good.example', sealers: ['lists.example'], selectors: ['arc1'], sealer_dmarc: { result: 'pass', from_domain: 'good.example' } });
+    const dmarc = (d.auth as { dmarc: { applied: unknown; published: { domain: string; p: string } } }).dmarc;
+    assert.deepEqual([dmarc.applied, dmarc.published.domain, dmarc.published.p], [{ tag: 'p', value: 'reject' }, 'good.example', 'reject']);
     assert.equal(await overrides(), '1');
   });
 

@@ -32,6 +32,13 @@ function postern(args: string[]): Promise<{ code: number | null; stdout: string;
   });
 }
 
+/** The keys of a JSON value at every depth, sorted; a list by the keys of its first element. */
+function keyTree(value: unknown): unknown {
+  if (Array.isArray(value)) return value.length > 0 ? [keyTree(value[0])] : [];
+  if (typeof value !== 'object' || value === null) return null;
+  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, keyTree((value as Record<string, unknown>)[k])]));
+}
+
 interface ReplayJson {
   totals: Record<string, unknown>;
   transitions: Array<{ from: string; to: string | null; count: number; changed: boolean }>;
@@ -161,6 +168,18 @@ describe('postern replay over what a gateway recorded', () => {
     const lines = e.stdout.trimEnd().split('\n');
     assert.equal(lines[1], explained[1]?.replace('/tmp/candidate', candidate));
     assert.deepEqual([lines[0], ...lines.slice(2)], [explained[0], ...explained.slice(2)]);
+  });
+
+  it('README.md "A real line" has the keys of a real decision line, at every depth (so it cannot drift)', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const at = readme.indexOf('`src/policy/record-facts.ts`. A real line');
+    assert.ok(at >= 0, 'README.md no longer introduces its example decision line');
+    const start = readme.indexOf('```json\n', at) + '```json\n'.length;
+    const example = JSON.parse(readme.slice(start, readme.indexOf('\n```', start))) as Record<string, unknown>;
+    // the same kind of message as the example: good.example, signed, accepted and delivered
+    const real = gw.logs.find((l) => l.event === 'decision' && l.from_domain === 'good.example' && l.action === 'accept');
+    assert.ok(real, 'the gateway logged the accepted good.example message');
+    assert.deepEqual(keyTree(example), keyTree(real), `the README example is out of date; a real line:\n${JSON.stringify(real)}`);
   });
 
   it('usage errors and unreadable input exit 2 with a message, never a stack trace', async () => {
