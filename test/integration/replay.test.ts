@@ -138,8 +138,9 @@ describe('postern replay over what a gateway recorded', () => {
   });
 
   it('the table for people, with examples; the current policy changes nothing', async () => {
-    const r = await postern(['replay', '--policies', candidate, '--show', '1', log()]);
+    const r = await postern(['replay', '--policies', candidate, '--show', '1', '--changed-only', log()]);
     assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([...r.stdout.matchAll(/^examples (.*):$/gm)].map((m) => m[1]), ['accept → reject'], 'examples of the changed transition only');
     assert.match(r.stdout, /^accept +→ +reject +4 +changed$/m);
     assert.match(r.stdout, /^changed: 4 of 10 \(40\.00%\)$/m);
     assert.match(r.stdout, /^examples accept → reject:\n {4}.*postern\.log:\d+ session \w+ \S+: accept → reject \(tighten-reject\)\n {6}ip=127\.0\.0\.1 sender=x@other\.example from_domain=weak\.example spf=none dkim=none dmarc=fail dmarc_policy=none tier=neutral$/m);
@@ -193,6 +194,9 @@ describe('postern replay over what a gateway recorded', () => {
     const cut = await postern(['replay', '--policies', candidate, path.join(dir, 'cut.gz')]);
     assert.equal(cut.code, 2);
     assert.match(cut.stderr, /^postern: cannot read .*cut\.gz.*: unexpected end of file\n$/);
+    const changedOnly = await postern(['replay', '--policies', candidate, '--changed-only', log()]);
+    assert.equal(changedOnly.code, 2);
+    assert.match(changedOnly.stderr, /--changed-only picks the examples of --show N: give both/);
     const help = await postern(['replay', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^usage: postern replay --policies DIR/);
