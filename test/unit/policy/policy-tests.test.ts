@@ -156,6 +156,28 @@ describe('policy test files', () => {
     assert.equal(t.failed, 0, t.outcomes.filter((o) => o.failure).map((o) => `${o.file}:${o.line}: ${o.failure}`).join('\n'));
   });
 
+  it('per recipient domain: the trust covers every recipient of a mixed message; the documented not: makes it research-only', async () => {
+    const mixed = caseFacts({
+      recipient: ['alice@research.example.org', 'bob@sales.example.org'], from_domain: 'university.example',
+      dmarc: 'fail', dmarc_policy: 'reject', arc_sealer: 'lists.research-partner.example', arc_dmarc: 'pass',
+    });
+    const researchOnly = { ...mixed, envelope: { ...mixed.envelope, recipients: ['alice@research.example.org'] } };
+    const asShipped = folderWith(['00-a-forwarders.yaml']);
+    const scoped = folderWith(['00-a-forwarders.yaml'], (dir) => {
+      const file = path.join(dir, '00-a-forwarders.yaml');
+      const text = fs.readFileSync(file, 'utf8');
+      const rule = '      arc_sealer: [lists.research-partner.example]\n      arc_dmarc: pass\n';
+      assert.ok(text.includes(rule));
+      fs.writeFileSync(file, text.replace(rule, `${rule}      not: { recipient: [sales.example.org, .sales.example.org] }\n`));
+    });
+    dirs.push(asShipped, scoped);
+    const shipped = await loadPolicies(asShipped);
+    assert.deepEqual([decide(mixed, shipped, 'data')?.enforced.rule, decide(mixed, shipped, 'data')?.enforced.action], ['arc-research-lists', 'tag']);
+    const narrowed = await loadPolicies(scoped);
+    assert.deepEqual([decide(mixed, narrowed, 'data')?.enforced.rule, decide(mixed, narrowed, 'data')?.enforced.action], ['dmarc-reject', 'reject']);
+    assert.equal(decide(researchOnly, narrowed, 'data')?.enforced.rule, 'arc-research-lists');
+  });
+
   it('tightening weak domains: monitor mode accepts and reports, the same rules enforced refuse; the tests catch the switch', async () => {
     const monitor = folderWith(['60-tighten-weak-domains.yaml', '60-tighten-weak-domains.test.yaml']);
     const enforced = folderWith(['60-tighten-weak-domains.yaml', '60-tighten-weak-domains.test.yaml'], (dir) => {
