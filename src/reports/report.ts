@@ -19,6 +19,8 @@ export interface ReportSettings {
 }
 
 export interface ReportInput {
+  /** The job the rows come from: in the report-id, so that two jobs of one range never share one. */
+  readonly id?: string;
   readonly domain: string;
   readonly published: DmarcPublished;
   /** ms since the epoch; end exclusive. */
@@ -61,7 +63,7 @@ export function buildReports(input: ReportInput, s: ReportSettings): ReportPart[
   // RFC 9990 §2.1 date_range: seconds; the end is the last second covered (our end is exclusive)
   const begin = Math.floor(input.begin / 1000);
   const end = Math.max(begin, Math.ceil(input.end / 1000) - 1);
-  const tag = createHash('sha256').update(`${input.domain}\n${input.begin}\n${input.end}`).digest('hex').slice(0, 12);
+  const tag = createHash('sha256').update(`${input.domain}\n${input.begin}\n${input.end}${input.id === undefined ? '' : `\n${input.id}`}`).digest('hex').slice(0, 12);
 
   const make = (chunk: Array<{ xml: string; count: number }>, index: number, total: number): ReportPart => {
     // An msg-id-shaped report-id (RFC 9990 §4 Subject: "Report-ID:" msg-id): unique per domain, range and part.

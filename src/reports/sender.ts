@@ -1,5 +1,5 @@
 /**
- * A sending run: close the periods that ended (or, with `closeOpen`, the open ones too), then
+ * A sending run: close the periods that ended (and, with `closeOpen`, cut the open ones), then
  * work through the report jobs that are due. Any node (or the CLI) may run it at any time:
  * each job is worked on under its own lock, and each (report, destination) has a state in the
  * store that only moves forward:
@@ -91,8 +91,14 @@ interface Run {
 
 async function closePeriods(store: ReportStore, domain: string, now: number, closeOpen: boolean): Promise<void> {
   for (const p of await store.openPeriods(domain)) {
-    if (p.periodEnd <= now && (closeOpen || p.periodEnd + CLOSE_GRACE_MS <= now)) {
-      await store.closePeriod({ domain, period: p.period, jobId: String(p.period), end: p.periodEnd, due: now, reopenAt: null });
+    if (p.periodEnd <= now) {
+      // Ended: closed once the grace is over, `--now` included (only the open period is cut
+      // early): messages decided at its last moment may still be on their way to the store.
+      if (p.periodEnd + CLOSE_GRACE_MS > now) continue;
+      // Rows for a period whose job exists already (a node whose clock is behind, a late
+      // write) make a job of their own: left alone, they would never be reported.
+      const jobId = await store.load(domain, String(p.period)) ? `${p.period}-late-${now}` : String(p.period);
+      await store.closePeriod({ domain, period: p.period, jobId, end: p.periodEnd, due: now, reopenAt: null });
     } else if (closeOpen && p.rows.size > 0) {
       // Closed early: this part ends now, the rest of the period becomes a later report.
       await store.closePeriod({ domain, period: p.period, jobId: `${p.period}-${now}`, end: now, due: now, reopenAt: now });
@@ -144,7 +150,7 @@ async function work(r: Run, job: JobData, token: string): Promise<boolean> {
 /** The job's reports, made once and stored, so every attempt sends the same report-ids. */
 async function partsOf(r: Run, job: JobData, token: string, published: DmarcPublished): Promise<StoredPart[]> {
   if (job.parts) return JSON.parse(job.parts) as StoredPart[];
-  const built = buildReports({ domain: job.domain, published, begin: job.begin, end: job.end, rows: job.rows }, r.deps.settings);
+  const built = buildReports({ id: job.id, domain: job.domain, published, begin: job.begin, end: job.end, rows: job.rows }, r.deps.settings);
   const parts: StoredPart[] = built.map((b) => ({
     reportId: b.reportId, filename: b.filename, begin: b.begin, end: b.end, messages: b.messages, records: b.records, gzip: b.gzip.toString('base64'),
   }));
