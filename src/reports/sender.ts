@@ -7,7 +7,7 @@
  *   '' / pending:<n> ──"." about to be sent──▶ sending:<token> ──2xx──▶ sent:<time>
  *        │  ▲                                     │  4xx ──▶ pending:<n+1>     5xx ──▶ failed:<code>
  *        │  └──── connect/MAIL/RCPT/DNS trouble   └─ no answer / node gone ──▶ uncertain:<token> (never resent)
- *        ├── destination not verified (RFC 9990 §3) ──▶ refused
+ *        ├── destination not verified, or redirected off its host (RFC 9990 §3) ──▶ refused
  *        └── older than maxAgeHours ──▶ failed:expired
  *
  * A job whose states are all final is finished; otherwise it is scheduled again with backoff.
@@ -186,22 +186,22 @@ async function step(r: Run, d: Delivery, verified: Map<string, Verification>): P
   }
   const check = verified.get(to) ?? await verifyDestination(job.domain, to, r.deps.resolver);
   verified.set(to, check);
-  if (check === 'refused') {
-    if (await cas('refused')) {
-      count(r, 'refused', where, `${job.domain}._report._dmarc.${to.slice(to.lastIndexOf('@') + 1)} does not authorise this destination (RFC 9990 §3)`);
-    }
+  if (check.result === 'refused') {
+    if (await cas('refused')) count(r, 'refused', where, check.detail);
     return true;
   }
-  if (check === 'temperror') {
+  if (check.result === 'temperror') {
     count(r, 'deferred', where, 'destination verification: DNS error');
     return true;
   }
   if (!await r.pacer.pace(r.signal)) return false;
+  // the state stays the destination's; the mail goes where its record says (RFC 9990 §3 step 9)
   const result = await deliver({
-    store, domain: job.domain, jobId: job.id, token, field, current, from: settings.email, to,
-    message: await message(r.deps, job, part, to), relay: r.deps.relay, lockTtlMs: LOCK_TTL_MS, now: () => clock.now(),
+    store, domain: job.domain, jobId: job.id, token, field, current, from: settings.email, to: check.to,
+    message: await message(r.deps, job, part, check.to.join(', ')), relay: r.deps.relay, lockTtlMs: LOCK_TTL_MS, now: () => clock.now(),
   });
-  count(r, result.outcome, where, result.detail);
+  const redirected = check.to.length !== 1 || check.to[0] !== to ? { delivered_to: check.to } : {};
+  count(r, result.outcome, { ...where, ...redirected }, result.detail);
   return true;
 }
 

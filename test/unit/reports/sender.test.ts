@@ -2,7 +2,8 @@
  * The sender at a period boundary, on the local store with a manual clock and a real relay
  * (the backend sink): `--now` keeps the grace of a period that just ended, so a row decided
  * at its last moment still joins its report; rows that reach a period after its job was made
- * (a node whose clock is behind) become a report of their own instead of being stranded.
+ * (a node whose clock is behind) become a report of their own instead of being stranded; a
+ * destination's verification record may send the report elsewhere at its host, never beyond.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -34,7 +35,7 @@ const row = (ip: string): ReportRow => ({
 // the destination is in the report domain: no DNS is asked
 const noDns = (() => Promise.reject(Object.assign(new Error('no DNS in this test'), { code: 'ESERVFAIL' }))) as unknown as DNSResolver;
 
-describe('sender at a period boundary', () => {
+describe('report sender: period boundaries and destinations', () => {
   let sink: Sink;
   const dirs: string[] = [];
   before(async () => {
@@ -45,19 +46,21 @@ describe('sender at a period boundary', () => {
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  const setup = (): { clock: ReturnType<typeof manualClock>; store: ReportStore; sender: Sender; period: number; count: (ip: string, period?: number) => Promise<void> } => {
+  const setup = (opts: { rua?: string; resolver?: DNSResolver } = {}): {
+    clock: ReturnType<typeof manualClock>; store: ReportStore; sender: Sender; period: number; count: (ip: string, period?: number) => Promise<void>;
+  } => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-sender-'));
     dirs.push(dir);
     const clock = manualClock(Date.parse('2026-11-23T23:59:59Z'));
     const store = createLocalReportStore({ dir, clock });
     const sender = createSender({
-      store, resolver: noDns, clock, logger: pino({ level: 'silent' }), metrics: null, signer: null,
+      store, resolver: opts.resolver ?? noDns, clock, logger: pino({ level: 'silent' }), metrics: null, signer: null,
       settings: { orgName: 'Test', email: REPORTER, extraContact: '', maxReportBytes: 1_000_000, generator: 'Postern', maxAgeMs: 3 * DAY, ratePerMinute: 6000 },
       relay: { host: '127.0.0.1', port: sink.port, hostname: 'mx.postern.test', connectTimeoutMs: 2_000, commandTimeoutMs: 2_000, dataTimeoutMs: 2_000 },
     });
     const period = Date.parse('2026-11-23T00:00:00Z');
     const count = (ip: string, p = period): Promise<void> =>
-      store.collect({ domain: DOMAIN, period: p, periodEnd: p + DAY, field: encodeRow(row(ip)), policy: JSON.stringify(published) });
+      store.collect({ domain: DOMAIN, period: p, periodEnd: p + DAY, field: encodeRow(row(ip)), policy: JSON.stringify({ ...published, rua: [opts.rua ?? published.rua[0]] }) });
     return { clock, store, sender, period, count };
   };
   const messagesIn = (from: number): number[] => reportsIn(sink.messages.slice(from), REPORTER).map((r) => r.records.reduce((n, x) => n + x.count, 0));
@@ -94,5 +97,30 @@ describe('sender at a period boundary', () => {
     assert.deepEqual(await store.openPeriods(DOMAIN), [], 'the late rows stayed stranded in an open period');
     assert.equal((await sender.run()).sent, 0);
     await store.close();
+  });
+
+  it('a destination\'s record that names another address at its host gets the report there; one naming another host, nothing', async () => {
+    // RFC 9990 §3 step 9: rua= in <domain>._report._dmarc.<host> replaces the destination
+    const zone: Record<string, string> = {
+      [`${DOMAIN}._report._dmarc.red.example`]: 'v=DMARC1; rua=mailto:agg@red.example',
+      [`${DOMAIN}._report._dmarc.green.example`]: 'v = DMARC1; rua=mailto:agg@collector.example',
+    };
+    const resolver = ((name: string, type: string): Promise<string[][]> => {
+      const txt = type === 'TXT' ? zone[name] : undefined;
+      return txt ? Promise.resolve([[txt]]) : Promise.reject(Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
+    }) as unknown as DNSResolver;
+    for (const [rua, expected] of [['mailto:reports@red.example', ['agg@red.example']], ['mailto:reports@green.example', []]] as const) {
+      const { clock, store, sender, count } = setup({ rua, resolver });
+      const before = sink.messages.length;
+      await count('192.0.2.1');
+      clock.advance(62_000);
+      const summary = await sender.run();
+      const got = sink.messages.slice(before);
+      assert.deepEqual(got.map((m) => m.rcptTo), expected.length ? [expected] : [], JSON.stringify(summary));
+      if (expected.length) assert.match(got[0]!.raw.toString('latin1'), /^To: agg@red\.example\r$/m);
+      else assert.equal(summary.refused, 1);
+      assert.equal((await sender.run()).sent, 0, 'sent again');
+      await store.close();
+    }
   });
 });
