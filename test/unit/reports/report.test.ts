@@ -56,7 +56,12 @@ describe('aggregate report XML', () => {
     assert.equal(parts.reduce((n, p) => n + p.records, 0), 300);
     assert.equal(parts.reduce((n, p) => n + p.messages, 0), (300 * 301) / 2);
     assert.equal(new Set(parts.map((p) => p.reportId)).size, parts.length);
-    assert.match(parts[1]!.filename, /!2\.xml\.gz$/);
+    // RFC 9990: the file name's unique-id (1*(ALPHA / DIGIT)) and the Report-ID are identical
+    for (const p of parts) {
+      assert.match(p.reportId, /^[A-Za-z0-9]+$/);
+      assert.equal(p.filename, `mx.example.net!example.com!0!86399!${p.reportId}.xml.gz`);
+      assert.match(p.xml, new RegExp(`<report_id>${p.reportId}</report_id>`));
+    }
     for (const p of [parts[0]!, parts.at(-1)!]) await assertSchemaValid(p.xml);
   });
 });
