@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { DNSResolver } from 'mailauth';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
+import { domainOf, normaliseDomain, registrableDomainOf } from '../core/domain.ts';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
 import { connectRedis } from '../reputation/redis-connect.ts';
 import { redisConfigured } from '../reputation/store.ts';
@@ -80,6 +81,24 @@ export function checkReporting(config: Config): string | null {
     lines.push(`reports: DMARC failure reports on, header only and redacted, at most ${f.perDomainPerHour} per domain an hour and ${f.ratePerMinute} a minute, ${signed}, from ${cfg.email}`);
   }
   return lines.join('\n');
+}
+
+/**
+ * What `check-config` and `serve` warn about without refusing: RFC 9990 §4 wants report mail
+ * to pass DMARC aligned (a receiver may drop what does not), and only the DKIM signature is
+ * ours to make aligned; SPF depends on the relay and the From domain's record. Warning lines.
+ */
+export function reportingWarnings(config: Config): string[] {
+  const cfg = config.reports.dmarc;
+  if (!(cfg.enabled || cfg.failure.enabled) || !cfg.email) return [];
+  const from = domainOf(cfg.email);
+  const why = 'RFC 9990 §4: report mail must pass DMARC aligned, or receivers may discard it';
+  if (!cfg.signing.domain) {
+    return [`reports.dmarc.signing: reports are not DKIM-signed; they pass DMARC only if ${from}'s SPF authorises the relay (${why}); set signing.domain to ${from} or a subdomain of it`];
+  }
+  const signing = normaliseDomain(cfg.signing.domain);
+  if (registrableDomainOf(signing) === registrableDomainOf(from)) return [];
+  return [`reports.dmarc.signing.domain: ${signing} does not align with ${from}, the domain of reports.dmarc.email; the signature does not make reports pass DMARC (${why})`];
 }
 
 export function createReportStore(config: Config, clock: Clock, onError?: (err: unknown) => void): ReportStore {
