@@ -51,6 +51,8 @@ export interface Deps {
   resources: StartupResources;
   /** A worker of a cluster: node-wide connection slots from the primary (src/cluster/slots.ts). */
   admitConnection: ListenerOptions['admit'];
+  /** How often the in-serve DMARC report scheduler runs (default 5 minutes; tests run it often, with a manual clock). */
+  reportSchedulerIntervalMs: number;
 }
 
 export interface Gateway {
@@ -97,7 +99,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
   const resources = await countedLoad(metrics, () => (overrides.resources ? Promise.resolve(overrides.resources) : loadStartupResources(config)));
-  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver, store: components.store });
+  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver, store: components.store, schedulerIntervalMs: overrides.reportSchedulerIntervalMs });
   const pipelineContext = {
     clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
     reports: extras.reporting?.collector ?? null, failureReports: extras.failureReports, decisionFile: extras.decisionFile,
@@ -187,11 +189,16 @@ async function countedLoad<T extends { ruleSet: RuleSet }>(metrics: Metrics, loa
  * failure reports (offered each transaction, sent from their own queue) and decisions.file,
  * when configured.
  */
-function openExtras(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver; store: RateStore }) {
+function openExtras(config: Config, ctx: {
+  clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver; store: RateStore; schedulerIntervalMs: number | undefined;
+}) {
   const { clock, logger, metrics } = ctx;
   return {
     reporting: config.reports.dmarc.enabled
-      ? createReporting(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports })
+      ? createReporting(config, {
+        clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports,
+        ...(ctx.schedulerIntervalMs ? { schedulerIntervalMs: ctx.schedulerIntervalMs } : {}),
+      })
       : null,
     failureReports: config.reports.dmarc.failure.enabled
       ? createFailureReports(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports, store: ctx.store })

@@ -57,6 +57,16 @@ export function publicSuffixOf(domain: string): string | null {
   return parsed.domain === null ? (parsed.publicSuffix ?? domain) : null;
 }
 
+/**
+ * The registrable domain by the Public Suffix List (RFC 7489 §3.2's Organizational Domain), or
+ * the domain itself when it has none. Offline, so an approximation of RFC 9989's DNS Tree Walk:
+ * for configuration checks only, never for a DMARC verdict.
+ */
+export function registrableDomainOf(domain: string): string {
+  const name = normaliseDomain(domain);
+  return parsePsl(name, { allowPrivateDomains: true }).domain ?? name;
+}
+
 export type DomainPattern = { readonly domain: string; readonly subdomains: boolean };
 
 /** Parses one pattern (example.com, .example.com, *.example.com); a problem in words, or the pattern. */

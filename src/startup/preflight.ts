@@ -17,7 +17,7 @@ import { connectRedis } from '../reputation/redis-connect.ts';
 import { redisConfigured } from '../reputation/store.ts';
 import { expiryWarning } from '../tls/credentials.ts';
 import { checkDecisionsFile } from '../observability/decision-file.ts';
-import { checkReporting } from '../reports/index.ts';
+import { checkReporting, reportingWarnings } from '../reports/index.ts';
 import { loadStartupResources, type StartupResources } from './resources.ts';
 
 export interface Preflight {
@@ -100,5 +100,6 @@ export async function preflight(loaded: LoadedConfig, now = Date.now()): Promise
   const warnings: string[] = [];
   const expiry = resources.tls ? expiryWarning(resources.tls, now) : null;
   if (expiry) warnings.push(`tls.cert: ${expiry}`);
+  warnings.push(...reportingWarnings(config));
   return { resources, warnings };
 }

@@ -37,6 +37,8 @@ export interface GatewayOptions {
   /** Injected seams (createGateway's overrides): a manual clock, a shared rate store. */
   readonly clock?: Clock;
   readonly store?: RateStore;
+  /** The in-serve DMARC report scheduler's interval (default 5 minutes). */
+  readonly reportSchedulerIntervalMs?: number;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
@@ -70,7 +72,10 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
     },
   });
   const logger = pino({ level: config.log.level }, sink);
-  const gateway = await createGateway(config, { logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.store ? { store: opts.store } : {}) });
+  const gateway = await createGateway(config, {
+    logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.store ? { store: opts.store } : {}),
+    ...(opts.reportSchedulerIntervalMs ? { reportSchedulerIntervalMs: opts.reportSchedulerIntervalMs } : {}),
+  });
   const { smtp, http } = await gateway.start();
   return {
     port: smtp[0]!.port,
