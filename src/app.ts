@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { ConfigErrors } from './core/errors.ts';
+import type { TempReply } from './core/reply.ts';
 import type { DnsResolver } from './dns/index.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -101,7 +102,7 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const pipelineContext = {
     clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
     reports: extras.reporting?.collector ?? null, failureReports: extras.failureReports, decisionFile: extras.decisionFile,
-    dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
+    dropSession: (id: string, reply: TempReply) => front.servers.drop(id, reply),
   };
   const live: Live = { config, ruleSet: resources.ruleSet, lists: resources.lists, deps: buildPipelineDeps(config, pipelineContext) };
 

@@ -5,7 +5,6 @@
  */
 import type { SmtpServers } from '../smtp/server.ts';
 import type { Listener } from '../smtp/listener.ts';
-import { formatReply, REPLIES } from '../core/reply.ts';
 
 /** Open sessions, and a promise for the moment there are none (fed by the adapter's session count). */
 export interface SessionCount {
@@ -53,16 +52,9 @@ export const realWait: Wait = (ms) => {
 
 export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait = realWait): Promise<void> {
   target.listener.drain();
-  const line = formatReply(REPLIES.shuttingDown());
   const close = (busyToo: boolean): void => {
     for (const s of [target.servers.plain, target.servers.xclient]) {
-      for (const c of s.sessions()) {
-        if (c.busy() && !busyToo) continue;
-        // its open transaction, if any, then ends as 'shutdown'
-        const state = target.servers.sessions.get(c.id);
-        if (state) state.closedBy = 'shutdown';
-        c.closeWith(421, line);
-      }
+      for (const c of s.sessions()) if (busyToo || !c.busy()) target.servers.shutDown(c);
     }
   };
   // Idle sessions are told to go now; busy ones may finish their transaction. A session that

@@ -6,7 +6,7 @@
  * of DATA kept the domain's token), B2 (a DATA rate-limit refusal counted twice), B5 (a failed
  * quarantine redirect left no decision line and blamed the mailbox for any failure), and of
  * issue 12's audit: an unexpected error (internal-error) ended nothing, leaking the message's
- * bytes, tokens and backend connection.
+ * bytes, tokens and backend connection; a 421 cutting a message at shutdown was not counted.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -473,20 +473,63 @@ describe('transaction endings: reply, decision line, metrics, tokens', () => {
 });
 
 describe('transaction endings: shutdown', () => {
-  it('a transaction open when the gateway drains ends as shutdown; its message token goes back', async () => {
+  /** Series → value from the registry (the HTTP endpoint is closed with the gateway). */
+  const values = async (w: World, names: readonly string[]): Promise<Record<string, number>> => {
+    const out: Record<string, number> = {};
+    for (const line of (await w.gw.gateway.registry.metrics()).split('\n')) {
+      if (!line || line.startsWith('#') || !names.includes(line.split('{')[0]!)) continue;
+      const cut = line.lastIndexOf(' ');
+      const v = Number(line.slice(cut + 1));
+      if (v !== 0) out[line.slice(0, cut)] = v;
+    }
+    return out;
+  };
+
+  it('a transaction open when the gateway drains ends as shutdown: 421 4.3.2 (answering no command, not counted); its message token goes back', async () => {
     const clock = manualClock();
     const store = createMemoryStore({ score: scoreParams(reputationConfigSchema.parse({})) });
     const w = await startWorld({ clock, store, config: { rateLimits: RATE_LIMITS, shutdown: { drainTimeoutMs: 300 } } });
     const { client } = await SmtpTestClient.connect(w.gw.port);
     await atData(client);
     await w.close();
+    const reply = await client.read();
+    assert.deepEqual([reply.code, reply.text.slice(0, 5)], [421, '4.3.2']);
     const decisions = w.gw.decisions();
-    assert.deepEqual(decisions.map((d) => [d.ending, d.action, d.reason]), [['shutdown', 'tempfail', 'shutting-down']]);
-    const metrics = await w.gw.gateway.registry.metrics();
-    assert.match(metrics, /^postern_transaction_endings_total\{ending="shutdown"\} 1$/m);
+    assert.deepEqual(decisions.map((d) => [d.ending, d.action, d.reason, d.stage]), [['shutdown', 'tempfail', 'shutting-down', 'mail']]);
+    assert.deepEqual(await values(w, METRICS), {
+      'postern_smtp_replies_total{stage="mail",class="2xx"}': 1,
+      'postern_smtp_replies_total{stage="rcpt",class="2xx"}': 1,
+      'postern_transaction_endings_total{ending="shutdown"}': 1,
+      'postern_messages_total{action="tempfail",rule="",reason="shutting-down"}': 1,
+    });
     const { buckets } = await store.inspect(ipSubject('127.0.0.1'), clock.now());
     assert.equal(buckets.find((b) => b.limiter === 'ip-messages')?.tokens ?? 50, 50, 'full again (a full bucket is dropped)');
     assert.equal(buckets.find((b) => b.limiter === 'ip-recipients')?.tokens, 49);
+    client.destroy();
+  });
+
+  it('a message cut by the drain deadline mid-DATA: its 421 4.3.2 answers the DATA and is counted once', async () => {
+    const clock = manualClock();
+    const store = createMemoryStore({ score: scoreParams(reputationConfigSchema.parse({})) });
+    const w = await startWorld({ clock, store, config: { rateLimits: RATE_LIMITS, shutdown: { drainTimeoutMs: 300 } } });
+    const { client } = await SmtpTestClient.connect(w.gw.port);
+    await atData(client);
+    assert.equal((await client.cmd('DATA')).code, 354);
+    client.write(`From: <${GOOD}>\r\nSubject: cut\r\n\r\nhalf of it`);
+    await w.close();
+    const reply = await client.read();
+    assert.deepEqual([reply.code, reply.text.slice(0, 5)], [421, '4.3.2']);
+    assert.deepEqual(w.gw.decisions().map((d) => [d.ending, d.action, d.reason, d.stage]), [['shutdown', 'tempfail', 'shutting-down', 'data']]);
+    assert.deepEqual(await values(w, METRICS), {
+      'postern_smtp_replies_total{stage="mail",class="2xx"}': 1,
+      'postern_smtp_replies_total{stage="rcpt",class="2xx"}': 1,
+      'postern_smtp_replies_total{stage="data",class="4xx"}': 1,
+      'postern_transaction_endings_total{ending="shutdown"}': 1,
+      'postern_messages_total{action="tempfail",rule="",reason="shutting-down"}': 1,
+    });
+    const { buckets } = await store.inspect(ipSubject('127.0.0.1'), clock.now());
+    assert.equal(buckets.find((b) => b.limiter === 'ip-messages')?.tokens ?? 50, 50, 'the message token went back');
+    assert.equal(w.sink.messages.length, 0);
     client.destroy();
   });
 });

@@ -36,7 +36,10 @@ function fakeServers(sessions: Array<{ id: string; busy: boolean }>, closed: str
   const server = {
     sessions: () => sessions.filter((s) => !closed.includes(s.id)).map((s) => ({ id: s.id, busy: () => s.busy, closeWith: () => { closed.push(s.id); } })),
   };
-  return { plain: server, xclient: { sessions: () => [] }, sessions: new Map() } as unknown as SmtpServers;
+  return {
+    plain: server, xclient: { sessions: () => [] }, sessions: new Map(),
+    shutDown: (c: { closeWith(): void }) => c.closeWith(),
+  } as unknown as SmtpServers;
 }
 
 describe('drain', () => {
