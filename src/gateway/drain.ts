@@ -58,14 +58,14 @@ export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait =
     }
   };
   // Idle sessions are told to go now; busy ones may finish their transaction. A session that
-  // finishes its transaction becomes idle: it is closed when it next waits for a command.
+  // finishes its transaction becomes idle: the sweep closes it while it waits for a command.
   close(false);
   const deadline = wait(timeoutMs);
-  const idleSweep = setInterval(() => close(false), 250);
+  const sweep = every(IDLE_SWEEP_MS, wait, () => close(false));
   try {
     await Promise.race([target.count.whenZero(), deadline.promise]);
   } finally {
-    clearInterval(idleSweep);
+    sweep.stop();
     deadline.cancel();
   }
   close(true);
@@ -78,6 +78,28 @@ export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait =
     grace.cancel();
   }
 }
+
+/** Runs `fn` every `ms` on the injected wait (a test moves it by hand), until stopped. */
+function every(ms: number, wait: Wait, fn: () => void): { stop(): void } {
+  let current: ReturnType<Wait> | null = null;
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      current = wait(ms);
+      await current.promise;
+      if (!stopped) fn();
+    }
+  })();
+  return {
+    stop() {
+      stopped = true;
+      current?.cancel(); // its promise never settles: the loop above is left waiting, and collected
+    },
+  };
+}
+
+/** How often sessions that finished their transaction are looked for while draining. */
+const IDLE_SWEEP_MS = 250;
 
 /** How long closed sessions get to finish their bookkeeping after the drain deadline. */
 const CLOSE_GRACE_MS = 2_000;
