@@ -298,6 +298,30 @@ describe('transaction endings: reply, decision line, metrics, tokens', () => {
     assert.deepEqual(r.spent, { 'ip-messages': 0, 'ip-recipients': 1, 'domain-messages': 0 });
   });
 
+  it('backend lost before DATA (at a later RCPT): DATA gets 451 4.4.1, recorded at stage data', async () => {
+    const r = await ending({
+      async run(w, c) {
+        await atData(c);
+        w.sink.dropConnections(); // the backend restarts between two recipients
+        const lost = await c.cmd('RCPT TO:<other@example.net>');
+        assert.deepEqual([lost.code, lost.text.slice(0, 5)], [451, '4.4.1']);
+        return c.data(await signed(w));
+      },
+    });
+    assert.deepEqual([r.reply?.code, r.reply?.text.slice(0, 5)], [451, '4.4.1']);
+    assert.equal(r.decisions.length, 1);
+    assert.deepEqual([r.decisions[0]!.ending, r.decisions[0]!.reason, r.decisions[0]!.stage], ['backend-lost', 'backend-unavailable', 'data']);
+    assert.deepEqual(r.metrics, {
+      'postern_smtp_replies_total{stage="mail",class="2xx"}': 1,
+      'postern_smtp_replies_total{stage="rcpt",class="2xx"}': 1,
+      'postern_smtp_replies_total{stage="rcpt",class="4xx"}': 1,
+      'postern_smtp_replies_total{stage="data",class="4xx"}': 1,
+      'postern_transaction_endings_total{ending="backend-lost"}': 1,
+      'postern_messages_total{action="tempfail",rule="",reason="backend-unavailable"}': 1,
+    });
+    assert.deepEqual(r.spent, { 'ip-messages': 0, 'ip-recipients': 2, 'domain-messages': 0 });
+  });
+
   it('B5: quarantine mailbox refused: 451 4.4.1, a decision line naming the failed step', async () => {
     const r = await ending({
       policies: QUARANTINE,
