@@ -2,18 +2,19 @@
  * Composition root: createGateway(config, deps?) wires every component. No module-level
  * singletons, every seam injectable, so tests run several gateways in one process. The parts
  * live in src/gateway/: components (built once), the pipeline's dependencies (rebuilt on
- * reload), reload, readiness and drain.
+ * reload), reload, readiness, and the lifecycle (start, and stop with its drain).
  */
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import type { Config } from './config/schema.ts';
 import { systemClock, type Clock } from './core/clock.ts';
 import { ConfigErrors } from './core/errors.ts';
+import type { TempReply } from './core/reply.ts';
 import type { DnsResolver } from './dns/index.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { checkDecisionsFile, openDecisionFile } from './observability/decision-file.ts';
-import { runChecks, startHttp, type CheckResult, type HttpEndpoint } from './observability/http.ts';
+import { runChecks, type CheckResult } from './observability/http.ts';
 import { loadPolicies } from './policy/load.ts';
 import type { RuleSet } from './policy/types.ts';
 import type { Backend } from './relay/backend.ts';
@@ -22,7 +23,8 @@ import { redisConfigured } from './reputation/store.ts';
 import type { RateStore } from './reputation/types.ts';
 import type { ListenerOptions } from './smtp/listener.ts';
 import { createComponents } from './gateway/components.ts';
-import { drain, type Wait } from './gateway/drain.ts';
+import type { Wait } from './gateway/drain.ts';
+import { createLifecycle } from './gateway/lifecycle.ts';
 import { createFront, type Front } from './gateway/front.ts';
 import { buildPipelineDeps } from './gateway/pipeline-deps.ts';
 import { readinessChecks } from './gateway/readiness.ts';
@@ -51,6 +53,8 @@ export interface Deps {
   resources: StartupResources;
   /** A worker of a cluster: node-wide connection slots from the primary (src/cluster/slots.ts). */
   admitConnection: ListenerOptions['admit'];
+  /** How often the in-serve DMARC report scheduler runs (default 5 minutes; tests run it often, with a manual clock). */
+  reportSchedulerIntervalMs: number;
 }
 
 export interface Gateway {
@@ -97,16 +101,15 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
   const dnsWatch = createDnsWatch(config, dnsServers, metrics, logger);
   const components = createComponents(config, { clock, logger, metrics, dnsServers, observeDns: (o) => dnsWatch.observe(o) }, overrides);
   const resources = await countedLoad(metrics, () => (overrides.resources ? Promise.resolve(overrides.resources) : loadStartupResources(config)));
-  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver, store: components.store });
+  const extras = openExtras(config, { clock, logger, metrics, resolver: components.resolver, store: components.store, schedulerIntervalMs: overrides.reportSchedulerIntervalMs });
   const pipelineContext = {
     clock, logger, metrics, components, ruleSet: () => live.ruleSet, lists: () => live.lists,
     reports: extras.reporting?.collector ?? null, failureReports: extras.failureReports, decisionFile: extras.decisionFile,
-    dropSession: (id: string, line: string) => front.listener.dropSession(id, line),
+    dropSession: (id: string, reply: TempReply) => front.servers.drop(id, reply),
   };
   const live: Live = { config, ruleSet: resources.ruleSet, lists: resources.lists, deps: buildPipelineDeps(config, pipelineContext) };
 
-  let draining = false;
-  const front = createFront(config, { deps: () => live.deps, logger, metrics, resolver: components.resolver, isDraining: () => draining, tls: resources.tls,
+  const front = createFront(config, { deps: () => live.deps, logger, metrics, resolver: components.resolver, isDraining: () => life.draining(), tls: resources.tls,
     ...(overrides.admitConnection ? { admit: overrides.admitConnection } : {}) });
   const reload = createReloader({
     running: () => live.config,
@@ -127,8 +130,10 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     backend: components.backend,
     sharedStore: redisConfigured(config.redis) ? { store: components.store, failMode: () => live.config.redis.failMode } : null,
   }), dnsReadiness(dnsWatch)];
-  let http: HttpEndpoint | null = null;
-  let stopped: Promise<void> | null = null;
+  const life = createLifecycle({
+    config, logger, registry, front, components, extras, dnsWatch, checks, rules: () => live.ruleSet.rules.length,
+    storeInjected: overrides.store !== undefined, wait: overrides.wait,
+  });
 
   return {
     metrics,
@@ -139,31 +144,8 @@ export async function createGateway(config: Config, overrides: Partial<Deps> = {
     reload: () => reload.reload(),
     prepareReload: (next, opts) => reload.prepare(next, opts),
     readiness: () => runChecks(checks),
-    async start() {
-      const smtp = await front.listener.start();
-      extras.reporting?.startScheduler();
-      await dnsWatch.start();
-      if (config.metrics.listen) http = await startHttp(config.metrics.listen, registry, () => checks);
-      logger.info({ version: VERSION, smtp, http: http?.port ?? null, domains: config.domains, backend: `${config.backend.host}:${config.backend.port}`, policies: config.policies, rules: live.ruleSet.rules.length }, 'postern listening');
-      return { smtp, http: http?.port ?? null };
-    },
-    stop() {
-      // once: a second SIGTERM (or a test calling stop twice) waits for the same drain
-      stopped ??= (async () => {
-        draining = true;
-        await drain(front, config.shutdown.drainTimeoutMs, overrides.wait);
-        await front.listener.stop();
-        await components.backend.close();
-        await extras.reporting?.close();
-        await extras.failureReports?.close();
-        await extras.decisionFile?.close();
-        if (!overrides.store) await components.store.close();
-        components.resolver.close();
-        dnsWatch.close();
-        await http?.close();
-      })();
-      return stopped;
-    },
+    start: () => life.start(),
+    stop: () => life.stop(),
   };
 }
 
@@ -187,11 +169,16 @@ async function countedLoad<T extends { ruleSet: RuleSet }>(metrics: Metrics, loa
  * failure reports (offered each transaction, sent from their own queue) and decisions.file,
  * when configured.
  */
-function openExtras(config: Config, ctx: { clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver; store: RateStore }) {
+function openExtras(config: Config, ctx: {
+  clock: Clock; logger: Logger; metrics: Metrics; resolver: DnsResolver; store: RateStore; schedulerIntervalMs: number | undefined;
+}) {
   const { clock, logger, metrics } = ctx;
   return {
     reporting: config.reports.dmarc.enabled
-      ? createReporting(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports })
+      ? createReporting(config, {
+        clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports,
+        ...(ctx.schedulerIntervalMs ? { schedulerIntervalMs: ctx.schedulerIntervalMs } : {}),
+      })
       : null,
     failureReports: config.reports.dmarc.failure.enabled
       ? createFailureReports(config, { clock, logger, resolver: mailauthResolver(ctx.resolver), metrics: metrics.dmarcReports, store: ctx.store })

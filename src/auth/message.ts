@@ -342,13 +342,15 @@ async function verifyArc(
  * only a chain that validated says anything; its AAR is the sealer's claim, which a policy may
  * trust for a sealer it names). Nothing for a chain that did not validate.
  */
-function arcChainFacts(result: ARCResult): Pick<ArcFacts, 'sealers' | 'sealerDmarc'> {
+function arcChainFacts(result: ARCResult): Pick<ArcFacts, 'sealers' | 'selectors' | 'sealerDmarc'> {
   if (result.status.result !== 'pass' || !Array.isArray(result.chain)) return {};
   const sealers = result.chain.map((set) => normaliseDomain(String(set['arc-seal']?.parsed?.d?.value ?? '')));
+  const selectors = result.chain.map((set) => String(set['arc-seal']?.parsed?.s?.value ?? ''));
   const dmarc = (result.authenticationResults as { dmarc?: { result?: unknown; header?: { from?: unknown } } } | undefined)?.dmarc;
   const from = typeof dmarc?.header?.from === 'string' ? normaliseDomain(dmarc.header.from) : '';
   return {
     sealers,
+    selectors,
     sealerDmarc: dmarc ? { result: toAuthResult(dmarc.result), fromDomain: from || null } : null,
   };
 }

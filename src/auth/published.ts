@@ -4,6 +4,7 @@
  * response as a hidden property (`record`, set for BIMI); the validated p/sp/np are on the
  * response itself.
  */
+import { normaliseDomain } from '../core/domain.ts';
 import type { DmarcPublished } from '../core/facts.ts';
 import { toDmarcPolicy } from './normalise.ts';
 
@@ -17,12 +18,13 @@ interface ResponseLike {
 export function publishedOf(response: ResponseLike): { published?: DmarcPublished } {
   const record = (response as { record?: Record<string, unknown> }).record;
   const p = toDmarcPolicy(response.p);
-  if (!record || !p || typeof response.policyDomain !== 'string' || !response.policyDomain) return {};
+  const domain = typeof response.policyDomain === 'string' ? normaliseDomain(response.policyDomain) : '';
+  if (!record || !p || !domain) return {};
   const mode = (v: unknown): 'r' | 's' => (v === 's' ? 's' : 'r'); // RFC 9989 §4.7: default relaxed
   const uris = (v: unknown): string[] => (typeof v === 'string' ? v.split(',').map((u) => u.trim()).filter(Boolean) : []);
   return {
     published: {
-      domain: response.policyDomain.toLowerCase(),
+      domain,
       p,
       // a record with an invalid p acts as p=none (RFC 9989 §4.10.1): its sp/np did not apply
       sp: record.p === p ? toDmarcPolicy(record.sp) : null,

@@ -42,11 +42,12 @@ export const command: Command = {
     out.push(`domains: ${config.domains.join(', ')}`);
     if (loaded.policiesFrom === 'shipped') out.push(`policies: none configured and no policies/ beside the config: the shipped default set is used`);
     if (resources.tls) out.push(`tls: ${resources.tls.subject}, valid until ${resources.tls.notAfter.toISOString()}`);
-    for (const w of warnings) out.push(`warning: ${w}`);
     out.push(describeRuleSet(resources.ruleSet));
     const reports = checkReporting(config);
     if (reports) out.push(reports);
     process.stdout.write(out.join('\n') + '\n');
+    // worth reading, not failing: on stderr, so that the summary on stdout stays the summary
+    for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
     // the policy tests beside the policies, and decisions.file: a failing test is exit 1
     const tooling = await policyToolingChecks(config, resources.ruleSet);
     process.stdout.write(tooling.text);

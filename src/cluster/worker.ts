@@ -13,6 +13,7 @@ import { createGateway, type Gateway } from '../app.ts';
 import { deepFreeze } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { ConfigErrors } from '../core/errors.ts';
+import { workerShare } from '../pipeline/byte-budget.ts';
 import { redisConfigured } from '../reputation/store.ts';
 import { IpcChannel } from './ipc.ts';
 import { createIpcStore } from './ipc-store.ts';
@@ -30,9 +31,9 @@ const IPC_TIMEOUT_MS = 2_000;
 function forWorker(config: Config): Config {
   const own = structuredClone(config);
   if (own.decisions.file) own.decisions.file = perWorkerFile(own.decisions.file, workerSlot());
-  // the in-flight byte budget is the node's: each worker holds its share (no spool, one heap each)
-  own.limits.maxBytesInFlight = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlight / config.workers));
-  own.limits.maxBytesInFlightPerClient = Math.max(1_000_000, Math.floor(config.limits.maxBytesInFlightPerClient / config.workers));
+  // the in-flight byte budget is the node's: each worker holds its share (no spool, one heap
+  // each), never less than one message of the largest size
+  Object.assign(own.limits, workerShare(config.limits, config.workers));
   return deepFreeze({ ...own, metrics: { ...config.metrics, listen: '' } });
 }
 

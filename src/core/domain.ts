@@ -12,7 +12,7 @@
  * (postconf(5)): a leading dot or "*." never includes the parent; list both to get both.
  */
 import { domainToASCII } from 'node:url';
-import { getDomain as getPslDomain, parse as parsePsl } from 'tldts';
+import { parse as parsePsl } from 'tldts';
 
 // RFC 1035 §2.3.1 letters, digits, hyphen; underscore too (RFC 8552 attrleaf names in d=).
 // Labels of 1-63 octets, the whole name at most 253 (RFC 1035 §2.3.4 without the root).
@@ -58,14 +58,14 @@ export function publicSuffixOf(domain: string): string | null {
 }
 
 /**
- * The organizational domain by the Public Suffix List (RFC 7489 §3.2: one label below the
- * public suffix), as mailauth's relaxed alignment check computes it; the domain itself when it
- * has no registrable part. RFC 9989 finds it by a DNS tree walk instead: use this only where a
- * close approximation without DNS will do (which signatures to verify first).
+ * The registrable domain by the Public Suffix List (RFC 7489 §3.2's Organizational Domain), or
+ * the domain itself when it has none. Offline, so an approximation of RFC 9989's DNS Tree Walk:
+ * for configuration checks, and for which DKIM signatures to verify first past the cap
+ * (message/dkim-selection.ts), never for a DMARC verdict.
  */
-export function organizationalDomain(domain: string): string {
-  const d = normaliseDomain(domain);
-  return getPslDomain(d, { allowPrivateDomains: true }) ?? d;
+export function registrableDomainOf(domain: string): string {
+  const name = normaliseDomain(domain);
+  return parsePsl(name, { allowPrivateDomains: true }).domain ?? name;
 }
 
 export type DomainPattern = { readonly domain: string; readonly subdomains: boolean };

@@ -62,6 +62,8 @@ export interface ArcFacts {
    * Only when the chain validated (result pass): a sealer of a broken chain is not authenticated.
    */
   readonly sealers?: readonly string[];
+  /** Selectors (s=) of the same ARC-Seals, in the same order (RFC 8617 §7.2.2 report comments name both). */
+  readonly selectors?: readonly string[];
   /**
    * The DMARC result the newest ARC-Authentication-Results reports (RFC 8617 §4.1.1: what the
    * last sealer found before it changed the message), and the header.from it was for. Only

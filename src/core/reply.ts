@@ -30,6 +30,11 @@ export function formatReply(reply: FailReply, sessionId?: string): string {
   return `${reply.enhanced} ${sanitizeText(reply.text)}${suffix}`;
 }
 
+/** The whole reply line, for a reply written on a socket ourselves (not through smtp-server): "421 4.3.2 text", no CRLF. */
+export function wireLine(reply: FailReply, sessionId?: string): string {
+  return `${reply.code} ${formatReply(reply, sessionId)}`;
+}
+
 /** The catalogue of replies Postern originates (DESIGN.md "SMTP replies"). */
 export const REPLIES = {
   relayDenied: (): PermReply => ({ code: 550, enhanced: '5.7.1', text: 'Relaying denied: recipient domain is not served here' }),

@@ -5,7 +5,6 @@
  */
 import type { SmtpServers } from '../smtp/server.ts';
 import type { Listener } from '../smtp/listener.ts';
-import { formatReply, REPLIES } from '../core/reply.ts';
 
 /** Open sessions, and a promise for the moment there are none (fed by the adapter's session count). */
 export interface SessionCount {
@@ -53,27 +52,20 @@ export const realWait: Wait = (ms) => {
 
 export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait = realWait): Promise<void> {
   target.listener.drain();
-  const line = formatReply(REPLIES.shuttingDown());
   const close = (busyToo: boolean): void => {
     for (const s of [target.servers.plain, target.servers.xclient]) {
-      for (const c of s.sessions()) {
-        if (c.busy() && !busyToo) continue;
-        // its open transaction, if any, then ends as 'shutdown'
-        const state = target.servers.sessions.get(c.id);
-        if (state) state.closedBy = 'shutdown';
-        c.closeWith(421, line);
-      }
+      for (const c of s.sessions()) if (busyToo || !c.busy()) target.servers.shutDown(c);
     }
   };
   // Idle sessions are told to go now; busy ones may finish their transaction. A session that
-  // finishes its transaction becomes idle: it is closed when it next waits for a command.
+  // finishes its transaction becomes idle: the sweep closes it while it waits for a command.
   close(false);
   const deadline = wait(timeoutMs);
-  const idleSweep = setInterval(() => close(false), 250);
+  const sweep = every(IDLE_SWEEP_MS, wait, () => close(false));
   try {
     await Promise.race([target.count.whenZero(), deadline.promise]);
   } finally {
-    clearInterval(idleSweep);
+    sweep.stop();
     deadline.cancel();
   }
   close(true);
@@ -86,6 +78,28 @@ export async function drain(target: DrainTarget, timeoutMs: number, wait: Wait =
     grace.cancel();
   }
 }
+
+/** Runs `fn` every `ms` on the injected wait (a test moves it by hand), until stopped. */
+function every(ms: number, wait: Wait, fn: () => void): { stop(): void } {
+  let current: ReturnType<Wait> | null = null;
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      current = wait(ms);
+      await current.promise;
+      if (!stopped) fn();
+    }
+  })();
+  return {
+    stop() {
+      stopped = true;
+      current?.cancel(); // its promise never settles: the loop above is left waiting, and collected
+    },
+  };
+}
+
+/** How often sessions that finished their transaction are looked for while draining. */
+const IDLE_SWEEP_MS = 250;
 
 /** How long closed sessions get to finish their bookkeeping after the drain deadline. */
 const CLOSE_GRACE_MS = 2_000;

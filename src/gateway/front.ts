@@ -42,6 +42,7 @@ export function createFront(config: Config, ctx: {
       listener.adoptSocket(id, socket);
     },
     onSessionClosed: (id) => listener.sessionClosed(id),
+    writeAndClose: (id, line) => listener.dropSession(id, line),
   });
   const listener = createListener({
     listen: config.listen,

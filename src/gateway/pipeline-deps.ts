@@ -7,7 +7,7 @@ import { authenticateMessage } from '../auth/message.ts';
 import { checkSpf } from '../auth/spf.ts';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
-import { formatReply } from '../core/reply.ts';
+import type { TempReply } from '../core/reply.ts';
 import { mailauthResolver } from '../dns/index.ts';
 import { messageFingerprint } from '../message/fingerprint.ts';
 import { HeaderGuard, type HeaderBreach } from '../message/header-guard.ts';
@@ -39,8 +39,8 @@ export interface PipelineContext {
   readonly failureReports: FailureReporter | null;
   /** decisions.file, when configured. */
   readonly decisionFile: PipelineDeps['decisionFile'] | null;
-  /** Writes a line on a session's connection out of band and closes it. */
-  readonly dropSession: (sessionId: string, line: string) => void;
+  /** Writes a reply on a session's connection past smtp-server, counted, and closes it (the SMTP adapter's drop). */
+  readonly dropSession: (sessionId: string, reply: TempReply) => void;
 }
 
 export function buildPipelineDeps(config: Config, ctx: PipelineContext): PipelineDeps {
@@ -69,11 +69,7 @@ export function buildPipelineDeps(config: Config, ctx: PipelineContext): Pipelin
     ...(ctx.reports ? { reports: ctx.reports } : {}),
     ...(ctx.failureReports ? { failureReports: ctx.failureReports } : {}),
     ...(ctx.decisionFile ? { decisionFile: ctx.decisionFile } : {}),
-    dropConnection: (sessionId, reply) => {
-      // written out of band, so counted here: the adapter sees only a closed connection
-      metrics.replies.inc({ stage: 'data', class: '4xx' });
-      ctx.dropSession(sessionId, `${reply.code} ${formatReply(reply, sessionId)}`);
-    },
+    dropConnection: ctx.dropSession,
     firstSeen: async (fingerprint) => {
       const now = clock.now();
       // a store that cannot answer makes it the first time: a temperror window starts over

@@ -19,7 +19,7 @@
  *   is withheld too: its chain then fails (arc=fail), as a chain with an unusable AMS does.
  */
 import addressparser from 'nodemailer/lib/addressparser';
-import { organizationalDomain } from '../core/domain.ts';
+import { registrableDomainOf } from '../core/domain.ts';
 import { fieldKey } from './field-key.ts';
 
 export interface SignatureLimits {
@@ -63,7 +63,7 @@ export function selectSignatures(fields: readonly (readonly Buffer[])[], limits:
   const overCount = Math.max(0, dkim.length - limits.maxDkimSignatures);
   if (overCount > 0) {
     const from = fromField ? authorOrgDomain(fromField) : null;
-    const aligned = (s: Signature): boolean => from !== null && s.domain !== '' && organizationalDomain(s.domain) === from;
+    const aligned = (s: Signature): boolean => from !== null && s.domain !== '' && registrableDomainOf(s.domain) === from;
     // stable: aligned signatures first, each group in header order (top down)
     const ranked = [...dkim.filter(aligned), ...dkim.filter((s) => !aligned(s))];
     for (const s of ranked.slice(limits.maxDkimSignatures)) withheld.add(s.index);
@@ -107,5 +107,5 @@ function authorOrgDomain(field: readonly Buffer[]): string | null {
   const [first] = addressparser(fieldValue(field).trim(), { flatten: true });
   const address = first?.address ?? '';
   const at = address.lastIndexOf('@');
-  return at < 0 ? null : organizationalDomain(address.slice(at + 1)) || null;
+  return at < 0 ? null : registrableDomainOf(address.slice(at + 1)) || null;
 }

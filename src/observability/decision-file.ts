@@ -95,6 +95,9 @@ export function openDecisionFile(config: DecisionsConfig & { readonly file: stri
     deps.logger.error({ err: err.message, file: config.file }, 'decisions.file failed: decision records are dropped until restart');
   });
   stream.on('warning', (err) => deps.logger.warn({ err: err.message, file: config.file }, 'decisions.file rotation problem'));
+  // where the records went, for an operator looking for a day's file (and a test waiting for midnight)
+  stream.on('open', () => deps.logger.debug({ file: config.file }, 'decisions.file open'));
+  stream.on('rotated', (rotated: string) => deps.logger.info({ file: config.file, rotated }, 'decisions.file rotated'));
   return {
     write(session, record) {
       if (failed || stream.writableLength > MAX_PENDING_BYTES) {

@@ -6,7 +6,7 @@
  * add fields freely, but rename or remove one only with a new `v`. README.md "Decision records"
  * documents every field.
  */
-import type { Facts } from '../core/facts.ts';
+import type { DmarcFacts, DmarcPublished, Facts } from '../core/facts.ts';
 import type { Action, Decision, PolicyOverride, Reason } from '../core/verdict.ts';
 
 export const DECISION_RECORD_VERSION = 1;
@@ -32,11 +32,16 @@ export interface DecisionRecord {
     readonly arc: {
       readonly result: string; readonly reason: string;
       readonly sealers?: readonly string[];
+      readonly selectors?: readonly string[];
       readonly sealer_dmarc?: { readonly result: string; readonly from_domain: string | null } | null;
     } | null;
     readonly dmarc: {
       readonly result: string; readonly domain: string; readonly policy: string | null;
       readonly spf_aligned: boolean; readonly dkim_aligned: boolean; readonly reason: string;
+      /** The tag that applied and its value as published, before a t=y downgrade. */
+      readonly applied?: DmarcFacts['applied'];
+      /** The record that applied, as published at the DMARC Policy Domain (`domain`). */
+      readonly published?: DmarcPublished;
     } | null;
   };
   /** Where the transaction ended: MAIL FROM (a refusal there) or end of DATA. */
@@ -82,11 +87,14 @@ function authOf(f: Facts): DecisionRecord['auth'] {
     arc: arc ? {
       result: arc.result, reason: arc.reason,
       ...(arc.sealers ? { sealers: arc.sealers } : {}),
+      ...(arc.selectors ? { selectors: arc.selectors } : {}),
       ...(arc.sealerDmarc !== undefined ? { sealer_dmarc: arc.sealerDmarc && { result: arc.sealerDmarc.result, from_domain: arc.sealerDmarc.fromDomain } } : {}),
     } : null,
     dmarc: f.dmarc ? {
       result: f.dmarc.result, domain: f.dmarc.domain, policy: f.dmarc.policy,
       spf_aligned: f.dmarc.spfAligned, dkim_aligned: f.dmarc.dkimAligned, reason: f.dmarc.reason,
+      ...(f.dmarc.applied ? { applied: f.dmarc.applied } : {}),
+      ...(f.dmarc.published ? { published: f.dmarc.published } : {}),
     } : null,
   };
 }

@@ -40,7 +40,7 @@ export function createMetrics(registry: Registry, opts: { defaultMetrics?: boole
     }),
     replies: new Counter({
       name: 'postern_smtp_replies_total', registers,
-      help: 'Replies to MAIL, RCPT and end of DATA by stage and class (2xx, 4xx, 5xx)',
+      help: 'Replies to MAIL, RCPT and DATA, and refusals of a session at connect, by stage (connect, mail, rcpt, data) and class (2xx, 4xx, 5xx)',
       labelNames: ['stage', 'class'] as const,
     }),
     inflightBytes: new Gauge({ name: 'postern_inflight_bytes', help: 'Message bytes held in memory now, all sessions together (limits.maxBytesInFlight is the budget)', registers }),

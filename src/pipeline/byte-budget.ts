@@ -56,3 +56,20 @@ export function createByteBudget(opts: { max: number; perClient: number; ipv6Pre
     full: (ip) => !room(max, inUse) || (ip !== undefined && !room(perClient, byClient.get(key(ip)) ?? 0)),
   };
 }
+
+/**
+ * One worker's share of the node's budget (each worker is a heap of its own, with no spool):
+ * the total divided by the workers, but never less than one message of the largest size, or a
+ * message near limits.maxMessageSize could never be taken on a node with many workers (8
+ * workers, 256 MiB and 10 MB: every 9.5 MB message got 452 forever). The node then holds at
+ * most max(total, workers × maxMessageSize): preflight warns when that exceeds the total.
+ * The per-client limit is not divided: a client's connections land on any worker, and a
+ * divided limit would again fall below one message; a client holds at most that much per worker.
+ */
+export function workerShare(limits: { readonly maxBytesInFlight: number; readonly maxBytesInFlightPerClient: number; readonly maxMessageSize: number }, workers: number):
+  { maxBytesInFlight: number; maxBytesInFlightPerClient: number } {
+  return {
+    maxBytesInFlight: Math.max(Math.floor(limits.maxBytesInFlight / workers), limits.maxMessageSize),
+    maxBytesInFlightPerClient: limits.maxBytesInFlightPerClient,
+  };
+}

@@ -2,15 +2,16 @@
  * DATA: read the message once (kept for relaying, streamed into verification), check our
  * limits, decide, take the authenticated domain's token, add our headers, relay. The client's
  * 250 is the backend's 250 (before-queue); every other way out ends the transaction through
- * endWith (src/pipeline/end.ts), which throws the reply.
+ * endWith (src/pipeline/end.ts), which throws the reply, an unexpected error included
+ * (endUnexpected: internal-error).
  */
-import { SmtpReplyError } from '../core/errors.ts';
+import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import type { Facts } from '../core/facts.ts';
 import { REPLIES, type FailReply } from '../core/reply.ts';
 import type { Decision, HeaderField, Verdict } from '../core/verdict.ts';
 import { openQuarantine } from './backend-steps.ts';
 import type { DataDeps, MessageAuth } from './deps.ts';
-import { endTransaction, endWith, goneEnding } from './end.ts';
+import { endTransaction, endUnexpected, endWith, goneEnding, type EndDetail } from './end.ts';
 import { authenticatedDomain, type MessageLimitReason } from './endings.ts';
 import { limitError, takeData } from './limits.ts';
 import { factsOf } from './mail.ts';
@@ -26,30 +27,45 @@ export async function dataStage(deps: DataDeps, state: SessionState, stream: Dat
     stream.resume();
     throw new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id);
   }
+  // From the DATA command on, the transaction is this stage's to end (a disconnect leaves it
+  // alone) and its record says stage "data", whichever way it ends.
+  tx.inData = true;
+  // what is known so far, for the record of an ending nobody planned (endUnexpected)
+  const known: { detail: EndDetail } = { detail: { facts: factsOf(state, tx) } };
+  try {
+    return await receive(deps, state, tx, stream, known);
+  } catch (err) {
+    endUnexpected(deps, state, tx, err, known.detail);
+  }
+}
+
+async function receive(deps: DataDeps, state: SessionState, tx: Transaction, stream: DataStream, known: { detail: EndDetail }): Promise<string> {
   if (!tx.backend) {
     stream.resume();
-    endWith(deps, state, tx, { kind: 'backend-lost', error: new Error('the backend connection was lost earlier in the transaction') }, { facts: factsOf(state, tx) });
+    endWith(deps, state, tx, { kind: 'backend-lost', error: new Error('the backend connection was lost earlier in the transaction') }, known.detail);
   }
-  tx.inData = true;
   const started = deps.clock.now();
   let read: ReadMessage;
   try {
     read = await readMessage(deps, state, tx, stream);
-  } catch {
-    endWith(deps, state, tx, goneEnding(state), { facts: factsOf(state, tx) });
+  } catch (err) {
+    if (!(err instanceof ClientGone)) throw err;
+    endWith(deps, state, tx, goneEnding(state), known.detail);
   }
   const refused = checkMessage(deps, read);
   if (refused) {
     read.auth.catch(() => undefined);
-    endWith(deps, state, tx, { kind: 'message-limit', ...refused }, { facts: factsOf(state, tx) });
+    endWith(deps, state, tx, { kind: 'message-limit', ...refused }, known.detail);
   }
 
   const auth = await read.auth;
   const timing = { authMs: deps.clock.now() - started };
   const facts = await messageFacts(deps, state, tx, read.message, auth);
+  known.detail = { facts, timing, message: read.message.chunks };
   const decision = deps.decide(facts, 'data') ?? ACCEPT;
   const verdict = decision.enforced;
   const detail = { facts, decision, timing, message: read.message.chunks };
+  known.detail = detail;
   if (verdict.action === 'reject' || verdict.action === 'tempfail') endWith(deps, state, tx, { kind: 'policy', verdict }, detail);
 
   const limited = await takeData(deps, authenticatedDomain(facts));
@@ -123,7 +139,7 @@ function verdictHeaders(verdict: Verdict): HeaderField[] {
 }
 
 /** The transaction's backend, or for a quarantine rule with a mailbox a new one addressed to it. */
-async function relayTarget(deps: DataDeps, state: SessionState, tx: Transaction, verdict: Verdict, detail: Parameters<typeof endWith>[4]): Promise<BackendTx> {
+async function relayTarget(deps: DataDeps, state: SessionState, tx: Transaction, verdict: Verdict, detail: EndDetail): Promise<BackendTx> {
   if (verdict.action !== 'quarantine' || !verdict.mailbox) return tx.backend!;
   const q = await openQuarantine(deps, state, tx, verdict.mailbox);
   if (q.ok) return q.backend;

@@ -88,7 +88,7 @@ export interface PipelineDeps {
   readonly failureReports?: FailureReporter;
   /** decisions.file, when configured: takes each decision record without blocking. */
   readonly decisionFile?: { write(session: string, record: DecisionRecord): void };
-  /** Writes `reply` on the client connection out of band and closes it (a client too slow to finish DATA). */
+  /** Writes `reply` on the client connection past smtp-server, counted as the answer to DATA, and closes it (a client too slow to finish DATA). */
   dropConnection(sessionId: string, reply: import('../core/reply.ts').TempReply): void;
   /** Milliseconds since the message with this fingerprint was first offered, on any node (0 the first time). */
   firstSeen(fingerprint: string): Promise<number>;

@@ -10,6 +10,7 @@
  */
 import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import type { Facts } from '../core/facts.ts';
+import { REPLIES } from '../core/reply.ts';
 import type { Decision, Verdict } from '../core/verdict.ts';
 import type { EndDeps } from './deps.ts';
 import { actionOf, authenticatedDomain, backendEnd, keepsMessageTokens, outcomesOf, reasonOf, replyOf, type Ending } from './endings.ts';
@@ -100,6 +101,21 @@ export function endWith(deps: EndDeps, state: SessionState, tx: Transaction, end
   const reply = replyOf(ending);
   if (!reply) throw new ClientGone();
   throw new SmtpReplyError(reply, reasonOf(ending, detail.decision?.enforced ?? null), state.id, 'error' in ending ? { cause: ending.error } : undefined);
+}
+
+/**
+ * What a stage does with an error it did not throw on purpose (a bug, a dependency failing in a
+ * way nobody foresaw): a reply or ClientGone goes on as it is; anything else is logged once,
+ * with its stack, and ends the transaction as internal-error through the same path as every
+ * other ending (tokens by the rule, bytes back, backend aborted: never a 250, never half a
+ * relayed message; one decision line). The client gets 451 4.3.0.
+ */
+export function endUnexpected(deps: EndDeps, state: SessionState, tx: Transaction, err: unknown, detail: EndDetail): never {
+  if (err instanceof SmtpReplyError || err instanceof ClientGone) throw err;
+  state.log.error({ err }, 'unexpected error in transaction');
+  // it ended already (the error came from its own end): nothing is left to give back
+  if (tx.ended) throw new SmtpReplyError(REPLIES.internalError(), 'internal-error', state.id, { cause: err });
+  endWith(deps, state, tx, { kind: 'internal-error', error: err }, detail);
 }
 
 /** The ending of a transaction whose client connection closed under it: did we close it, or the client? */

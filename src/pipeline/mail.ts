@@ -1,13 +1,14 @@
 /**
  * MAIL FROM: the sender's syntax, SPF (DESIGN: evaluated here, kept for DMARC), the policy as
  * far as it can decide without the message (three-valued, src/policy/decide.ts), and the
- * sender's message rate. The transaction begins here; a policy refusal ends it at once.
+ * sender's message rate. The transaction begins here; a policy refusal ends it at once, and so
+ * does an unexpected error once it has begun (internal-error, src/pipeline/end.ts).
  */
 import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import type { Facts } from '../core/facts.ts';
 import { REPLIES } from '../core/reply.ts';
 import type { EndDeps, MailDeps } from './deps.ts';
-import { endTransaction } from './end.ts';
+import { endTransaction, endUnexpected } from './end.ts';
 import { currentTier, takeMail } from './limits.ts';
 import { addressProblem } from './address-syntax.ts';
 import { normaliseDomain } from '../core/domain.ts';
@@ -51,6 +52,15 @@ export async function mailStage(deps: MailDeps, state: SessionState, seq: number
     backendLost: false, refused: { backend: 0, protocol: 0 }, reservations: { message: [], recipients: [] }, heldBytes: 0, inData: false, ended: false,
   };
   state.tx = tx;
+  try {
+    await begin(deps, state, tx);
+  } catch (err) {
+    endUnexpected(deps, state, tx, err, { facts: factsOf(state, tx) });
+  }
+}
+
+/** The policy as far as it can decide at MAIL FROM, then the sender's message rate. */
+async function begin(deps: MailDeps, state: SessionState, tx: Transaction): Promise<void> {
   const facts = factsOf(state, tx);
   const decision = deps.decide(facts, 'mail');
   const verdict = decision?.enforced;
@@ -62,8 +72,8 @@ export async function mailStage(deps: MailDeps, state: SessionState, seq: number
   try {
     reservation = await takeMail(deps, state);
   } catch (err) {
-    // not a transaction yet: the client was told to slow down before it began
-    if (state.tx === tx) state.tx = null;
+    // refused: not a transaction yet, the client was told to slow down before it began
+    if (err instanceof SmtpReplyError && state.tx === tx) state.tx = null;
     throw err;
   }
   if (tx.ended || state.tx !== tx || state.closed) {

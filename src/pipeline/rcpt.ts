@@ -2,6 +2,11 @@
  * RCPT TO: only our own domains and nothing a backend could read as a route; then the
  * backend is asked before we answer (before-queue: Postfix refuses unknown mailboxes here,
  * and a recipient we said 250 to must be one the backend takes).
+ *
+ * An unexpected error in this step (a bug) does not end the transaction: the adapter answers
+ * this RCPT 451 4.3.0 and logs it, the recipient's tokens are settled by askBackend's `finally`,
+ * a failing backend call marks the backend lost (backend-steps.ts), and the recipients already
+ * accepted stay the client's to send; the transaction ends later like any other.
  */
 import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import { REPLIES } from '../core/reply.ts';

@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { HeaderBreach, HeaderMalformation } from '../message/header-guard.ts';
+import { ClientGone } from '../core/errors.ts';
 import { REPLIES } from '../core/reply.ts';
 import type { DataDeps, MessageAuth } from './deps.ts';
 import type { SessionState, Transaction } from './state.ts';
@@ -89,7 +90,9 @@ export async function readMessage(deps: DataDeps, state: SessionState, tx: Trans
       resolve();
     });
     normaliser.on('error', fail);
-    stream.on('error', fail);
+    // the client's stream fails when its connection closes mid-message (or we closed it: data
+    // timeout, shutdown); anything else failing here is ours, not the client's
+    stream.on('error', (err: Error) => fail(new ClientGone(err.message)));
     stream.pipe(normaliser);
   });
   return {

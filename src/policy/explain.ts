@@ -7,7 +7,7 @@
 import type { Facts } from '../core/facts.ts';
 import type { Decision } from '../core/verdict.ts';
 import { decide } from './decide.ts';
-import { factText, factView, type FactView } from './fact-view.ts';
+import { factText, factView, inParens, type FactView } from './fact-view.ts';
 import { parseClientIp, type ClientIp } from './ip.ts';
 import type { CompiledMatch, CompiledRule, MatchInput, MatchKey, RuleSet, Stage } from './types.ts';
 
@@ -79,5 +79,5 @@ export function explainDecision(facts: Facts, ruleSet: RuleSet, stage: Stage = '
 export function whyNot(trace: RuleTrace): string {
   if (trace.matched === 'unknown') return 'needs the message (decided at end of DATA)';
   const failed = trace.keys.filter((k) => (k.negated ? k.held === 'yes' : k.held === 'no'));
-  return failed.map((k) => (k.negated ? `not: ${k.key} matched (${k.fact})` : `${k.key} did not match (${k.fact})`)).join('; ');
+  return failed.map((k) => (k.negated ? `not: ${k.key} matched ${inParens(k.fact)}` : `${k.key} did not match ${inParens(k.fact)}`)).join('; ');
 }

@@ -60,6 +60,11 @@ export function factText(view: FactView, key: MatchKey): string {
   return String(value);
 }
 
+/** A fact in parentheses after its key, "dmarc (fail)"; "(none)" stays as it is, never "((none))". */
+export function inParens(fact: string): string {
+  return fact.startsWith('(') && fact.endsWith(')') ? fact : `(${fact})`;
+}
+
 /** `key=value` pairs of the keys given (all by default) that have a value, for one-line output. */
 export function factLine(view: FactView, keys: readonly (keyof FactView)[] = Object.keys(view) as Array<keyof FactView>): string {
   return keys.filter((k) => view[k] !== undefined && view[k] !== null && view[k] !== '')

@@ -14,9 +14,14 @@ function weakerThan(policy: 'quarantine' | 'reject', verdict: Verdict): boolean 
   return verdict.action === 'accept' || verdict.action === 'tag';
 }
 
-/** RFC 8617 §7.2.2: the sealers of the chain, newest first, as a report comment. */
-function arcComment(sealers: readonly string[]): string {
-  return ['arc=pass', ...sealers.map((d, i) => `as[${i + 1}].d=${d}`).reverse()].join(' ');
+/**
+ * RFC 8617 §7.2.2: the sealers of the chain, newest first, as a report comment
+ * ("arc=pass as[2].d=lists.example as[2].s=arc1 as[1].d=…"); the selector when it is known
+ * (facts from decision records written before selectors were recorded have none).
+ */
+function arcComment(sealers: readonly string[], selectors: readonly string[]): string {
+  const sets = sealers.map((d, i) => `as[${i + 1}].d=${d}${selectors[i] ? ` as[${i + 1}].s=${selectors[i]}` : ''}`);
+  return ['arc=pass', ...sets.reverse()].join(' ');
 }
 
 export function overrideOf(facts: Facts, verdict: Verdict, rule: CompiledRule | null): PolicyOverride | undefined {
@@ -28,7 +33,7 @@ export function overrideOf(facts: Facts, verdict: Verdict, rule: CompiledRule | 
   const sealers = facts.arc?.result === 'pass' ? (facts.arc.sealers ?? []) : [];
   const sealer = sealers.at(-1);
   if (positive.has('arc_sealer') && sealer) {
-    return { type: 'local_policy', by: 'arc', policy: dmarc.policy, rule: name, sealer, comment: arcComment(sealers) };
+    return { type: 'local_policy', by: 'arc', policy: dmarc.policy, rule: name, sealer, comment: arcComment(sealers, facts.arc?.selectors ?? []) };
   }
   if (positive.has('ip') || positive.has('ptr')) {
     const ptr = facts.client.ptr ? ` ptr=${facts.client.ptr}` : '';

@@ -4,7 +4,7 @@
  * come from files an operator hands us (logs, decisions.file): every field is checked, and a
  * record that does not carry what a decision needs is refused with a reason, never guessed.
  */
-import { AUTH_RESULTS, DMARC_POLICIES, TIERS, type AuthResult, type DkimSignatureFacts, type DmarcPolicy, type Facts, type Tier } from '../core/facts.ts';
+import { AUTH_RESULTS, DMARC_POLICIES, TIERS, type AuthResult, type DkimSignatureFacts, type DmarcFacts, type DmarcPolicy, type DmarcPublished, type Facts, type Tier } from '../core/facts.ts';
 import { ACTIONS, type Action } from '../core/verdict.ts';
 
 const RESULTS: ReadonlySet<string> = new Set(AUTH_RESULTS);
@@ -59,6 +59,19 @@ function action(value: unknown, what: string): Action {
   return value as Action;
 }
 
+function dmarcPolicy(value: unknown, what: string): DmarcPolicy {
+  if (typeof value !== 'string' || !POLICIES.has(value)) throw new Malformed(`${what}: not a DMARC policy`);
+  return value as DmarcPolicy;
+}
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], what: string): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) throw new Malformed(`${what}: expected one of ${allowed.join(', ')}`);
+  return value as T;
+}
+function strings(value: unknown, what: string): string[] {
+  if (!Array.isArray(value)) throw new Malformed(`${what}: expected a list`);
+  return value.map((x) => str(x, what));
+}
+
 function dkimOf(list: unknown): DkimSignatureFacts[] {
   if (!Array.isArray(list)) throw new Malformed('auth.dkim: expected a list');
   return list.map((raw: unknown, i) => {
@@ -74,22 +87,44 @@ function dkimOf(list: unknown): DkimSignatureFacts[] {
 function arcOf(raw: unknown): NonNullable<Facts['arc']> {
   const a = obj(raw, 'auth.arc');
   const sealers = a.sealers === undefined ? undefined : (Array.isArray(a.sealers) ? a.sealers.map((s) => str(s, 'auth.arc.sealers')) : []);
+  const selectors = a.selectors === undefined ? undefined : strings(a.selectors, 'auth.arc.selectors');
   const said = a.sealer_dmarc === undefined || a.sealer_dmarc === null ? a.sealer_dmarc : obj(a.sealer_dmarc, 'auth.arc.sealer_dmarc');
   return {
     result: result(a.result, 'auth.arc.result'), reason: str(a.reason ?? '', 'reason'),
     ...(sealers ? { sealers } : {}),
+    ...(selectors ? { selectors } : {}),
     ...(said === undefined ? {} : { sealerDmarc: said && { result: result(said.result, 'auth.arc.sealer_dmarc.result'), fromDomain: strOrNull(said.from_domain, 'auth.arc.sealer_dmarc.from_domain') } }),
+  };
+}
+
+function appliedOf(raw: unknown): NonNullable<DmarcFacts['applied']> {
+  const a = obj(raw, 'auth.dmarc.applied');
+  return { tag: oneOf(a.tag, ['p', 'sp', 'np'], 'auth.dmarc.applied.tag'), value: dmarcPolicy(a.value, 'auth.dmarc.applied.value') };
+}
+
+/** The published record; written by the builder since it was added to v1, absent in older records. */
+function publishedOf(raw: unknown): DmarcPublished {
+  const p = obj(raw, 'auth.dmarc.published');
+  const what = (key: string): string => `auth.dmarc.published.${key}`;
+  const maybe = (v: unknown, key: string): DmarcPolicy | null => (v === null || v === undefined ? null : dmarcPolicy(v, what(key)));
+  return {
+    domain: str(p.domain, what('domain')), p: dmarcPolicy(p.p, what('p')), sp: maybe(p.sp, 'sp'), np: maybe(p.np, 'np'),
+    adkim: oneOf(p.adkim ?? 'r', ['r', 's'], what('adkim')), aspf: oneOf(p.aspf ?? 'r', ['r', 's'], what('aspf')),
+    testing: bool(p.testing ?? false, what('testing')), psd: oneOf(p.psd ?? 'u', ['y', 'n', 'u'], what('psd')),
+    fo: strOrNull(p.fo, what('fo')), discovery: oneOf(p.discovery ?? 'treewalk', ['treewalk'], what('discovery')),
+    rua: strings(p.rua ?? [], what('rua')), ruf: strings(p.ruf ?? [], what('ruf')),
   };
 }
 
 function dmarcOf(raw: unknown): NonNullable<Facts['dmarc']> {
   const d = obj(raw, 'auth.dmarc');
-  const policy = d.policy === null || d.policy === undefined ? null : str(d.policy, 'auth.dmarc.policy');
-  if (policy !== null && !POLICIES.has(policy)) throw new Malformed('auth.dmarc.policy: not a DMARC policy');
   return {
-    result: result(d.result, 'auth.dmarc.result'), domain: str(d.domain, 'auth.dmarc.domain'), policy: policy as DmarcPolicy | null,
+    result: result(d.result, 'auth.dmarc.result'), domain: str(d.domain, 'auth.dmarc.domain'),
+    policy: d.policy === null || d.policy === undefined ? null : dmarcPolicy(d.policy, 'auth.dmarc.policy'),
+    ...(d.applied !== undefined ? { applied: appliedOf(d.applied) } : {}),
     spfAligned: bool(d.spf_aligned ?? false, 'auth.dmarc.spf_aligned'), dkimAligned: bool(d.dkim_aligned ?? false, 'auth.dmarc.dkim_aligned'),
     reason: str(d.reason ?? '', 'reason'),
+    ...(d.published !== undefined ? { published: publishedOf(d.published) } : {}),
   };
 }
 

@@ -35,8 +35,17 @@ function distance(a: string, b: string): number {
   return prev[b.length] ?? 0;
 }
 
+/**
+ * Names that differ between a rule and a test case, too far apart for the edit distance: a
+ * rule matches `first_seen_within: 1h`, a case gives the fact `first_seen: 30m`.
+ */
+const COUNTERPARTS: Readonly<Record<string, string>> = { first_seen_within: 'first_seen', first_seen: 'first_seen_within' };
+
 function unknownKeyMessage(key: string, allowed: readonly string[]): string {
-  const near = allowed.map((k) => ({ k, d: distance(key, k) })).filter((x) => x.d <= 2).sort((x, y) => x.d - y.d)[0];
+  const counterpart = COUNTERPARTS[key];
+  const near = counterpart !== undefined && allowed.includes(counterpart)
+    ? { k: counterpart }
+    : allowed.map((k) => ({ k, d: distance(key, k) })).filter((x) => x.d <= 2).sort((x, y) => x.d - y.d)[0];
   const hint = near ? `; did you mean "${near.k}"?` : '';
   return `unknown key "${key}"${hint}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`;
 }

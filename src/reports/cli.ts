@@ -24,9 +24,10 @@ DMARC aggregate reports (RFC 9990); needs reports.dmarc.enabled.
   aggregate   build the reports of the open period so far, for every report domain, without
               sending or marking anything: the XML on stdout, or one .xml file per report in
               DIR with --out (the paths are printed)
-  send        close the periods that ended and send every report that is due to its rua=
-              destinations (pending retries included); --now closes the open period first,
-              so what was collected so far is reported now and the period goes on from here
+  send        close the periods that ended a minute ago or more and send every report that
+              is due to its rua= destinations (pending retries included); --now closes the
+              open period first, so what was collected so far is reported now and the period
+              goes on from here (a period that ended less than a minute ago still waits)
 
 exit status: 0 done; 1 a delivery was deferred, failed or left uncertain (see stderr); 2 usage
 or configuration error.`;

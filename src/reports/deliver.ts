@@ -37,7 +37,8 @@ export interface DeliveryInput {
   /** Its current value ('' or 'pending:<n>'). */
   readonly current: string;
   readonly from: string;
-  readonly to: string;
+  /** The destination, or the addresses its verification record names instead (destinations.ts). */
+  readonly to: string | readonly string[];
   readonly message: Buffer;
   readonly relay: RelaySettings;
   readonly lockTtlMs: number;
@@ -52,12 +53,14 @@ export interface DeliveryResult {
 const attemptsOf = (state: string): number => Number(/^pending:(\d+)$/.exec(state)?.[1] ?? 0);
 
 /**
- * One message to one recipient through the relay, on a connection of its own: the last reply
- * (MAIL, RCPT or DATA refused, or the final reply after the message). Connection trouble
+ * One message through the relay, on a connection of its own: the last reply (MAIL, an RCPT or
+ * DATA refused, or the final reply after the message). With several recipients (one
+ * destination's override, RFC 9990 §3) each must be accepted: the message goes to all of them
+ * or to none, so that their one delivery state stays true. Connection trouble
  * rejects (BackendError), and so does a `beforeEnd` that throws: the "." is then never sent.
  * `signal` destroys the connection (shutdown).
  */
-export async function relayMessage(relay: RelaySettings, envelope: { readonly from: string; readonly to: string }, message: Buffer,
+export async function relayMessage(relay: RelaySettings, envelope: { readonly from: string; readonly to: string | readonly string[] }, message: Buffer,
   opts: { readonly beforeEnd?: () => Promise<void>; readonly signal?: AbortSignal } = {}): Promise<SmtpResponse> {
   const client = await connectSmtp({ host: relay.host, port: relay.port, hostname: relay.hostname, tls: 'none', rejectUnauthorized: true,
     connectTimeoutMs: relay.connectTimeoutMs, commandTimeoutMs: relay.commandTimeoutMs, dataTimeoutMs: relay.dataTimeoutMs });
@@ -66,8 +69,12 @@ export async function relayMessage(relay: RelaySettings, envelope: { readonly fr
   opts.signal?.addEventListener('abort', stop, { once: true });
   try {
     let reply = await client.mail(envelope.from);
-    if (reply.code === 250) reply = await client.rcpt(envelope.to);
-    if (reply.code === 250 || reply.code === 251) reply = await client.data(message, opts.beforeEnd);
+    const accepted = (): boolean => reply.code === 250 || reply.code === 251;
+    for (const to of typeof envelope.to === 'string' ? [envelope.to] : envelope.to) {
+      if (!accepted()) break;
+      reply = await client.rcpt(to);
+    }
+    if (accepted()) reply = await client.data(message, opts.beforeEnd);
     void client.quit().catch(() => undefined);
     return reply;
   } catch (err) {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { DNSResolver } from 'mailauth';
 import type { Config } from '../config/schema.ts';
 import type { Clock } from '../core/clock.ts';
+import { domainOf, normaliseDomain, registrableDomainOf } from '../core/domain.ts';
 import { ConfigError, ConfigErrors } from '../core/errors.ts';
 import { connectRedis } from '../reputation/redis-connect.ts';
 import { redisConfigured } from '../reputation/store.ts';
@@ -82,6 +83,24 @@ export function checkReporting(config: Config): string | null {
   return lines.join('\n');
 }
 
+/**
+ * What `check-config` and `serve` warn about without refusing: RFC 9990 §4 wants report mail
+ * to pass DMARC aligned (a receiver may drop what does not), and only the DKIM signature is
+ * ours to make aligned; SPF depends on the relay and the From domain's record. Warning lines.
+ */
+export function reportingWarnings(config: Config): string[] {
+  const cfg = config.reports.dmarc;
+  if (!(cfg.enabled || cfg.failure.enabled) || !cfg.email) return [];
+  const from = domainOf(cfg.email);
+  const why = 'RFC 9990 §4: report mail must pass DMARC aligned, or receivers may discard it';
+  if (!cfg.signing.domain) {
+    return [`reports.dmarc.signing: reports are not DKIM-signed; they pass DMARC only if ${from}'s SPF authorises the relay (${why}); set signing.domain to ${from} or a subdomain of it`];
+  }
+  const signing = normaliseDomain(cfg.signing.domain);
+  if (registrableDomainOf(signing) === registrableDomainOf(from)) return [];
+  return [`reports.dmarc.signing.domain: ${signing} does not align with ${from}, the domain of reports.dmarc.email; the signature does not make reports pass DMARC (${why})`];
+}
+
 export function createReportStore(config: Config, clock: Clock, onError?: (err: unknown) => void): ReportStore {
   const cfg = config.reports.dmarc;
   const periodMs = cfg.periodHours * 3_600_000;
@@ -107,6 +126,8 @@ export function createReporting(config: Config, deps: {
   readonly logger: Logger;
   readonly resolver: DNSResolver;
   readonly metrics: ReportMetrics | null;
+  /** The scheduler's interval; default 5 minutes (tests run it faster, with a manual clock). */
+  readonly schedulerIntervalMs?: number;
 }): Reporting {
   const cfg = config.reports.dmarc;
   const signer = loadSigner(cfg);
@@ -126,7 +147,7 @@ export function createReporting(config: Config, deps: {
     collector, sender, store,
     startScheduler() {
       if (!cfg.schedule) return;
-      scheduler ??= startScheduler({ sender, store, logger, intervalMs: SCHEDULER_INTERVAL_MS });
+      scheduler ??= startScheduler({ sender, store, logger, intervalMs: deps.schedulerIntervalMs ?? SCHEDULER_INTERVAL_MS });
     },
     async close() {
       await scheduler?.stop();

@@ -29,7 +29,13 @@ export function reportMetrics(registers: Registry[]) {
     generated: new Counter({ name: 'postern_dmarc_reports_generated_total', registers, help: 'DMARC aggregate reports generated (one per report domain and period, more when split by size)' }),
     deliveries,
     failureReports,
-    pending: new Gauge({ name: 'postern_dmarc_reports_pending', registers, help: 'DMARC report jobs (domain and period) not finished yet, as of the last sending run' }),
+    pending: new Gauge({
+      name: 'postern_dmarc_reports_pending', registers,
+      // with workers, one of them runs the reports at a time and the others keep what their own
+      // last run saw (or 0): the node's figure is the largest, never their sum
+      aggregator: 'max',
+      help: 'DMARC report jobs (domain and period) not finished yet, as of the last sending run',
+    }),
   };
 }
 

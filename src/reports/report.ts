@@ -19,6 +19,8 @@ export interface ReportSettings {
 }
 
 export interface ReportInput {
+  /** The job the rows come from: in the report-id, so that two jobs of one range never share one. */
+  readonly id?: string;
   readonly domain: string;
   readonly published: DmarcPublished;
   /** ms since the epoch; end exclusive. */
@@ -61,15 +63,19 @@ export function buildReports(input: ReportInput, s: ReportSettings): ReportPart[
   // RFC 9990 §2.1 date_range: seconds; the end is the last second covered (our end is exclusive)
   const begin = Math.floor(input.begin / 1000);
   const end = Math.max(begin, Math.ceil(input.end / 1000) - 1);
-  const tag = createHash('sha256').update(`${input.domain}\n${input.begin}\n${input.end}`).digest('hex').slice(0, 12);
+  const tag = createHash('sha256').update(`${input.domain}\n${input.begin}\n${input.end}${input.id === undefined ? '' : `\n${input.id}`}`).digest('hex').slice(0, 12);
 
   const make = (chunk: Array<{ xml: string; count: number }>, index: number, total: number): ReportPart => {
-    // An msg-id-shaped report-id (RFC 9990 §4 Subject: "Report-ID:" msg-id): unique per domain, range and part.
-    const reportId = `${begin}.${end}.${tag}${total > 1 ? `.${index + 1}` : ''}@${submitter}`;
+    // One report: an msg-id-shaped report-id (RFC 9990 §4 ridfmt), no unique-id in the file
+    // name. Parts of a split: each needs a unique-id in its file name, which is 1*(ALPHA /
+    // DIGIT) and MUST be identical to the Report-ID (RFC 9990 §2 "Unique Identifiers"), so the
+    // part's report-id is that alphanumeric string, in the XML, the Subject and the file name.
+    const uniqueId = total > 1 ? `${tag}p${index + 1}` : null;
+    const reportId = uniqueId ?? `${begin}.${end}.${tag}@${submitter}`;
     const xml = reportXml({ orgName: s.orgName, email: s.email, extraContact: s.extraContact, reportId, begin, end, generator: s.generator },
       input.published, chunk.map((r) => r.xml));
     // RFC 9990 §4: receiver "!" policy-domain "!" begin "!" end [ "!" unique-id ] ".xml.gz"
-    const filename = `${submitter}!${input.domain}!${begin}!${end}${total > 1 ? `!${index + 1}` : ''}.xml.gz`;
+    const filename = `${submitter}!${input.domain}!${begin}!${end}${uniqueId ? `!${uniqueId}` : ''}.xml.gz`;
     return { reportId, filename, begin, end, messages: chunk.reduce((n, r) => n + r.count, 0), records: chunk.length, xml, gzip: gzipSync(xml, { level: 9 }) };
   };
 

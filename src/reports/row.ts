@@ -93,19 +93,34 @@ export function collectedFrom(o: TransactionOutcome): Collected | null {
   };
 }
 
+/** RFC 9989 §4.7 t=y: the policy applied is one step below the one published. */
+const TEST_MODE_STEP: Readonly<Record<string, 'none' | 'quarantine' | 'reject'>> = { reject: 'quarantine', quarantine: 'none', none: 'none' };
+
 /**
- * RFC 9990 §2.1: when the disposition differs from what the policy asks, say why. A weaker
- * one under t=y is the test mode; anything else is our own policy (a rule, or a monitor-mode rule).
+ * RFC 9990 §2.1 policy_evaluated: when the disposition differs from the policy the domain
+ * PUBLISHED, say why. facts.dmarc.policy is the policy after the t=y downgrade (mailauth
+ * applies it), so the comparison uses the published value (dmarc.applied: p, sp or np as
+ * written). One step below it under t=y is the test mode alone; weaker still, the test mode
+ * and then our own reason (the policy's override, a rule, a monitor-mode rule); stronger is
+ * our own policy.
  */
 function overrides(o: TransactionOutcome, disposition: Disposition): Array<{ type: OverrideType; comment: string }> {
   const dmarc = o.facts.dmarc!;
-  const expected = dmarc.result === 'pass' ? 0 : STRENGTH[dmarc.policy ?? 'none']!;
+  const fails = dmarc.result !== 'pass';
+  const published = dmarc.applied?.value ?? dmarc.policy ?? 'none';
+  // without dmarc.applied the policy known is the one after any downgrade: no second step
+  const testing = Boolean(dmarc.published?.testing) && dmarc.applied !== undefined;
+  const asked = fails ? STRENGTH[published]! : 0;
+  const testStep = fails && testing ? STRENGTH[TEST_MODE_STEP[published]!]! : asked;
   const actual = STRENGTH[disposition]!;
-  if (actual === expected) return [];
+  if (actual === asked) return [];
   const out: Array<{ type: OverrideType; comment: string }> = [];
-  if (actual < expected && dmarc.published?.testing) out.push({ type: 'policy_test_mode', comment: 't=y' });
+  if (actual < asked && testing) {
+    out.push({ type: 'policy_test_mode', comment: `t=y: ${published} applied as ${TEST_MODE_STEP[published]}` });
+    if (actual === testStep) return out;
+  }
   // the policy's own account of the override: trusted_forwarder for an ARC sealer or a forwarder
-  if (o.override && actual < expected) {
+  if (o.override && actual < asked) {
     out.push({ type: o.override.type, comment: o.override.comment });
     return out;
   }

@@ -1,5 +1,5 @@
 /**
- * A sending run: close the periods that ended (or, with `closeOpen`, the open ones too), then
+ * A sending run: close the periods that ended (and, with `closeOpen`, cut the open ones), then
  * work through the report jobs that are due. Any node (or the CLI) may run it at any time:
  * each job is worked on under its own lock, and each (report, destination) has a state in the
  * store that only moves forward:
@@ -7,7 +7,7 @@
  *   '' / pending:<n> ──"." about to be sent──▶ sending:<token> ──2xx──▶ sent:<time>
  *        │  ▲                                     │  4xx ──▶ pending:<n+1>     5xx ──▶ failed:<code>
  *        │  └──── connect/MAIL/RCPT/DNS trouble   └─ no answer / node gone ──▶ uncertain:<token> (never resent)
- *        ├── destination not verified (RFC 9990 §3) ──▶ refused
+ *        ├── destination not verified, or redirected off its host (RFC 9990 §3) ──▶ refused
  *        └── older than maxAgeHours ──▶ failed:expired
  *
  * A job whose states are all final is finished; otherwise it is scheduled again with backoff.
@@ -91,8 +91,14 @@ interface Run {
 
 async function closePeriods(store: ReportStore, domain: string, now: number, closeOpen: boolean): Promise<void> {
   for (const p of await store.openPeriods(domain)) {
-    if (p.periodEnd <= now && (closeOpen || p.periodEnd + CLOSE_GRACE_MS <= now)) {
-      await store.closePeriod({ domain, period: p.period, jobId: String(p.period), end: p.periodEnd, due: now, reopenAt: null });
+    if (p.periodEnd <= now) {
+      // Ended: closed once the grace is over, `--now` included (only the open period is cut
+      // early): messages decided at its last moment may still be on their way to the store.
+      if (p.periodEnd + CLOSE_GRACE_MS > now) continue;
+      // Rows for a period whose job exists already (a node whose clock is behind, a late
+      // write) make a job of their own: left alone, they would never be reported.
+      const jobId = await store.load(domain, String(p.period)) ? `${p.period}-late-${now}` : String(p.period);
+      await store.closePeriod({ domain, period: p.period, jobId, end: p.periodEnd, due: now, reopenAt: null });
     } else if (closeOpen && p.rows.size > 0) {
       // Closed early: this part ends now, the rest of the period becomes a later report.
       await store.closePeriod({ domain, period: p.period, jobId: `${p.period}-${now}`, end: now, due: now, reopenAt: now });
@@ -144,7 +150,7 @@ async function work(r: Run, job: JobData, token: string): Promise<boolean> {
 /** The job's reports, made once and stored, so every attempt sends the same report-ids. */
 async function partsOf(r: Run, job: JobData, token: string, published: DmarcPublished): Promise<StoredPart[]> {
   if (job.parts) return JSON.parse(job.parts) as StoredPart[];
-  const built = buildReports({ domain: job.domain, published, begin: job.begin, end: job.end, rows: job.rows }, r.deps.settings);
+  const built = buildReports({ id: job.id, domain: job.domain, published, begin: job.begin, end: job.end, rows: job.rows }, r.deps.settings);
   const parts: StoredPart[] = built.map((b) => ({
     reportId: b.reportId, filename: b.filename, begin: b.begin, end: b.end, messages: b.messages, records: b.records, gzip: b.gzip.toString('base64'),
   }));
@@ -180,22 +186,22 @@ async function step(r: Run, d: Delivery, verified: Map<string, Verification>): P
   }
   const check = verified.get(to) ?? await verifyDestination(job.domain, to, r.deps.resolver);
   verified.set(to, check);
-  if (check === 'refused') {
-    if (await cas('refused')) {
-      count(r, 'refused', where, `${job.domain}._report._dmarc.${to.slice(to.lastIndexOf('@') + 1)} does not authorise this destination (RFC 9990 §3)`);
-    }
+  if (check.result === 'refused') {
+    if (await cas('refused')) count(r, 'refused', where, check.detail);
     return true;
   }
-  if (check === 'temperror') {
+  if (check.result === 'temperror') {
     count(r, 'deferred', where, 'destination verification: DNS error');
     return true;
   }
   if (!await r.pacer.pace(r.signal)) return false;
+  // the state stays the destination's; the mail goes where its record says (RFC 9990 §3 step 9)
   const result = await deliver({
-    store, domain: job.domain, jobId: job.id, token, field, current, from: settings.email, to,
-    message: await message(r.deps, job, part, to), relay: r.deps.relay, lockTtlMs: LOCK_TTL_MS, now: () => clock.now(),
+    store, domain: job.domain, jobId: job.id, token, field, current, from: settings.email, to: check.to,
+    message: await message(r.deps, job, part, check.to.join(', ')), relay: r.deps.relay, lockTtlMs: LOCK_TTL_MS, now: () => clock.now(),
   });
-  count(r, result.outcome, where, result.detail);
+  const redirected = check.to.length !== 1 || check.to[0] !== to ? { delivered_to: check.to } : {};
+  count(r, result.outcome, { ...where, ...redirected }, result.detail);
   return true;
 }
 

@@ -12,7 +12,7 @@
 import type net from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
-import { REPLIES } from '../core/reply.ts';
+import { formatReply, REPLIES, type FailReply } from '../core/reply.ts';
 
 const HAS_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -72,7 +72,7 @@ class PosternConnection extends SMTPConnection {
 export interface Connection {
   readonly id: string;
   /** Sends a final reply and closes (used when draining). */
-  closeWith(code: number, text: string): void;
+  closeWith(reply: FailReply): void;
   /** True while a MAIL transaction is open. */
   busy(): boolean;
 }
@@ -109,8 +109,8 @@ export class PosternSmtpServer extends SMTPServer {
       const conn = c as SMTPConnection & { id: string; session?: { envelope?: { mailFrom?: unknown } }; close(): void };
       return {
         id: conn.id,
-        closeWith: (code: number, text: string) => {
-          conn.send(code, text);
+        closeWith: (reply: FailReply) => {
+          conn.send(reply.code, formatReply(reply));
           conn.close();
         },
         busy: () => Boolean(conn.session?.envelope?.mailFrom),

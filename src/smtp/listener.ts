@@ -10,7 +10,8 @@ import { parseHostPort } from '../config/load.ts';
 import { listenError } from '../core/listen-error.ts';
 import type { CidrSet } from '../core/ip.ts';
 import { clientKey, normaliseIp } from '../core/ip.ts';
-import { formatReply, REPLIES, type TempReply } from '../core/reply.ts';
+import { REPLIES, wireLine, type TempReply } from '../core/reply.ts';
+import { shutdownReply } from '../pipeline/replies.ts';
 import type { PosternSmtpServer } from './connection.ts';
 import { readProxyHeader } from './proxy.ts';
 
@@ -49,7 +50,7 @@ export interface Listener {
   /** Stops listening. */
   stop(): Promise<void>;
   connectionCount(): number;
-  /** Writes a final reply line to a session's socket and closes it (bypassing the SMTP state machine). */
+  /** Writes a final reply line (wireLine) to a session's socket and closes it (bypassing the SMTP state machine). */
   dropSession(sessionId: string, line: string): void;
   /**
    * The session now talks over `socket` (STARTTLS): replies written by dropSession go there,
@@ -172,7 +173,7 @@ class SmtpListener implements Listener {
       }
     };
     socket.once('close', release);
-    if (this.#draining) return this.#refuse(socket, REPLIES.shuttingDown(), 'shutting-down');
+    if (this.#draining) return this.#refuse(socket, shutdownReply(), 'shutting-down');
     if (this.#total > opts.maxConnections) return this.#refuse(socket, REPLIES.tooManyConnections(), 'too-many-connections');
 
     const client = await this.#clientOf(socket);
@@ -226,7 +227,7 @@ class SmtpListener implements Listener {
   #refuse(socket: net.Socket, reply: TempReply, reason: Refusal): void {
     this.#opts.onRefused?.(reason);
     socket.on('error', () => undefined);
-    socket.end(`${reply.code} ${formatReply(reply)}\r\n`);
+    socket.end(`${wireLine(reply)}\r\n`);
     setTimeout(() => socket.destroy(), 2_000).unref();
   }
 }

@@ -3,23 +3,26 @@
  * callbacks. It keeps per-connection state, runs the stages, and turns their outcome into the
  * reply smtp-server sends: SmtpReplyError → its reply; ClientGone → none (nobody is there);
  * anything unexpected → 451 4.3.0, never 250 (STYLE.md §4.3). Every reply to MAIL, RCPT and
- * DATA is counted here, once, where it is handed over. AUTH is disabled (an MX, not a
- * submission server: RFC 6409).
+ * DATA, and every refusal of a session at connect, is counted here, once, where it is handed
+ * over: those smtp-server sends for a stage, and the two written past it (a client too slow
+ * with its message, a session cut by the drain), which go through drop() and shutDown().
+ * AUTH is disabled (an MX, not a submission server: RFC 6409).
  */
 import type net from 'node:net';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { Logger } from 'pino';
 import { ClientGone, SmtpReplyError } from '../core/errors.ts';
 import { normaliseIp } from '../core/ip.ts';
-import { REPLIES } from '../core/reply.ts';
+import { REPLIES, wireLine, type TempReply } from '../core/reply.ts';
 import { replyClass } from '../observability/metrics.ts';
 import type { PipelineDeps } from '../pipeline/deps.ts';
 import { dataStage } from '../pipeline/data.ts';
 import { limitConnect } from '../pipeline/limits.ts';
 import { abandonTransaction, mailStage } from '../pipeline/mail.ts';
 import { rcptStage } from '../pipeline/rcpt.ts';
+import { shutdownReply } from '../pipeline/replies.ts';
 import type { Params, SessionState } from '../pipeline/state.ts';
-import { PosternSmtpServer, type PosternSmtpServerOptions } from './connection.ts';
+import { PosternSmtpServer, type Connection, type PosternSmtpServerOptions } from './connection.ts';
 
 type Stage = 'connect' | 'mail' | 'rcpt' | 'data';
 
@@ -28,6 +31,10 @@ export interface SmtpServers {
   readonly xclient: PosternSmtpServer;
   /** Open sessions, for draining and the in-flight gauge. */
   readonly sessions: ReadonlyMap<string, SessionState>;
+  /** Writes `reply` past smtp-server on a session in DATA and closes it (a client too slow with its message): the answer to its DATA. */
+  drop(sessionId: string, reply: TempReply): void;
+  /** Closes a session with the shutdown reply (draining); its open transaction ends as shutdown. */
+  shutDown(connection: Connection): void;
 }
 
 export interface SmtpServerOptions {
@@ -50,11 +57,14 @@ export interface SmtpServerOptions {
   readonly onSecure?: (sessionId: string, socket: net.Socket) => void;
   /** The session ended, however it ended (its connection slots go back). */
   readonly onSessionClosed?: (sessionId: string) => void;
+  /** Writes a reply line on a session's connection past smtp-server and closes it (the listener's dropSession). */
+  readonly writeAndClose: (sessionId: string, line: string) => void;
 }
 
 export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
   const sessions = new Map<string, SessionState>();
-  const options = smtpOptions(opts, sessions);
+  const count = replyCounter(opts);
+  const options = smtpOptions(opts, sessions, count);
   const plain = new PosternSmtpServer({ ...options });
   const xclient = new PosternSmtpServer({ ...options, useXClient: true });
   for (const server of [plain, xclient]) {
@@ -63,7 +73,45 @@ export function createSmtpServers(opts: SmtpServerOptions): SmtpServers {
       if (state) abandonTransaction(opts.deps(), state, 'rset');
     };
   }
-  return { plain, xclient, sessions };
+  return {
+    plain, xclient, sessions,
+    drop(sessionId, reply) {
+      const state = sessions.get(sessionId);
+      if (state) count.written('data', state, reply.code);
+      opts.writeAndClose(sessionId, wireLine(reply, sessionId));
+    },
+    shutDown(connection) {
+      const state = sessions.get(connection.id);
+      const reply = shutdownReply();
+      if (state) {
+        // a session cut in its message: the 421 answers its DATA; between commands it answers none
+        if (state.tx?.inData && state.closedBy === null) count.written('data', state, reply.code);
+        state.closedBy = 'shutdown'; // its open transaction, if any, then ends as 'shutdown'
+      }
+      connection.closeWith(reply);
+    },
+  };
+}
+
+interface ReplyCount {
+  /** A reply smtp-server sends for a stage. The greeting answers no command (not counted); a connection gone, or closed by us with a reply of our own, gets none. */
+  handed(stage: Stage, state: SessionState, code: number): void;
+  /** A reply we write past smtp-server ourselves, to a client still there. */
+  written(stage: Stage, state: SessionState, code: number): void;
+}
+
+function replyCounter(opts: SmtpServerOptions): ReplyCount {
+  const inc = (stage: Stage, code: number): void => opts.deps().metrics.replies.inc({ stage, class: replyClass(code) });
+  return {
+    handed(stage, state, code) {
+      if (stage === 'connect' && code < 400) return;
+      if (state.closed || state.closedBy !== null) return;
+      inc(stage, code);
+    },
+    written(stage, state, code) {
+      if (!state.closed) inc(stage, code);
+    },
+  };
 }
 
 /** The session's state, created at its first callback and refreshed at each (XCLIENT and STARTTLS change it). */
@@ -101,29 +149,24 @@ function toReplyError(err: unknown, state: SessionState): SmtpReplyError | Clien
 
 /**
  * Runs a stage and hands its outcome to smtp-server, counting the reply once, unless the
- * connection is gone (nothing is sent then). The greeting is not counted: it answers no command.
+ * connection is gone (nothing is sent then).
  */
-function settler(opts: SmtpServerOptions, sessions: Map<string, SessionState>) {
-  const count = (stage: Stage, state: SessionState, code: number): void => {
-    if (stage === 'connect' && code < 400) return;
-    if (state.closed || state.closedBy !== null) return;
-    opts.deps().metrics.replies.inc({ stage, class: replyClass(code) });
-  };
+function settler(opts: SmtpServerOptions, sessions: Map<string, SessionState>, count: ReplyCount) {
   return (stage: Stage, session: SMTPServerSession, callback: (err: Error | null, text?: string) => void, work: (state: SessionState) => Promise<string | void>): void => {
     const state = stateOf(opts, sessions, session);
     work(state).then((text) => {
-      count(stage, state, 250);
+      count.handed(stage, state, 250);
       callback(null, text ?? undefined);
     }, (err: unknown) => {
       const e = toReplyError(err, state);
-      if (e instanceof SmtpReplyError) count(stage, state, e.responseCode);
+      if (e instanceof SmtpReplyError) count.handed(stage, state, e.responseCode);
       callback(e);
     });
   };
 }
 
-function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState>): PosternSmtpServerOptions {
-  const settle = settler(opts, sessions);
+function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState>, count: ReplyCount): PosternSmtpServerOptions {
+  const settle = settler(opts, sessions, count);
   return {
     name: opts.hostname,
     banner: 'Postern ESMTP',
@@ -142,8 +185,8 @@ function smtpOptions(opts: SmtpServerOptions, sessions: Map<string, SessionState
     greetingDelayMs: () => opts.deps().settings.greetingDelayMs,
 
     onConnect(session, callback) {
-      if (opts.isDraining()) return callback(new SmtpReplyError(REPLIES.shuttingDown(), 'shutting-down'));
       settle('connect', session, callback, async (state) => {
+        if (opts.isDraining()) throw new SmtpReplyError(shutdownReply(), 'shutting-down');
         state.log.debug({ ip: state.ip, ptr: state.ptr }, 'connected');
         await limitConnect(opts.deps(), state);
       });

@@ -17,7 +17,8 @@ import { connectRedis } from '../reputation/redis-connect.ts';
 import { redisConfigured } from '../reputation/store.ts';
 import { expiryWarning } from '../tls/credentials.ts';
 import { checkDecisionsFile } from '../observability/decision-file.ts';
-import { checkReporting } from '../reports/index.ts';
+import { workerShare } from '../pipeline/byte-budget.ts';
+import { checkReporting, reportingWarnings } from '../reports/index.ts';
 import { loadStartupResources, type StartupResources } from './resources.ts';
 
 export interface Preflight {
@@ -97,8 +98,30 @@ export async function preflight(loaded: LoadedConfig, now = Date.now()): Promise
     errors.push(...err.errors);
   }
   if (errors.length > 0 || !resources) throw new ConfigErrors(errors);
-  const warnings: string[] = [];
+  const warnings: string[] = [...budgetWarnings(config)];
   const expiry = resources.tls ? expiryWarning(resources.tls, now) : null;
   if (expiry) warnings.push(`tls.cert: ${expiry}`);
+  warnings.push(...reportingWarnings(config));
   return { resources, warnings };
+}
+
+/**
+ * An in-flight budget that cannot hold one message of limits.maxMessageSize: with workers each
+ * holds one anyway (so the node holds more than the total: pipeline/byte-budget.ts
+ * workerShare); in one process, or per client, such a message would be deferred every time.
+ */
+export function budgetWarnings(config: Config): string[] {
+  const { maxBytesInFlight: total, maxBytesInFlightPerClient: perClient, maxMessageSize: largest } = config.limits;
+  const n = config.workers;
+  const out: string[] = [];
+  if (n > 1 && Math.floor(total / n) < largest) {
+    const share = workerShare(config.limits, n).maxBytesInFlight;
+    out.push(`limits.maxBytesInFlight: ${total} bytes over ${n} workers is less than limits.maxMessageSize (${largest}) each: each worker holds ${share}, so the node may hold up to ${n * share} bytes of messages (raise limits.maxBytesInFlight to ${n * largest} or lower workers)`);
+  } else if (n === 1 && total < largest) {
+    out.push(`limits.maxBytesInFlight (${total}) is less than limits.maxMessageSize (${largest}): a larger message is deferred with 452 4.3.1 every time`);
+  }
+  if (perClient < largest) {
+    out.push(`limits.maxBytesInFlightPerClient (${perClient}) is less than limits.maxMessageSize (${largest}): a client's larger message is deferred with 452 4.3.1 every time`);
+  }
+  return out;
 }

@@ -13,6 +13,7 @@ import { deepFreeze } from '../../src/config/load.ts';
 import { configSchema, type ConfigInput } from '../../src/config/schema.ts';
 import type { Clock } from '../../src/core/clock.ts';
 import type { RateStore } from '../../src/reputation/types.ts';
+import type { StartupResources } from '../../src/startup/resources.ts';
 
 export const SHIPPED_POLICIES = path.resolve(import.meta.dirname, '../../policies');
 
@@ -37,6 +38,10 @@ export interface GatewayOptions {
   /** Injected seams (createGateway's overrides): a manual clock, a shared rate store. */
   readonly clock?: Clock;
   readonly store?: RateStore;
+  /** The in-serve DMARC report scheduler's interval (default 5 minutes). */
+  readonly reportSchedulerIntervalMs?: number;
+  /** The policy set and lists as start-up loaded them, given instead (a rule set a test built). */
+  readonly resources?: StartupResources;
 }
 
 export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
@@ -70,7 +75,10 @@ export async function startGateway(opts: GatewayOptions): Promise<TestGateway> {
     },
   });
   const logger = pino({ level: config.log.level }, sink);
-  const gateway = await createGateway(config, { logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.store ? { store: opts.store } : {}) });
+  const gateway = await createGateway(config, {
+    logger, ...(opts.clock ? { clock: opts.clock } : {}), ...(opts.store ? { store: opts.store } : {}), ...(opts.resources ? { resources: opts.resources } : {}),
+    ...(opts.reportSchedulerIntervalMs ? { reportSchedulerIntervalMs: opts.reportSchedulerIntervalMs } : {}),
+  });
   const { smtp, http } = await gateway.start();
   return {
     port: smtp[0]!.port,

@@ -27,6 +27,8 @@ export interface SinkReply {
 }
 
 export interface SinkBehaviour {
+  /** The greeting of the nth connection (1 = the first): a reply refuses it. */
+  connect?: (n: number) => SinkReply | undefined;
   mail?: (from: string) => SinkReply | undefined;
   rcpt?: (address: string) => SinkReply | undefined;
   /** 'hang': never send the final reply; 'drop': destroy the connection instead of replying. */
@@ -102,7 +104,7 @@ export async function startSink(options: SinkOptions = {}): Promise<Sink> {
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
     onConnect(_session, callback) {
       connections++;
-      callback();
+      callback(asError(sink.behaviour.connect?.(connections)));
     },
     onMailFrom(address, _session, callback) {
       callback(asError(sink.behaviour.mail?.(address.address)));

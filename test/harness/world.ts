@@ -38,12 +38,17 @@ export async function startWorld(opts: {
   config?: GatewayOptions['config'];
   clock?: GatewayOptions['clock'];
   store?: GatewayOptions['store'];
+  reportSchedulerIntervalMs?: GatewayOptions['reportSchedulerIntervalMs'];
+  resources?: GatewayOptions['resources'];
 } = {}): Promise<World> {
   sharedKeys ??= { rsa: dkimKey('rsa'), ed25519: dkimKey('ed25519') };
   const keys = sharedKeys;
   const dns = await startDnsServer({ ...standardZone(keys), ...opts.zone });
   const sink = await startSink(opts.sink);
-  const gw = await startGateway({ dnsPort: dns.port, backendPort: sink.port, policies: opts.policies, config: opts.config, clock: opts.clock, store: opts.store });
+  const gw = await startGateway({
+    dnsPort: dns.port, backendPort: sink.port, policies: opts.policies, config: opts.config, clock: opts.clock, store: opts.store, resources: opts.resources,
+    ...(opts.reportSchedulerIntervalMs ? { reportSchedulerIntervalMs: opts.reportSchedulerIntervalMs } : {}),
+  });
   return {
     dns, sink, gw, keys,
     async close() {

@@ -1,5 +1,6 @@
 /**
- * Forwarding done right, through the gateway with real ARC seals. good.example (p=reject)
+ * Forwarding done right, through the gateway with real ARC seals (and, at the end, a trusted
+ * forwarder that does not seal, named by its IP address). good.example (p=reject)
  * signs a message; a mailing list authenticates it, tags the subject, adds a footer (the
  * author's DKIM breaks, SPF is the list's: DMARC fails) and ARC-seals it. With the shipped
  * 00-a-forwarders.yaml.sample in place and lists.example in lists/trusted-sealers.txt:
@@ -14,6 +15,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { forwardThroughList, loopbackResolver } from '../harness/arc.ts';
 import { SHIPPED_POLICIES } from '../harness/gateway.ts';
 import { dkimKey, message, sign, type DkimKey } from '../harness/mail.ts';
+import { changes, scrape } from '../harness/metrics.ts';
 import { sendMail } from '../harness/smtp-client.ts';
 import { headerValue, startWorld, type World } from '../harness/world.ts';
 
@@ -70,8 +72,10 @@ describe('ARC trusted sealers through the gateway', () => {
     assert.match(ar, /dmarc=fail[^;]*header\.from=good\.example/, ar);
     const d = w.gw.decisions().at(-1)!;
     assert.deepEqual(d.verdict, { action: 'accept', rule: 'arc-trusted-sealer', reason: 'dmarc-policy' });
-    assert.deepEqual(d.override, { type: 'local_policy', by: 'arc', policy: 'reject', rule: 'arc-trusted-sealer', sealer: 'lists.example', comment: 'arc=pass as[1].d=lists.example' });
-    assert.deepEqual((d.auth as { arc: unknown }).arc, { result: 'pass', reason: 'i=1 spf=pass dkim=pass dkdomain=good.example dmarc=pass fromdomain=good.example', sealers: ['lists.example'], sealer_dmarc: { result: 'pass', from_domain: 'good.example' } });
+    assert.deepEqual(d.override, { type: 'local_policy', by: 'arc', policy: 'reject', rule: 'arc-trusted-sealer', sealer: 'lists.example', comment: 'arc=pass as[1].d=lists.example as[1].s=arc1' });
+    assert.deepEqual((d.auth as { arc: unknown }).arc, { result: 'pass', reason: 'i=1 spf=pass dkim=pass dkdomain=good.example dmarc=pass fromdomain=good.example', sealers: ['lists.example'], selectors: ['arc1'], sealer_dmarc: { result: 'pass', from_domain: 'good.example' } });
+    const dmarc = (d.auth as { dmarc: { applied: unknown; published: { domain: string; p: string } } }).dmarc;
+    assert.deepEqual([dmarc.applied, dmarc.published.domain, dmarc.published.p], [{ tag: 'p', value: 'reject' }, 'good.example', 'reject']);
     assert.equal(await overrides(), '1');
   });
 
@@ -108,5 +112,45 @@ describe('ARC trusted sealers through the gateway', () => {
     assert.equal(r.data?.code, 550, r.data?.lines.join('|'));
     assert.equal(w.gw.decisions().at(-1)!.rule, 'dmarc-reject');
     assert.equal(await overrides(), '1', 'only the first test overrode');
+  });
+});
+
+describe('a trusted forwarder by IP through the gateway', () => {
+  let w: World;
+  let policies: string;
+
+  before(async () => {
+    policies = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-fwd-'));
+    fs.cpSync(SHIPPED_POLICIES, policies, { recursive: true });
+    fs.copyFileSync(path.join(policies, '00-a-forwarders.yaml.sample'), path.join(policies, '00-a-forwarders.yaml'));
+    // the test client connects from 127.0.0.1: it is the forwarder
+    fs.appendFileSync(path.join(policies, 'lists/trusted-forwarders.txt'), '127.0.0.1\n');
+    w = await startWorld({ policies });
+  });
+  after(async () => {
+    await w.close();
+    fs.rmSync(policies, { recursive: true, force: true });
+  });
+
+  it('mail of a p=reject domain it forwarded (SPF not aligned, no signature): accepted, recorded as override by forwarder, counted', async () => {
+    const before = await scrape(w.gw.httpPort);
+    const r = await sendMail(w.gw.port, { from: 'forwarded@alias.example', to: ['user@example.net'], message: message({ from: 'alice@good.example' }) });
+    assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
+    const [m] = await w.sink.waitFor(1);
+    assert.match(headerValue(m!.raw, 'Authentication-Results') ?? '', /dmarc=fail[^;]*header\.from=good\.example/, 'the header still tells the truth');
+    const d = w.gw.decisions().at(-1)!;
+    assert.deepEqual(d.verdict, { action: 'accept', rule: 'trusted-forwarder-ip', reason: 'dmarc-policy' });
+    assert.deepEqual(d.override, { type: 'trusted_forwarder', by: 'forwarder', policy: 'reject', rule: 'trusted-forwarder-ip', comment: 'rule=trusted-forwarder-ip ip=127.0.0.1' });
+    assert.deepEqual(changes(before, await scrape(w.gw.httpPort), ['postern_policy_overrides_total']), { 'postern_policy_overrides_total{by="forwarder",policy="reject"}': 1 });
+  });
+
+  it('its mail that passes DMARC is no override: nothing recorded, nothing counted', async () => {
+    const before = await scrape(w.gw.httpPort);
+    const signed = await sign(message({ from: 'bob@good.example' }), { domain: 'good.example', selector: 's1', key: w.keys.rsa });
+    const r = await sendMail(w.gw.port, { from: 'bob@good.example', to: ['user@example.net'], message: signed });
+    assert.equal(r.data?.code, 250, r.data?.lines.join('|'));
+    const d = w.gw.decisions().at(-1)!;
+    assert.deepEqual([d.rule, d.override], ['', undefined]);
+    assert.deepEqual(changes(before, await scrape(w.gw.httpPort), ['postern_policy_overrides_total']), {});
   });
 });

@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.ts';
+import { startChildGateway } from '../harness/child-gateway.ts';
+import { dkimKey } from '../harness/mail.ts';
 import { runCli } from '../harness/reports.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -97,5 +99,34 @@ describe('postern reports CLI and check-config', () => {
     assert.equal(config.reports.dmarc.enabled, true);
     assert.equal(config.reports.dmarc.signing.selector, 'dmarc');
     assert.equal(config.reports.dmarc.email, 'dmarc-reports@example.net');
+  });
+
+  it('check-config and serve warn, without refusing, when report mail would not pass DMARC aligned (RFC 9990 §4)', async () => {
+    const keyFile = path.join(dir, 'dkim.pem');
+    fs.writeFileSync(keyFile, dkimKey('rsa', 1024).privateKey);
+    const signed = (domain: string) => ({ ...enabled, POSTERN_REPORTS_DMARC_STATE_DIR: dir, POSTERN_REPORTS_DMARC_SIGNING_DOMAIN: domain,
+      POSTERN_REPORTS_DMARC_SIGNING_SELECTOR: 's1', POSTERN_REPORTS_DMARC_SIGNING_KEY_FILE: keyFile });
+    const unsigned = await runCli(['check-config'], { ...enabled, POSTERN_REPORTS_DMARC_STATE_DIR: dir });
+    assert.equal(unsigned.code, 0, unsigned.stderr);
+    assert.match(unsigned.stderr, /^warning: reports\.dmarc\.signing: reports are not DKIM-signed; they pass DMARC only if example\.net's SPF authorises the relay/m);
+    assert.doesNotMatch(unsigned.stdout, /warning/);
+    const elsewhere = await runCli(['check-config'], signed('reports.example.org'));
+    assert.equal(elsewhere.code, 0, elsewhere.stderr);
+    assert.match(elsewhere.stderr, /^warning: reports\.dmarc\.signing\.domain: reports\.example\.org does not align with example\.net, the domain of reports\.dmarc\.email/m);
+    for (const aligned of ['example.net', 'mail.example.net']) {
+      const ok = await runCli(['check-config'], signed(aligned));
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.doesNotMatch(ok.stderr, /warning/, aligned);
+    }
+    // serve: the same warning as a log line at start, and it runs
+    const gw = await startChildGateway({ ...signed('example.org'), POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '127.0.0.1:0',
+      POSTERN_BACKEND_PORT: '9', POSTERN_DNS_SERVERS: '127.0.0.1:9', POSTERN_REPORTS_DMARC_SCHEDULE: 'false' });
+    try {
+      const line = await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('reports.dmarc.signing.domain: example.org does not align'));
+      assert.equal(line.level, 40);
+      await gw.waitForLog((l) => l.msg === 'postern listening');
+    } finally {
+      await gw.kill();
+    }
   });
 });

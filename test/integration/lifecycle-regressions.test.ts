@@ -7,7 +7,8 @@
  * - B7: first_seen_within was per process (two nodes each started their own window);
  * - a cached backend refusal of one sender refused a valid mailbox to every sender;
  * - tokens of recipients the backend was asked about came back on RSET (harvesting unlimited);
- * - the DMARC refusal named the author domain and p= even where a subdomain inherited sp=/np=;
+ * - the DMARC refusal named the author domain and p= even where a subdomain inherited sp=/np=
+ *   or a public-suffix domain's record applied;
  * - DKIM-requiring rules answered 5.7.20 whatever was found (RFC 7372 has three codes).
  */
 import assert from 'node:assert/strict';
@@ -17,6 +18,7 @@ import { ipSubject } from '../../src/reputation/keys.ts';
 import { createMemoryStore } from '../../src/reputation/memory-store.ts';
 import { scoreParams } from '../../src/reputation/store.ts';
 import { reputationConfigSchema } from '../../src/reputation/config.ts';
+import { tierOf } from '../../src/reputation/scores.ts';
 import { message, sign } from '../harness/mail.ts';
 import { scrape } from '../harness/metrics.ts';
 import { deletePrefix, sharedRedisUrl, uniquePrefix } from '../harness/redis.ts';
@@ -26,6 +28,13 @@ import { manualClock, startWorld } from '../harness/world.ts';
 
 const GOOD = 'bob@good.example';
 const memoryStore = (): ReturnType<typeof createMemoryStore> => createMemoryStore({ score: scoreParams(reputationConfigSchema.parse({})) });
+
+/** The loopback client's score and the tier it makes (minSamples 1, as the B6 gateways run). */
+async function reputationOf(store: ReturnType<typeof memoryStore>, now: number): Promise<{ score: { score: number; samples: number }; tier: string }> {
+  const { score } = await store.inspect(ipSubject('127.0.0.1'), now);
+  const params = reputationConfigSchema.parse({ minSamples: 1 });
+  return { score, tier: tierOf(score, params.thresholds, params.minSamples) };
+}
 
 describe('B3: XCLIENT names another client within the connection', () => {
   it('the MAIL-stage decision uses the named client\'s tier, and looking it up takes and counts no connection', async () => {
@@ -75,6 +84,52 @@ describe('B6: our own throttling teaches nothing', () => {
       assert.equal(again.greeting.code, 220);
       again.client.destroy();
       assert.equal((w.gw.logs.filter((l) => l.msg === 'connected').length), 2);
+    } finally {
+      await w.close();
+    }
+  });
+  it('a client refused by its connection rate keeps its score and tier', async () => {
+    const clock = manualClock();
+    const store = memoryStore();
+    const w = await startWorld({ clock, store, config: { rateLimits: { ipConnections: { rate: '1/hour', burst: 1 } }, reputation: { minSamples: 1 } } });
+    try {
+      const { client, greeting } = await SmtpTestClient.connect(w.gw.port);
+      assert.equal(greeting.code, 220);
+      await client.quit();
+      for (let i = 0; i < 15; i++) {
+        const refused = await SmtpTestClient.connect(w.gw.port);
+        assert.equal(refused.greeting.code, 421, `refusal ${i}`);
+        refused.client.destroy();
+      }
+      await eventually(() => w.gw.gateway.openConnections() === 0, 'the refused sessions closed');
+      const { score, tier } = await reputationOf(store, clock.now());
+      assert.deepEqual([score.score, score.samples], [0, 0], 'nothing learnt from our refusals');
+      assert.equal(tier, 'neutral');
+      assert.equal((await scrape(w.gw.httpPort)).get('postern_smtp_replies_total{stage="connect",class="4xx"}'), 15);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a client refused by its recipient rate keeps its score and tier', async () => {
+    const clock = manualClock();
+    const store = memoryStore();
+    const w = await startWorld({ clock, store, config: { rateLimits: { ipRecipients: { rate: '1/hour', burst: 1 } }, reputation: { minSamples: 1 } } });
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      assert.equal((await client.cmd(`MAIL FROM:<${GOOD}>`)).code, 250);
+      assert.equal((await client.cmd('RCPT TO:<user@example.net>')).code, 250);
+      for (let i = 0; i < 15; i++) {
+        const refused = await client.cmd(`RCPT TO:<user${i}@example.net>`);
+        assert.deepEqual([refused.code, refused.text.slice(0, 5)], [451, '4.7.1'], `refusal ${i}`);
+      }
+      assert.equal((await client.cmd('RSET')).code, 250);
+      await client.quit();
+      await eventually(() => w.gw.gateway.openConnections() === 0, 'the session closed');
+      const { score, tier } = await reputationOf(store, clock.now());
+      assert.deepEqual([score.score, score.samples], [0, 0], 'nothing learnt from our refusals');
+      assert.equal(tier, 'neutral');
     } finally {
       await w.close();
     }
@@ -252,6 +307,22 @@ describe('replies that say what happened', () => {
       const r = await sendMail(w.gw.port, { from: 'x@other.example', to: ['user@example.net'], message: message({ from: 'ceo@news.bank.example' }) });
       assert.equal(r.data?.code, 550);
       assert.match(r.data.text, /^5\.7\.1 Rejected by DMARC policy: bank\.example publishes sp=reject and the message is not authenticated/);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('a non-existent name under a public-suffix domain is refused naming the PSD the tree walk found and np=', async () => {
+    // RFC 9989 §4.10: the walk reaches _dmarc.psd.example (psd=y); x.ghost.psd.example does not exist
+    const zone = { '_dmarc.psd.example': [{ TXT: 'v=DMARC1; p=none; psd=y; np=reject' }] };
+    const w = await startWorld({ zone });
+    try {
+      const r = await sendMail(w.gw.port, { from: 'x@other.example', to: ['user@example.net'], message: message({ from: 'ceo@x.ghost.psd.example' }) });
+      assert.equal(r.data?.code, 550);
+      assert.match(r.data.text, /^5\.7\.1 Rejected by DMARC policy: psd\.example publishes np=reject and the message is not authenticated/);
+      const d = w.gw.decisions().at(-1)! as { rule: string; auth: { dmarc: { result: string; domain: string; policy: string } } };
+      assert.deepEqual([d.rule, d.auth.dmarc.result, d.auth.dmarc.domain, d.auth.dmarc.policy], ['dmarc-reject', 'fail', 'x.ghost.psd.example', 'reject']);
+      assert.ok(w.dns.queries.some((q) => q.name === '_dmarc.psd.example'), 'found by the tree walk');
     } finally {
       await w.close();
     }

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { SHIPPED_POLICIES } from '../harness/gateway.ts';
 import { message } from '../harness/mail.ts';
-import { sendMail } from '../harness/smtp-client.ts';
+import { SmtpTestClient, sendMail } from '../harness/smtp-client.ts';
 import { startWorld } from '../harness/world.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -154,6 +154,57 @@ describe('policy commands', () => {
     } finally {
       await w.close();
     }
+  });
+
+  it('explain --record: a later message of a session, by --message-id or --nth', async () => {
+    const w = await startWorld();
+    try {
+      const { client } = await SmtpTestClient.connect(w.gw.port);
+      await client.cmd('EHLO client.example');
+      for (const [from, id] of [['ceo@good.example', 'first@test'], ['ceo@other.example', 'second@test']] as const) {
+        assert.equal((await client.cmd('MAIL FROM:<x@other.example>')).code, 250);
+        assert.equal((await client.cmd('RCPT TO:<user@example.net>')).code, 250);
+        await client.data(message({ from, messageId: id }));
+      }
+      await client.quit();
+      const logFile = path.join(dir, 'two.log');
+      fs.writeFileSync(logFile, w.gw.logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+      const [one, two] = w.gw.decisions();
+      assert.equal(one?.session, two?.session, 'one session, two messages');
+      const session = String(one?.session);
+      for (const pick of [['--message-id', 'second@test'], ['--nth', '2']]) {
+        const r = await postern(['explain', '--record', logFile, '--session', session, ...pick, '--policies', policies]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /from_domain=other\.example/, pick.join(' '));
+        assert.match(r.stdout, /^recorded: accept \(when the record was written\)$/m, pick.join(' '));
+      }
+      const third = await postern(['explain', '--record', logFile, '--session', session, '--nth', '3', '--policies', policies]);
+      assert.equal(third.code, 1);
+      assert.match(third.stderr, new RegExp(`^postern: no record number 3 among the decision records for session ${session} in `));
+      const noId = await postern(['explain', '--record', logFile, '--message-id', 'nope@test', '--policies', policies]);
+      assert.equal(noId.code, 1);
+      assert.match(noId.stderr, /^postern: no decision record for Message-ID nope@test in /);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('explain --record of a refusal at MAIL FROM: rules on the message are "not known yet"', async () => {
+    const file = path.join(dir, 'mail-stage.log');
+    const early = path.join(dir, 'early-policies');
+    fs.cpSync(policies, early, { recursive: true });
+    fs.writeFileSync(path.join(early, '05-spf.yaml'), 'rules:\n  - name: spf-fail-early\n    match: { spf: fail, tier: bad }\n    action: reject\n');
+    const record = {
+      v: 1, event: 'decision', session: 's1', client: { ip: '192.0.2.1', ptr: null, helo: 'x.example', tls: false, tier: 'neutral' },
+      envelope: { from: 'a@good.example', sender_domain: 'good.example', to: [] }, from_domain: null, message_id: null, size: null, first_seen: null,
+      auth: { spf: { result: 'fail', domain: 'good.example', identity: 'mailfrom', reason: '' }, dkim: null, arc: null, dmarc: null },
+      stage: 'mail', verdict: { action: 'reject', rule: 'spf-fail-early', reason: 'rule' }, rule: 'spf-fail-early', action: 'reject', reason: 'rule',
+    };
+    fs.writeFileSync(file, JSON.stringify(record) + '\n');
+    const r = await postern(['explain', '--record', file, '--policies', early]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ {2}1\. multiple-from → reject {2}00-defaults\.yaml:\d+\n {5}not known yet: needs the message \(decided at end of DATA\)$/m);
+    assert.match(r.stdout, /^decision: not decided at MAIL FROM/m);
   });
 
   it('every command answers --help with its usage, exit 0', async () => {

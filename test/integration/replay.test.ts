@@ -32,6 +32,13 @@ function postern(args: string[]): Promise<{ code: number | null; stdout: string;
   });
 }
 
+/** The keys of a JSON value at every depth, sorted; a list by the keys of its first element. */
+function keyTree(value: unknown): unknown {
+  if (Array.isArray(value)) return value.length > 0 ? [keyTree(value[0])] : [];
+  if (typeof value !== 'object' || value === null) return null;
+  return Object.fromEntries(Object.keys(value).sort().map((k) => [k, keyTree((value as Record<string, unknown>)[k])]));
+}
+
 interface ReplayJson {
   totals: Record<string, unknown>;
   transitions: Array<{ from: string; to: string | null; count: number; changed: boolean }>;
@@ -131,8 +138,9 @@ describe('postern replay over what a gateway recorded', () => {
   });
 
   it('the table for people, with examples; the current policy changes nothing', async () => {
-    const r = await postern(['replay', '--policies', candidate, '--show', '1', log()]);
+    const r = await postern(['replay', '--policies', candidate, '--show', '1', '--changed-only', log()]);
     assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual([...r.stdout.matchAll(/^examples (.*):$/gm)].map((m) => m[1]), ['accept → reject'], 'examples of the changed transition only');
     assert.match(r.stdout, /^accept +→ +reject +4 +changed$/m);
     assert.match(r.stdout, /^changed: 4 of 10 \(40\.00%\)$/m);
     assert.match(r.stdout, /^examples accept → reject:\n {4}.*postern\.log:\d+ session \w+ \S+: accept → reject \(tighten-reject\)\n {6}ip=127\.0\.0\.1 sender=x@other\.example from_domain=weak\.example spf=none dkim=none dmarc=fail dmarc_policy=none tier=neutral$/m);
@@ -163,6 +171,18 @@ describe('postern replay over what a gateway recorded', () => {
     assert.deepEqual([lines[0], ...lines.slice(2)], [explained[0], ...explained.slice(2)]);
   });
 
+  it('README.md "A real line" has the keys of a real decision line, at every depth (so it cannot drift)', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const at = readme.indexOf('`src/policy/record-facts.ts`. A real line');
+    assert.ok(at >= 0, 'README.md no longer introduces its example decision line');
+    const start = readme.indexOf('```json\n', at) + '```json\n'.length;
+    const example = JSON.parse(readme.slice(start, readme.indexOf('\n```', start))) as Record<string, unknown>;
+    // the same kind of message as the example: good.example, signed, accepted and delivered
+    const real = gw.logs.find((l) => l.event === 'decision' && l.from_domain === 'good.example' && l.action === 'accept');
+    assert.ok(real, 'the gateway logged the accepted good.example message');
+    assert.deepEqual(keyTree(example), keyTree(real), `the README example is out of date; a real line:\n${JSON.stringify(real)}`);
+  });
+
   it('usage errors and unreadable input exit 2 with a message, never a stack trace', async () => {
     const missing = await postern(['replay', '--policies', candidate, path.join(dir, 'nope.log')]);
     assert.equal(missing.code, 2);
@@ -174,6 +194,9 @@ describe('postern replay over what a gateway recorded', () => {
     const cut = await postern(['replay', '--policies', candidate, path.join(dir, 'cut.gz')]);
     assert.equal(cut.code, 2);
     assert.match(cut.stderr, /^postern: cannot read .*cut\.gz.*: unexpected end of file\n$/);
+    const changedOnly = await postern(['replay', '--policies', candidate, '--changed-only', log()]);
+    assert.equal(changedOnly.code, 2);
+    assert.match(changedOnly.stderr, /--changed-only picks the examples of --show N: give both/);
     const help = await postern(['replay', '--help']);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /^usage: postern replay --policies DIR/);

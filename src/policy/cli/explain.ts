@@ -8,14 +8,14 @@ import type { Facts } from '../../core/facts.ts';
 import type { Decision } from '../../core/verdict.ts';
 import { verifyMessage } from '../../devtools/verify.ts';
 import { explainDecision, whyNot, type Explanation } from '../explain.ts';
-import { factLine } from '../fact-view.ts';
+import { factLine, inParens } from '../fact-view.ts';
 import { recordedDecision, type RecordedDecision } from '../record-facts.ts';
 import { fileLines } from '../replay/lines.ts';
 import type { RuleSet, Stage } from '../types.ts';
-import { EXIT, UsageError, commandConfig, loadRuleSet, parseCommand, processIo, runCommand, stringOption, type Io } from './common.ts';
+import { EXIT, UsageError, commandConfig, countOption, loadRuleSet, parseCommand, processIo, runCommand, stringOption, type Io } from './common.ts';
 
 export const EXPLAIN_HELP = `usage: postern explain FILE.eml --ip IP [--helo NAME] [--sender ADDR] [--rcpt ADDR]... [--policies DIR] [--config FILE]
-       postern explain --record FILE [--session ID] [--policies DIR] [--config FILE]
+       postern explain --record FILE [--session ID] [--message-id ID] [--nth N] [--policies DIR] [--config FILE]
 
 Shows each policy rule in order with why it matched or not (the match keys that failed and
 the facts they saw), ending at the rule that decides.
@@ -23,7 +23,11 @@ the facts they saw), ending at the rule that decides.
   FILE.eml        a message, authenticated as if it came from --ip (SPF, DKIM, ARC, DMARC
                   with the configured DNS), as \`postern verify\` does
   --record FILE   a decision record: a log or decisions.file, gzip too ("-" = stdin); the
-                  first one, or the one of --session ID
+                  first one, or the first of --session ID and/or --message-id ID
+  --message-id ID the record of the message with this Message-ID (<> optional): picks one
+                  message of a session that sent several
+  --nth N         the Nth record that fits (1 = the first): a later message of a session,
+                  also one refused at MAIL FROM (which has no Message-ID)
   --policies DIR  the policy folder to explain against (default: the configured one)
 
 Exit status: 0 explained, 1 no such record, 2 usage error or a broken policy.
@@ -46,8 +50,9 @@ export function explanationText(e: Explanation, ruleSet: RuleSet): string {
   e.rules.forEach((t, i) => {
     const r = t.rule;
     const head = `${String(i + 1).padStart(3)}. ${r.name} → ${r.action}${r.mode === 'monitor' ? ' (monitor)' : ''}  ${path.basename(r.file)}:${r.line}`;
-    const held = t.keys.map((k) => `${k.negated ? 'not ' : ''}${k.key} (${k.fact})`).join(', ') || 'no match keys: matches every message';
-    lines.push(head, t.matched === 'yes' ? `     MATCH: ${held}` : `     no: ${whyNot(t)}`);
+    const held = t.keys.map((k) => `${k.negated ? 'not ' : ''}${k.key} ${inParens(k.fact)}`).join(', ') || 'no match keys: matches every message';
+    const why = t.matched === 'yes' ? `MATCH: ${held}` : t.matched === 'unknown' ? `not known yet: ${whyNot(t)}` : `no: ${whyNot(t)}`;
+    lines.push(head, `     ${why}`);
   });
   const reached = e.rules.length;
   if (reached < ruleSet.rules.length) lines.push(`     (${ruleSet.rules.length - reached} later rule(s) not consulted)`);
@@ -61,9 +66,24 @@ export async function explainVerified(policies: string, facts: Facts): Promise<s
   return explanationText(explainDecision(facts, ruleSet, 'data'), ruleSet);
 }
 
-/** The first decision record (of `session`) in a log or decision file, gzip too, streamed; "-" is stdin. */
-async function readRecord(file: string, session: string | undefined): Promise<RecordedDecision | null> {
+/** Which record of a file to explain: the `nth` (1-based) of those of `session` and `messageId` when given. */
+interface RecordFilter {
+  readonly session: string | undefined;
+  readonly messageId: string | undefined;
+  readonly nth: number;
+}
+
+const bareId = (id: string): string => id.trim().replace(/^<|>$/g, '');
+
+function fits(value: { session?: unknown; message_id?: unknown }, filter: RecordFilter): boolean {
+  if (filter.session !== undefined && value.session !== filter.session) return false;
+  return filter.messageId === undefined || (typeof value.message_id === 'string' && bareId(value.message_id) === bareId(filter.messageId));
+}
+
+/** The decision record `filter` picks in a log or decision file, gzip too, streamed; "-" is stdin. */
+async function readRecord(file: string, filter: RecordFilter): Promise<RecordedDecision | null> {
   const lines: Iterable<string> | AsyncIterable<string> = file === '-' ? fs.readFileSync(0, 'utf8').split('\n') : fileLines(file);
+  let seen = 0;
   for await (const line of lines) {
     if (!line.includes('"decision"')) continue;
     let value: unknown;
@@ -73,12 +93,17 @@ async function readRecord(file: string, session: string | undefined): Promise<Re
       continue;
     }
     if ((value as { event?: unknown }).event !== 'decision') continue;
-    if (session !== undefined && (value as { session?: unknown }).session !== session) continue;
+    if (!fits(value as { session?: unknown; message_id?: unknown }, filter) || ++seen < filter.nth) continue;
     const rec = recordedDecision(value);
     if ('skip' in rec) throw new UsageError(`${file}: the decision record cannot be explained: ${rec.detail}`);
     return rec;
   }
   return null;
+}
+
+function describeFilter(filter: RecordFilter): string {
+  const parts = [filter.session !== undefined ? `session ${filter.session}` : '', filter.messageId !== undefined ? `Message-ID ${filter.messageId}` : ''].filter(Boolean);
+  return parts.length > 0 ? ` for ${parts.join(' and ')}` : '';
 }
 
 function explainFacts(facts: Facts, stage: Stage, ruleSet: RuleSet, recorded: string | null, io: Io): number {
@@ -91,6 +116,7 @@ export async function explainCommand(argv: string[], io: Io = processIo): Promis
   return runCommand(io, EXPLAIN_HELP, async () => {
     const { values, positionals, help } = parseCommand(argv, {
       config: { type: 'string', short: 'c' }, policies: { type: 'string' }, record: { type: 'string' }, session: { type: 'string' },
+      'message-id': { type: 'string' }, nth: { type: 'string' },
       ip: { type: 'string' }, helo: { type: 'string' }, sender: { type: 'string' }, rcpt: { type: 'string', multiple: true },
     });
     if (help) {
@@ -102,13 +128,15 @@ export async function explainCommand(argv: string[], io: Io = processIo): Promis
     const recordFile = stringOption(values, 'record');
     if (recordFile !== undefined) {
       if (positionals.length > 0) throw new UsageError('explain takes a message file or --record, not both');
+      const filter: RecordFilter = { session: stringOption(values, 'session'), messageId: stringOption(values, 'message-id'), nth: countOption(values, 'nth', 1) };
+      if (filter.nth < 1) throw new UsageError('--nth: counts from 1 (the first record)');
       const ruleSet = await loadRuleSet(dir);
-      const rec = await readRecord(recordFile, stringOption(values, 'session')).catch((err: unknown) => {
+      const rec = await readRecord(recordFile, filter).catch((err: unknown) => {
         if (err instanceof UsageError) throw err;
         throw new UsageError(`cannot read ${recordFile}: ${(err as Error).message}`);
       });
       if (!rec) {
-        io.err(`postern: no decision record${values.session ? ` for session ${String(values.session)}` : ''} in ${recordFile}\n`);
+        io.err(`postern: no ${filter.nth > 1 ? `record number ${filter.nth} among the decision records` : 'decision record'}${describeFilter(filter)} in ${recordFile}\n`);
         return EXIT.failed;
       }
       return explainFacts(rec.facts, rec.stage, ruleSet, `${rec.verdict.action}${rec.verdict.rule ? ` by rule ${rec.verdict.rule}` : ''} (when the record was written)`, io);

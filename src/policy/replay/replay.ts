@@ -5,6 +5,8 @@
  * tables of actions and rules, bounded top lists (top.ts) and at most `show` examples per
  * transition.
  */
+import { normaliseDomain } from '../../core/domain.ts';
+import { normaliseIp } from '../../core/ip.ts';
 import type { Action } from '../../core/verdict.ts';
 import { decide } from '../decide.ts';
 import { factView, type FactView } from '../fact-view.ts';
@@ -16,6 +18,8 @@ import { TopCounter } from './top.ts';
 export interface ReplayOptions {
   /** Example records to keep per transition. */
   readonly show: number;
+  /** Examples only for the transitions whose action changes (--changed-only). */
+  readonly changedOnly?: boolean;
 }
 
 export interface Example {
@@ -94,10 +98,12 @@ function tallyRecord(t: ReplayTally, ruleSet: RuleSet, rec: RecordedDecision, wh
     const rule = t.rules.get(candidate.rule);
     if (rule) rule.changed++;
     const f = rec.facts;
-    t.changedDomains.add(f.message?.fromDomain || f.envelope.senderDomain || '(none)');
-    t.changedIps.add(f.client.ip);
+    // records from other writers (or hand-made) may differ in case or IPv4-mapped form: one row per domain and address
+    t.changedDomains.add(normaliseDomain(f.message?.fromDomain || f.envelope.senderDomain) || '(none)');
+    t.changedIps.add(normaliseIp(f.client.ip) ?? f.client.ip);
   }
-  if (tr.examples.length < opts.show) {
+  const changed = candidate !== null && candidate.action !== rec.verdict.action;
+  if (tr.examples.length < opts.show && (changed || !opts.changedOnly)) {
     tr.examples.push({ ...where, session: rec.session, time: rec.time, current: rec.verdict, candidate, facts: factView(rec.facts) });
   }
 }

@@ -44,6 +44,8 @@ export interface TestRun {
   readonly outcomes: readonly CaseOutcome[];
   /** Problems in the test files themselves (syntax, unknown keys, contradictory facts). */
   readonly errors: readonly ConfigError[];
+  /** Worth a look but not a failure: a test file with no cases (empty, or comments only). */
+  readonly warnings: readonly ConfigError[];
 }
 
 export function isPolicyTestFileName(name: string): boolean {
@@ -81,39 +83,46 @@ function allowedCaseKeys(path: readonly (string | number)[]): readonly string[] 
   return [];
 }
 
-function describe(action: string, rule: string): string {
+/** "reject (rule dmarc-reject)", "accept (no rule matched)" for rule "", a bare "reject" when no rule was given. */
+function describe(action: string, rule: string | undefined): string {
+  if (rule === undefined) return action;
   return `${action} (${rule ? `rule ${rule}` : 'no rule matched'})`;
 }
 
 /** Empty when the decision meets the expectation, else what differs and why. */
-function check(c: PolicyCase, d: Decision, why: (rule: string) => string): string {
+function check(c: PolicyCase, d: Decision, why: (rule: string, action: string) => string): string {
   const e = c.expect;
   const got = d.enforced;
   const problems: string[] = [];
   if (got.action !== e.action || (e.rule !== undefined && got.rule !== e.rule)) {
-    const wanted = e.rule !== undefined ? describe(e.action, e.rule) : e.action;
-    problems.push(`expected ${wanted}, got ${describe(got.action, got.rule)}${e.rule ? `; ${why(e.rule)}` : ''}`);
+    problems.push(`expected ${describe(e.action, e.rule)}, got ${describe(got.action, got.rule)}${e.rule ? `; ${why(e.rule, e.action)}` : ''}`);
   }
   if (e.reason !== undefined && got.reason !== e.reason) problems.push(`expected reason ${e.reason}, got ${got.reason}`);
   if (e.would_have !== undefined) {
     const want = typeof e.would_have === 'string' ? (e.would_have === 'none' ? null : { action: e.would_have }) : e.would_have;
     const have = d.wouldHave;
     const same = want === null ? !have : !!have && have.action === want.action && (want.rule === undefined || have.rule === want.rule);
-    if (!same) problems.push(`expected would_have ${want ? describe(want.action, want.rule ?? '') : 'none'}, got ${have ? describe(have.action, have.rule) : 'none'}`);
+    if (!same) problems.push(`expected would_have ${want ? describe(want.action, want.rule) : 'none'}, got ${have ? describe(have.action, have.rule) : 'none'}`);
   }
   if (e.override !== undefined && (d.override?.by ?? 'none') !== e.override) problems.push(`expected override ${e.override}, got ${d.override?.by ?? 'none'}`);
   return problems.join('; ');
 }
 
-/** Why the expected rule did not decide: it did not match (which keys), or an earlier rule did. */
-function whyRule(ruleSet: RuleSet, facts: ReturnType<typeof caseFacts>): (rule: string) => string {
-  return (name) => {
+/**
+ * Why the expected rule did not give the expected action: it did not match (which keys), an
+ * earlier rule did, or it did decide but its action is another (often: a rule taken out of
+ * monitor mode, whose test still expects the monitor's accept).
+ */
+function whyRule(ruleSet: RuleSet, facts: ReturnType<typeof caseFacts>): (rule: string, action: string) => string {
+  return (name, action) => {
     const rule = ruleSet.rules.find((r) => r.name === name);
     if (!rule) return `there is no rule ${name}`;
     const own = explainDecision(facts, { ...ruleSet, rules: [rule] }, 'data').rules[0];
     if (own && own.matched !== 'yes') return `${name}: ${whyNot(own)}`;
     const first = explainDecision(facts, ruleSet, 'data').rules.at(-1)?.rule.name;
-    return `${name} matches, but ${first ?? 'an earlier rule'} comes first`;
+    if (first !== name) return `${name} matches, but ${first ?? 'an earlier rule'} comes first`;
+    if (rule.mode === 'monitor') return `${name} decides, but in monitor mode: it accepts (would ${rule.action}), not ${action}`;
+    return `${name} decides, but with its action ${rule.action}, not ${action}${action === 'accept' ? ' (it accepts only in monitor mode)' : ''}`;
   };
 }
 
@@ -140,6 +149,7 @@ function runCase(source: YamlSource, index: number, raw: unknown, ruleSet: RuleS
 export function runPolicyTests(files: ReadonlyArray<{ path: string; text: string }>, ruleSet: RuleSet): TestRun {
   const outcomes: CaseOutcome[] = [];
   const errors: ConfigError[] = [];
+  const warnings: ConfigError[] = [];
   for (const file of files) {
     const { source, errors: syntax } = parseYamlSource(file.path, file.text);
     if (syntax.length > 0) {
@@ -147,6 +157,11 @@ export function runPolicyTests(files: ReadonlyArray<{ path: string; text: string
       continue;
     }
     const data: unknown = source.doc.toJS();
+    // a file just created, or with every case commented out: nothing to run, nothing wrong
+    if (data === null || (Array.isArray(data) && data.length === 0)) {
+      warnings.push(new ConfigError('no test cases in this file (empty or comments only)', { file: source.file }));
+      continue;
+    }
     if (!Array.isArray(data)) {
       errors.push(errorAt(locate(source, []), 'a policy test file is a list of cases { name, facts, expect }'));
       continue;
@@ -156,5 +171,5 @@ export function runPolicyTests(files: ReadonlyArray<{ path: string; text: string
       if (outcome) outcomes.push(outcome);
     });
   }
-  return { outcomes, errors };
+  return { outcomes, errors, warnings };
 }

@@ -34,11 +34,12 @@ export async function testFolder(dir: string, ruleSet: RuleSet): Promise<FolderT
 /** One line per failing case and per problem (file:line first), then the summary line. */
 export function testReport(t: FolderTests): string {
   const lines: string[] = [];
+  for (const w of t.warnings) lines.push(`${w.file ?? ''}: warning: ${w.problem}`);
   for (const e of t.errors) lines.push(`${e.message}`);
   for (const o of t.outcomes) if (o.failure) lines.push(`${o.file}:${o.line}: FAIL "${o.name}": ${o.failure}`);
   const files = t.files.length;
   if (files === 0) lines.push('policy tests: no *.test.yaml files');
-  else lines.push(`policy tests: ${files} file(s), ${t.outcomes.length} case(s), ${t.passed} passed, ${t.failed} failed${t.errors.length ? `, ${t.errors.length} problem(s) in the test files` : ''}`);
+  else lines.push(`policy tests: ${files} file(s), ${t.outcomes.length} case(s), ${t.passed} passed, ${t.failed} failed${t.errors.length ? `, ${t.errors.length} problem(s) in the test files` : ''}${t.warnings.length ? `, ${t.warnings.length} warning(s)` : ''}`);
   return lines.join('\n') + '\n';
 }
 

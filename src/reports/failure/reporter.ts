@@ -170,20 +170,21 @@ async function sendJob(deps: FailureDeps, pacer: Pacer, signal: AbortSignal, job
   };
   for (const to of trigger.destinations) {
     const where = { domain: trigger.policyDomain, destination: to };
-    const check = await verifyDestination(trigger.policyDomain, to, deps.resolver);
-    if (check === 'refused') {
-      count('refused', where, `${trigger.policyDomain}._report._dmarc.${to.slice(to.lastIndexOf('@') + 1)} does not authorise this destination (RFC 9990 §3)`);
+    // RFC 9991 §5: the check of RFC 9990 §3 with ruf= where it reads rua=
+    const check = await verifyDestination(trigger.policyDomain, to, deps.resolver, 'ruf');
+    if (check.result === 'refused') {
+      count('refused', where, check.detail);
       continue;
     }
-    if (check === 'temperror') {
+    if (check.result === 'temperror') {
       count('failed', where, 'destination verification: DNS error (not retried)');
       continue;
     }
     if (!await pacer.pace(signal)) return count('failed', where, 'shutting down: not sent');
-    const env = { from: deps.settings.from, to, hostname: deps.settings.hostname, userAgent: deps.settings.userAgent, now: deps.clock.now() };
+    const env = { from: deps.settings.from, to: check.to.join(', '), hostname: deps.settings.hostname, userAgent: deps.settings.userAgent, now: deps.clock.now() };
     const text = composeFailureReport(input, env);
     const message = Buffer.from(deps.signer ? await signReport(text, deps.signer) : text, 'latin1');
-    const reply = await relayMessage(deps.relay, { from: deps.settings.from, to }, message, { signal }).catch((err: unknown) => err as Error);
+    const reply = await relayMessage(deps.relay, { from: deps.settings.from, to: check.to }, message, { signal }).catch((err: unknown) => err as Error);
     if (reply instanceof Error) count('failed', where, reply.message);
     else count(reply.code < 300 ? 'sent' : 'failed', where, replyText(reply));
   }

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { reasonOf, toAuthResult, toDmarcPolicy } from '../../../src/auth/normalise.ts';
+import { publishedOf } from '../../../src/auth/published.ts';
 
 describe('toAuthResult', () => {
   it('keeps every RFC 8601 word we use', () => {
@@ -41,5 +42,14 @@ describe('reasonOf', () => {
     assert.equal(reasonOf({ comment: 'weak key', policy: { 'dkim-rules': 'weak-key' } }, 'x'), 'weak key; dkim-rules=weak-key; x');
     assert.equal(reasonOf({ result: 'pass' }), '');
     assert.equal(reasonOf(null), '');
+  });
+});
+
+describe('publishedOf (the applied DMARC record)', () => {
+  it('names the policy domain as every other part of Postern does (the shared normaliseDomain)', () => {
+    const published = (policyDomain: string) => publishedOf({ policyDomain, p: 'reject', record: { p: 'reject' } } as Parameters<typeof publishedOf>[0]).published?.domain;
+    assert.equal(published('PSD.Example.'), 'psd.example', 'lower case, no root dot');
+    assert.equal(published('bücher.example'), 'xn--bcher-kva.example', 'A-label form');
+    assert.deepEqual(publishedOf({ policyDomain: '.', p: 'reject', record: { p: 'reject' } } as Parameters<typeof publishedOf>[0]), {}, 'no domain: no record');
   });
 });

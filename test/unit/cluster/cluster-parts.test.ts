@@ -11,7 +11,10 @@ import { createIpcStore, serveStoreLearn, serveStoreRequest, STORE_LEARN, STORE_
 import { reloadAll, type ReloadTarget } from '../../../src/cluster/reload.ts';
 import { createSlotBook } from '../../../src/cluster/slots.ts';
 import { Supervisor } from '../../../src/cluster/supervisor.ts';
+import { configSchema } from '../../../src/config/schema.ts';
+import { createByteBudget, workerShare } from '../../../src/pipeline/byte-budget.ts';
 import { createMemoryStore } from '../../../src/reputation/memory-store.ts';
+import { budgetWarnings } from '../../../src/startup/preflight.ts';
 import { eventually } from '../../harness/wait.ts';
 import { HALF_LIFE_MS, SCORE_TTL_MS, storeBehaviour } from '../reputation/store-suite.ts';
 
@@ -171,5 +174,36 @@ describe('per-worker files', () => {
     const { perWorkerFile } = await import('../../../src/cluster/worker.ts');
     assert.equal(perWorkerFile('/var/log/postern/decisions.jsonl', 2), '/var/log/postern/decisions.w2.jsonl');
     assert.equal(perWorkerFile('/var/log/postern/decisions', 1), '/var/log/postern/decisions.w1');
+  });
+});
+
+describe('a worker\'s share of the in-flight byte budget (issue 11: large messages on many cores)', () => {
+  const MiB = 1_048_576;
+  const limits = { maxBytesInFlight: 256 * MiB, maxBytesInFlightPerClient: 64 * MiB, maxMessageSize: 10_000_000 };
+  /** Does a budget of this share take one message of `bytes` from one client, 64 KiB at a time? */
+  const admits = (share: ReturnType<typeof workerShare>, bytes: number): boolean => {
+    const budget = createByteBudget({ max: share.maxBytesInFlight, perClient: share.maxBytesInFlightPerClient, ipv6PrefixLength: 64 });
+    for (let taken = 0; taken < bytes; taken += 65_536) if (!budget.tryTake('192.0.2.1', Math.min(65_536, bytes - taken))) return false;
+    return true;
+  };
+
+  it('divides the total, never below one message of maxMessageSize, and never divides the per-client limit', () => {
+    assert.deepEqual(workerShare(limits, 1), { maxBytesInFlight: 256 * MiB, maxBytesInFlightPerClient: 64 * MiB });
+    assert.deepEqual(workerShare(limits, 8), { maxBytesInFlight: 32 * MiB, maxBytesInFlightPerClient: 64 * MiB });
+    assert.deepEqual(workerShare(limits, 32), { maxBytesInFlight: 10_000_000, maxBytesInFlightPerClient: 64 * MiB }, '8 MiB each would be below one message');
+    for (const workers of [1, 2, 4, 8, 16, 32, 64]) {
+      assert.ok(admits(workerShare(limits, workers), 9_500_000), `a 9.5 MB message fits a worker's share with ${workers} workers`);
+    }
+  });
+
+  it('warns (one line naming the keys) when the total over the workers is below one message, or the per-client limit is', () => {
+    const config = (over: Record<string, unknown>, workers: number) => configSchema.parse({ domains: ['example.net'], workers, limits: over });
+    assert.deepEqual(budgetWarnings(config({}, 8)), [], 'the defaults on 8 cores');
+    const many = budgetWarnings(config({}, 32));
+    assert.equal(many.length, 1);
+    assert.match(many[0]!, /^limits\.maxBytesInFlight: 268435456 bytes over 32 workers is less than limits\.maxMessageSize \(10000000\) each: each worker holds 10000000, so the node may hold up to 320000000 bytes/);
+    assert.ok(!many[0]!.includes('\n'));
+    assert.match(budgetWarnings(config({ maxBytesInFlight: 5_000_000 }, 1))[0]!, /^limits\.maxBytesInFlight \(5000000\) is less than limits\.maxMessageSize \(10000000\): a larger message is deferred with 452 4\.3\.1 every time$/);
+    assert.match(budgetWarnings(config({ maxBytesInFlightPerClient: 2_000_000 }, 1))[0]!, /^limits\.maxBytesInFlightPerClient \(2000000\) is less than limits\.maxMessageSize/);
   });
 });

@@ -15,9 +15,9 @@ import type { RuleSet } from '../../../src/policy/types.ts';
 import { NO_LISTS } from '../../../src/reputation/lists.ts';
 import type { SmtpServers } from '../../../src/smtp/server.ts';
 
-/** A deadline the test fires by hand. */
-function manualWait(): { wait: Wait; fire(): void; started: number[] } {
-  const pending: Array<() => void> = [];
+/** Waits the test ends by hand: the drain deadline and the idle sweep alike (told apart by their length). */
+function manualWait(): { wait: Wait; fire(ms?: number): void; started: number[] } {
+  const pending: Array<{ ms: number; resolve: () => void }> = [];
   const started: number[] = [];
   return {
     started,
@@ -25,10 +25,15 @@ function manualWait(): { wait: Wait; fire(): void; started: number[] } {
       started.push(ms);
       let resolve!: () => void;
       const promise = new Promise<void>((r) => { resolve = r; });
-      pending.push(resolve);
+      pending.push({ ms, resolve });
       return { promise, cancel: () => undefined };
     },
-    fire: () => { for (const r of pending.splice(0)) r(); },
+    fire: (ms) => {
+      for (const p of pending.filter((x) => ms === undefined || x.ms === ms)) {
+        pending.splice(pending.indexOf(p), 1);
+        p.resolve();
+      }
+    },
   };
 }
 
@@ -36,8 +41,13 @@ function fakeServers(sessions: Array<{ id: string; busy: boolean }>, closed: str
   const server = {
     sessions: () => sessions.filter((s) => !closed.includes(s.id)).map((s) => ({ id: s.id, busy: () => s.busy, closeWith: () => { closed.push(s.id); } })),
   };
-  return { plain: server, xclient: { sessions: () => [] }, sessions: new Map() } as unknown as SmtpServers;
+  return {
+    plain: server, xclient: { sessions: () => [] }, sessions: new Map(),
+    shutDown: (c: { closeWith(): void }) => c.closeWith(),
+  } as unknown as SmtpServers;
 }
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('drain', () => {
   it('closes idle sessions at once, lets busy ones finish, and ends when the last session is gone', async () => {
@@ -50,11 +60,34 @@ describe('drain', () => {
     const done = drain({ servers: fakeServers(sessions, closed), listener: { drain: () => { draining = true; } }, count }, 30_000, t.wait);
     assert.equal(draining, true);
     assert.deepEqual(closed, ['idle']);
-    assert.deepEqual(t.started, [30_000]);
+    assert.deepEqual(t.started, [30_000, 250], 'the deadline, then the first idle sweep');
     sessions.length = 0; // the busy session finished its transaction and left
     count.set(0);
     await done;
     assert.deepEqual(closed, ['idle'], 'the busy one was not cut');
+  });
+
+  it('a busy session that finished its transaction is closed at the next idle sweep, on the injected wait', async () => {
+    const closed: string[] = [];
+    const count = sessionCount();
+    count.set(1);
+    const t = manualWait();
+    const session = { id: 'busy', busy: true };
+    const done = drain({ servers: fakeServers([session], closed), listener: { drain: () => undefined }, count }, 30_000, t.wait);
+    t.fire(250);
+    await turn();
+    assert.deepEqual(closed, [], 'still in its transaction');
+    session.busy = false; // its transaction ended; it waits for the next command
+    assert.deepEqual(closed, [], 'not before the sweep');
+    t.fire(250);
+    await turn();
+    assert.deepEqual(closed, ['busy'], 'closed by the sweep, long before the deadline');
+    count.set(0);
+    await done;
+    const sweeps = t.started.filter((ms) => ms === 250).length;
+    t.fire(250);
+    await turn();
+    assert.equal(t.started.filter((ms) => ms === 250).length, sweeps, 'the sweep stopped with the drain');
   });
 
   it('at the deadline, closes the sessions still busy', async () => {
@@ -64,8 +97,8 @@ describe('drain', () => {
     const t = manualWait();
     const done = drain({ servers: fakeServers([{ id: 'busy', busy: true }], closed), listener: { drain: () => undefined }, count }, 5_000, t.wait);
     assert.deepEqual(closed, []);
-    t.fire(); // the drain deadline
-    await new Promise((r) => setImmediate(r));
+    t.fire(5_000); // the drain deadline
+    await turn();
     assert.deepEqual(closed, ['busy']);
     count.set(0);
     await done;

@@ -1,14 +1,18 @@
 /* eslint-disable @typescript-eslint/no-floating-promises -- node:test awaits describe()/it() itself */
 /**
- * decisions.file: JSON lines, rotated by size into gzip files, at most `keep` kept, readable
- * by replay; never waits for the disk (drops and counts instead); refuses an unwritable place.
+ * decisions.file: JSON lines, rotated by size into gzip files and at midnight UTC (on a mocked
+ * clock: node:test's timers drive rotating-file-stream's own setTimeout and Date), at most
+ * `keep` kept, readable by replay; never waits for the disk (drops and counts instead);
+ * refuses an unwritable place.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { after, describe, it } from 'node:test';
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import { after, describe, it, mock } from 'node:test';
 import pino from 'pino';
 import { configSchema } from '../../../src/config/schema.ts';
 import { checkDecisionsFile, MAX_PENDING_BYTES, openDecisionFile } from '../../../src/observability/decision-file.ts';
@@ -49,6 +53,68 @@ describe('decisions.file', () => {
         assert.match(String(parsed.session), /^s\d+$/);
       }
     }
+  });
+
+  /** A logger whose lines arrive as 'line' events (msg), to wait for the file's open and rotation. */
+  function eventLogger(): { logger: pino.Logger; lines: EventEmitter } {
+    const lines = new EventEmitter();
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString('utf8').split('\n')) if (l.trim()) lines.emit('line', JSON.parse(l) as { msg: string });
+        cb();
+      },
+    });
+    return { logger: pino({ level: 'debug' }, sink), lines };
+  }
+  const logged = (lines: EventEmitter, msg: string): Promise<Record<string, unknown>> => new Promise((resolve) => {
+    const on = (line: Record<string, unknown>): void => {
+      if (line.msg !== msg) return;
+      lines.off('line', on);
+      resolve(line);
+    };
+    lines.on('line', on);
+  });
+  const readGz = (file: string): string[] => gunzipSync(fs.readFileSync(file)).toString('utf8').trim().split('\n');
+
+  it('decisions.daily: at midnight UTC the day\'s records are rotated into a gzip file named for midnight; writing goes on in a fresh file', { timeout: 20_000 }, async (t) => {
+    t.after(() => mock.timers.reset());
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.parse('2026-11-23T23:59:59.000Z') });
+    const dir = fs.mkdtempSync(path.join(root, 'daily-'));
+    const file = path.join(dir, 'decisions.jsonl');
+    const { logger, lines } = eventLogger();
+    const opened = logged(lines, 'decisions.file open');
+    const out = openDecisionFile({ file, maxBytes: 0, daily: true, keep: 5 }, { clock: { now: () => Date.now() }, logger, counted: () => undefined });
+    await opened; // the midnight timer is armed once the file is open
+    out.write('before-midnight', record);
+    const rotated = logged(lines, 'decisions.file rotated');
+    const reopened = logged(lines, 'decisions.file open');
+    mock.timers.tick(1000); // 00:00:00.000
+    const line = await rotated;
+    assert.equal(line.rotated, path.join(dir, 'decisions-20261124-000000.000-1.jsonl.gz'));
+    await reopened;
+    out.write('after-midnight', record);
+    await out.close();
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort(), ['decisions-20261124-000000.000-1.jsonl.gz', 'decisions.jsonl']);
+    const day = readGz(String(line.rotated)).map((l) => JSON.parse(l) as { session: string; time: string });
+    assert.deepEqual(day.map((r) => [r.session, r.time]), [['before-midnight', '2026-11-23T23:59:59.000Z']]);
+    const today = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { session: string; time: string });
+    assert.deepEqual(today.map((r) => [r.session, r.time]), [['after-midnight', '2026-11-24T00:00:00.000Z']]);
+  });
+
+  it('decisions.daily off: a day passes without a rotation (size alone rotates)', async (t) => {
+    t.after(() => mock.timers.reset());
+    mock.timers.enable({ apis: ['setTimeout', 'Date'], now: Date.parse('2026-11-23T23:59:59.000Z') });
+    const dir = fs.mkdtempSync(path.join(root, 'not-daily-'));
+    const { logger, lines } = eventLogger();
+    const opened = logged(lines, 'decisions.file open');
+    const out = openDecisionFile({ file: path.join(dir, 'd.jsonl'), maxBytes: 4096, daily: false, keep: 5 }, { clock: { now: () => Date.now() }, logger, counted: () => undefined });
+    await opened;
+    out.write('s1', record);
+    mock.timers.tick(25 * 3600 * 1000);
+    out.write('s2', record);
+    await out.close();
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => !n.startsWith('.')), ['d.jsonl']);
+    assert.equal(fs.readFileSync(path.join(dir, 'd.jsonl'), 'utf8').trim().split('\n').length, 2);
   });
 
   it('never queues more than the limit for a slow disk: drops and counts instead', async () => {

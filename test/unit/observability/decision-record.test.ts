@@ -6,10 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Facts } from '../../../src/core/facts.ts';
+import type { DmarcPublished, Facts } from '../../../src/core/facts.ts';
 import { decisionRecord } from '../../../src/observability/decision-record.ts';
 import { decide } from '../../../src/policy/decide.ts';
 import { recordedDecision } from '../../../src/policy/record-facts.ts';
+import { explainDecision } from '../../../src/policy/explain.ts';
+import { loadPolicies } from '../../../src/policy/load.ts';
+import { SHIPPED_POLICIES } from '../../harness/gateway.ts';
 import { MATCH_KEYS, type MatchKey } from '../../../src/policy/types.ts';
 import { dataFacts, mailFacts } from '../policy/facts.ts';
 import { oneRule } from '../policy/rules.ts';
@@ -91,6 +94,50 @@ describe('decision record round trip: facts → record → facts', () => {
     const good = JSON.parse(JSON.stringify(decisionRecord({ facts: dataFacts(), stage: 'data', decision: { enforced: { action: 'accept', rule: '', reason: 'default' } }, rule: '', action: 'accept', reason: 'default' }))) as Record<string, unknown>;
     assert.deepEqual(recordedDecision({ ...good, auth: { ...(good.auth as object), spf: { ...(good.auth as { spf: object }).spf, result: 'maybe' } } }), { skip: 'malformed', detail: 'auth.spf.result: not an authentication result' });
     assert.deepEqual(recordedDecision({ ...good, client: { ...(good.client as object), tier: 'gold' } }), { skip: 'malformed', detail: 'client.tier: not a tier' });
+  });
+
+  it('the published DMARC record, the tag that applied and the ARC-Seal selectors: recorded (still v 1) and read back', async () => {
+    const published: DmarcPublished = {
+      domain: 'bank.example', p: 'none', sp: 'reject', np: null, adkim: 's', aspf: 'r', testing: true, psd: 'u',
+      fo: '1', discovery: 'treewalk', rua: ['mailto:rua@bank.example'], ruf: [],
+    };
+    const base = dataFacts({ fromDomain: 'mail.bank.example', dmarc: 'fail', dmarcPolicy: 'quarantine' }); // sp=reject, t=y: quarantine
+    const facts: Facts = {
+      ...base,
+      dmarc: { ...base.dmarc!, applied: { tag: 'sp', value: 'reject' }, published },
+      arc: { result: 'pass', reason: '', sealers: ['origin.example', 'lists.example'], selectors: ['o1', 'arc1'], sealerDmarc: null },
+    };
+    const defaults = await loadPolicies(SHIPPED_POLICIES);
+    const decision = decide(facts, defaults, 'data') ?? undefined;
+    const record = JSON.parse(JSON.stringify(decisionRecord({ facts, stage: 'data', ...(decision ? { decision } : {}), rule: 'dmarc-quarantine', action: 'quarantine', reason: 'dmarc-policy' }))) as Record<string, unknown>;
+    assert.equal(record.v, 1, 'additive fields keep v 1 (README: renamed or removed only with a new v)');
+    const auth = record.auth as { dmarc: Record<string, unknown>; arc: Record<string, unknown> };
+    assert.deepEqual(auth.dmarc.applied, { tag: 'sp', value: 'reject' });
+    assert.deepEqual(auth.dmarc.published, published);
+    assert.deepEqual(auth.arc.selectors, ['o1', 'arc1']);
+    const back = recordedDecision(record);
+    assert.ok(!('skip' in back), JSON.stringify(back));
+    assert.deepEqual(back.facts, facts);
+    // what the facts are needed for: a refusal names where the record was found and what it says there
+    assert.equal(explainDecision(back.facts, defaults, 'data').decision?.enforced.rule, 'dmarc-quarantine');
+    const refused = decide(back.facts, oneRule('{ dmarc: fail }'), 'data')?.enforced;
+    assert.equal(refused?.action === 'reject' && refused.reply.text, 'Rejected by DMARC policy: bank.example publishes sp=reject and the message is not authenticated');
+    const { applied, published: p, ...older } = back.facts.dmarc!;
+    void applied;
+    void p;
+    const before = decide({ ...back.facts, dmarc: older }, oneRule('{ dmarc: fail }'), 'data')?.enforced;
+    assert.equal(before?.action === 'reject' && before.reply.text, 'Rejected by DMARC policy: mail.bank.example publishes p=quarantine and the message is not authenticated', 'without them (older records) the reply guessed');
+  });
+
+  it('older v1 records without them still read; broken ones are malformed with the field named', () => {
+    const facts = dataFacts();
+    const record = JSON.parse(JSON.stringify(decisionRecord({ facts, stage: 'data', decision: { enforced: { action: 'accept', rule: '', reason: 'default' } }, rule: '', action: 'accept', reason: 'default' }))) as Record<string, unknown>;
+    const auth = record.auth as { dmarc: Record<string, unknown> };
+    assert.equal(auth.dmarc.published, undefined);
+    assert.ok(!('skip' in recordedDecision(record)));
+    const withDmarc = (dmarc: Record<string, unknown>): unknown => ({ ...record, auth: { ...auth, dmarc: { ...auth.dmarc, ...dmarc } } });
+    assert.deepEqual(recordedDecision(withDmarc({ applied: { tag: 'x', value: 'reject' } })), { skip: 'malformed', detail: 'auth.dmarc.applied.tag: expected one of p, sp, np' });
+    assert.deepEqual(recordedDecision(withDmarc({ published: { domain: 'a.example', p: 'maybe' } })), { skip: 'malformed', detail: 'auth.dmarc.published.p: not a DMARC policy' });
   });
 
   it('carries the override and the monitor verdict', () => {

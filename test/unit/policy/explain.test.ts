@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AuthResult, DmarcPolicy } from '../../../src/core/facts.ts';
 import { explainDecision, whyNot } from '../../../src/policy/explain.ts';
+import { explanationText } from '../../../src/policy/cli/explain.ts';
 import { factLine } from '../../../src/policy/fact-view.ts';
 import { dataFacts, mailFacts } from './facts.ts';
 import { ruleSet } from './rules.ts';
@@ -64,6 +65,22 @@ describe('explain', () => {
     assert.equal(e.rules.at(-1)?.matched, 'unknown');
     assert.equal(whyNot(e.rules.at(-1)!), 'needs the message (decided at end of DATA)');
     assert.equal(e.decision, null);
+  });
+
+  it('the text: a rule that needs the message is "not known yet" at MAIL FROM, not "no"', () => {
+    const text = explanationText(explainDecision(mailFacts({ spf: 'pass' }), rules, 'mail'), rules);
+    assert.match(text, /^ {2}2\. retry → tempfail {2}\S+:\d+\n {5}not known yet: needs the message \(decided at end of DATA\)$/m);
+    assert.doesNotMatch(text, /no: needs the message/);
+  });
+
+  it('a fact that is none is shown once in parentheses, never "((none))"', () => {
+    const sealerRules = ruleSet('rules:\n  - name: sealer\n    match: { arc_sealer: lists.example, dkim_domain: esp.example }\n    action: accept\n');
+    const e = explainDecision(dataFacts({ dkim: [] }), sealerRules, 'data');
+    assert.equal(whyNot(e.rules[0]!), 'dkim_domain did not match (none); arc_sealer did not match (none)');
+    const text = explanationText(e, sealerRules);
+    assert.doesNotMatch(text, /\(\(/);
+    const matched = explanationText(explainDecision(dataFacts(), ruleSet('rules:\n  - name: r\n    match: { not: { arc_sealer: lists.example } }\n    action: tag\n'), 'data'), sealerRules);
+    assert.match(matched, /MATCH: not arc_sealer \(none\)$/m);
   });
 
   it('shows the facts with the names of the match keys', () => {

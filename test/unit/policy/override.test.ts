@@ -46,6 +46,12 @@ describe('DMARC overrides', () => {
     });
   });
 
+  it('with the ARC-Seal selectors known, the comment names them too (RFC 8617 §7.2.2)', () => {
+    const f = failing('reject');
+    const facts: Facts = { ...to(f, 'a@arc.rcpt.example'), arc: { ...f.arc!, selectors: ['o1', 'arc2026'] } };
+    assert.equal(decide(facts, rules, 'data')?.override?.comment, 'arc=pass as[2].d=lists.example as[2].s=arc2026 as[1].d=origin.example as[1].s=o1');
+  });
+
   it('a rule on the client IP or name: trusted_forwarder', () => {
     assert.deepEqual(decide(to(failing('quarantine'), 'a@fwd.rcpt.example'), rules, 'data')?.override, {
       type: 'trusted_forwarder', by: 'forwarder', policy: 'quarantine', rule: 'forwarder', comment: 'rule=forwarder ip=198.51.100.7 ptr=mx.relay.example',

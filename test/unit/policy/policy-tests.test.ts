@@ -13,7 +13,7 @@ import { decide } from '../../../src/policy/decide.ts';
 import { loadPolicies } from '../../../src/policy/load.ts';
 import { runPolicyTests } from '../../../src/policy/testing/cases.ts';
 import { caseFacts } from '../../../src/policy/testing/case-facts.ts';
-import { testFolder } from '../../../src/policy/testing/run-folder.ts';
+import { testFolder, testReport, testsOk } from '../../../src/policy/testing/run-folder.ts';
 import type { RuleSet } from '../../../src/policy/types.ts';
 
 const SHIPPED = path.resolve(import.meta.dirname, '../../../policies');
@@ -66,7 +66,52 @@ describe('policy test files', () => {
       '  expect: { action: quarantine, reason: rule, would_have: reject, override: arc }',
     ].join('\n');
     const [o] = runPolicyTests([{ path: 't.test.yaml', text }], defaults).outcomes;
-    assert.equal(o?.failure, 'expected reason rule, got dmarc-policy; expected would_have reject (no rule matched), got none; expected override arc, got none');
+    assert.equal(o?.failure, 'expected reason rule, got dmarc-policy; expected would_have reject, got none; expected override arc, got none');
+  });
+
+  it('a would_have with a rule names it; one without prints the bare action, never "(no rule matched)"', () => {
+    const text = [
+      '- name: with rule',
+      '  facts: { dmarc: fail, dmarc_policy: quarantine }',
+      '  expect: { action: quarantine, would_have: { action: reject, rule: r1 } }',
+      '- name: rule ""',
+      '  facts: { dmarc: fail, dmarc_policy: quarantine }',
+      '  expect: { action: accept, rule: "" }',
+    ].join('\n');
+    const run = runPolicyTests([{ path: 't.test.yaml', text }], defaults);
+    assert.deepEqual(run.outcomes.map((o) => o.failure), [
+      'expected would_have reject (rule r1), got none',
+      'expected accept (no rule matched), got quarantine (rule dmarc-quarantine)',
+    ]);
+  });
+
+  it('an empty or comments-only test file: a warning, 0 cases, not an error', async () => {
+    const run = runPolicyTests([
+      { path: 'empty.test.yaml', text: '' },
+      { path: 'comments.test.yaml', text: '# yaml-language-server: $schema=./policy-test.schema.json\n# cases to come\n' },
+      { path: 'list.test.yaml', text: '[]\n' },
+    ], defaults);
+    assert.deepEqual(run.errors, []);
+    assert.deepEqual(run.outcomes, []);
+    assert.deepEqual(run.warnings.map((w) => w.message), [
+      'empty.test.yaml: no test cases in this file (empty or comments only)',
+      'comments.test.yaml: no test cases in this file (empty or comments only)',
+      'list.test.yaml: no test cases in this file (empty or comments only)',
+    ]);
+    const dir = folderWith([], (d) => fs.writeFileSync(path.join(d, '10-todo.test.yaml'), '# nothing yet\n'));
+    dirs.push(dir);
+    const t = await testFolder(dir, defaults);
+    assert.ok(testsOk(t));
+    assert.match(testReport(t), /^.*10-todo\.test\.yaml: warning: no test cases in this file \(empty or comments only\)\n/);
+    assert.match(testReport(t), /^policy tests: 2 file\(s\), \d+ case\(s\), \d+ passed, 0 failed, 1 warning\(s\)$/m);
+  });
+
+  it('first_seen_within as a fact suggests first_seen (and first_seen in a rule suggests first_seen_within)', async () => {
+    const run = runPolicyTests([{ path: 'a.test.yaml', text: '- name: x\n  facts: { first_seen_within: 4h }\n  expect: { action: accept }\n' }], defaults);
+    assert.match(run.errors[0]?.message ?? '', /^a\.test\.yaml:2:12: \[0\]\.facts\.first_seen_within: unknown key "first_seen_within"; did you mean "first_seen"\?/);
+    const dir = folderWith([], (d) => fs.writeFileSync(path.join(d, '10-x.yaml'), 'rules:\n  - name: r\n    match: { first_seen: 1h }\n    action: tempfail\n'));
+    dirs.push(dir);
+    await assert.rejects(loadPolicies(dir), /10-x\.yaml:3:14: rules\[0\]\.match\.first_seen: unknown key "first_seen"; did you mean "first_seen_within"\?/);
   });
 
   it('problems in a test file are located: syntax, unknown keys (with a suggestion), contradictory facts, not a list', () => {
@@ -111,6 +156,28 @@ describe('policy test files', () => {
     assert.equal(t.failed, 0, t.outcomes.filter((o) => o.failure).map((o) => `${o.file}:${o.line}: ${o.failure}`).join('\n'));
   });
 
+  it('per recipient domain: the trust covers every recipient of a mixed message; the documented not: makes it research-only', async () => {
+    const mixed = caseFacts({
+      recipient: ['alice@research.example.org', 'bob@sales.example.org'], from_domain: 'university.example',
+      dmarc: 'fail', dmarc_policy: 'reject', arc_sealer: 'lists.research-partner.example', arc_dmarc: 'pass',
+    });
+    const researchOnly = { ...mixed, envelope: { ...mixed.envelope, recipients: ['alice@research.example.org'] } };
+    const asShipped = folderWith(['00-a-forwarders.yaml']);
+    const scoped = folderWith(['00-a-forwarders.yaml'], (dir) => {
+      const file = path.join(dir, '00-a-forwarders.yaml');
+      const text = fs.readFileSync(file, 'utf8');
+      const rule = '      arc_sealer: [lists.research-partner.example]\n      arc_dmarc: pass\n';
+      assert.ok(text.includes(rule));
+      fs.writeFileSync(file, text.replace(rule, `${rule}      not: { recipient: [sales.example.org, .sales.example.org] }\n`));
+    });
+    dirs.push(asShipped, scoped);
+    const shipped = await loadPolicies(asShipped);
+    assert.deepEqual([decide(mixed, shipped, 'data')?.enforced.rule, decide(mixed, shipped, 'data')?.enforced.action], ['arc-research-lists', 'tag']);
+    const narrowed = await loadPolicies(scoped);
+    assert.deepEqual([decide(mixed, narrowed, 'data')?.enforced.rule, decide(mixed, narrowed, 'data')?.enforced.action], ['dmarc-reject', 'reject']);
+    assert.equal(decide(researchOnly, narrowed, 'data')?.enforced.rule, 'arc-research-lists');
+  });
+
   it('tightening weak domains: monitor mode accepts and reports, the same rules enforced refuse; the tests catch the switch', async () => {
     const monitor = folderWith(['60-tighten-weak-domains.yaml', '60-tighten-weak-domains.test.yaml']);
     const enforced = folderWith(['60-tighten-weak-domains.yaml', '60-tighten-weak-domains.test.yaml'], (dir) => {
@@ -125,6 +192,13 @@ describe('policy test files', () => {
     assert.deepEqual([after?.enforced.action, after?.enforced.rule, after?.wouldHave], ['reject', 'tighten-reject', undefined]);
     assert.equal(after?.enforced.action === 'reject' && after.enforced.reply.text, 'Rejected by local policy: mail from brand.example must pass DMARC here');
     const t = await testFolder(enforced, await loadPolicies(enforced));
-    assert.ok(t.outcomes.some((o) => /expected accept \(rule tighten-reject\), got reject \(rule tighten-reject\)/.test(o.failure)), 'the monitor-mode tests fail once the rule is enforced');
+    assert.deepEqual(t.outcomes.filter((o) => o.failure).map((o) => [o.line, o.failure]), [
+      [7, 'expected accept (rule tighten-reject), got reject (rule tighten-reject); tighten-reject decides, but with its action reject, not accept (it accepts only in monitor mode); expected would_have reject (rule tighten-reject), got none'],
+      [11, 'expected accept (rule tighten-reject), got reject (rule tighten-reject); tighten-reject decides, but with its action reject, not accept (it accepts only in monitor mode); expected would_have reject, got none'],
+      [15, 'expected accept (rule tighten-quarantine), got quarantine (rule tighten-quarantine); tighten-quarantine decides, but with its action quarantine, not accept (it accepts only in monitor mode); expected would_have quarantine, got none'],
+    ], 'the monitor-mode tests fail once the rule is enforced, and say why plainly');
+    // the other way round: expectations already enforced, the rule still in monitor mode
+    const early = runPolicyTests([{ path: 'e.test.yaml', text: '- name: e\n  facts: { from_domain: brand.example, dmarc: fail, dmarc_policy: none }\n  expect: { action: reject, rule: tighten-reject }\n' }], await loadPolicies(monitor));
+    assert.equal(early.outcomes[0]?.failure, 'expected reject (rule tighten-reject), got accept (rule tighten-reject); tighten-reject decides, but in monitor mode: it accepts (would reject), not reject');
   });
 });

@@ -84,6 +84,30 @@ describe('replay', () => {
     assert.match(text, /^ {4}.*postern\.log:4 session a3 2026-11-23T10:00:00\.000Z: accept → quarantine \(none-quarantine\)$/m);
   });
 
+  it('--changed-only: examples only for the transitions that change', async () => {
+    const log = path.join(dir, 'changed-only.log');
+    fs.writeFileSync(log, lines.join('\n') + '\n');
+    const t = await replayFiles([log], CANDIDATE, { show: 2, changedOnly: true });
+    const transitions = (replayJson(t, 'CANDIDATE', 5) as { transitions: Array<{ from: string; to: string | null; examples?: Array<{ session: string }> }> }).transitions;
+    assert.deepEqual(transitions.map((tr) => [tr.from, tr.to, tr.examples?.map((e) => e.session) ?? []]), [
+      ['accept', 'accept', []],
+      ['accept', 'quarantine', ['a3', 'a4']],
+      ['reject', 'reject', []],
+      ['reject', null, []],
+    ]);
+    assert.deepEqual([...replayText(t, 'CANDIDATE', 5).matchAll(/^examples (.*):$/gm)].map((m) => m[1]), ['accept → quarantine']);
+  });
+
+  it('the top lists count a domain in any case, and an IPv4-mapped IPv6 address as its IPv4, once', async () => {
+    const log = path.join(dir, 'mixed-forms.log');
+    const weak = (fromDomain: string, ip: string, session: string): string => line(dataFacts({ dmarc: 'fail', dmarcPolicy: 'none', fromDomain, ip }), 'data', session);
+    fs.writeFileSync(log, [weak('weak.example', '203.0.113.5', 'm1'), weak('Weak.EXAMPLE', '::ffff:203.0.113.5', 'm2'), weak('WEAK.example.', '::FFFF:cb00:7105', 'm3')].join('\n') + '\n');
+    const t = await replayFiles([log], CANDIDATE, { show: 0 });
+    assert.deepEqual((replayJson(t, 'CANDIDATE', 5) as { top_changed: unknown }).top_changed, {
+      domains: [{ value: 'weak.example', count: 3 }], ips: [{ value: '203.0.113.5', count: 3 }], max_error: 0,
+    });
+  });
+
   it('an unreadable or broken file is an error naming it', async () => {
     const bad = path.join(dir, 'broken.gz');
     fs.writeFileSync(bad, gzipSync('{"a":1}\n').subarray(0, 12));

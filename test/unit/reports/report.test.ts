@@ -56,7 +56,12 @@ describe('aggregate report XML', () => {
     assert.equal(parts.reduce((n, p) => n + p.records, 0), 300);
     assert.equal(parts.reduce((n, p) => n + p.messages, 0), (300 * 301) / 2);
     assert.equal(new Set(parts.map((p) => p.reportId)).size, parts.length);
-    assert.match(parts[1]!.filename, /!2\.xml\.gz$/);
+    // RFC 9990: the file name's unique-id (1*(ALPHA / DIGIT)) and the Report-ID are identical
+    for (const p of parts) {
+      assert.match(p.reportId, /^[A-Za-z0-9]+$/);
+      assert.equal(p.filename, `mx.example.net!example.com!0!86399!${p.reportId}.xml.gz`);
+      assert.match(p.xml, new RegExp(`<report_id>${p.reportId}</report_id>`));
+    }
     for (const p of [parts[0]!, parts.at(-1)!]) await assertSchemaValid(p.xml);
   });
 });
@@ -100,5 +105,56 @@ describe('override reasons in rows', () => {
   it('without an override from the policy, a weaker disposition is local_policy naming the rule', () => {
     const got = collectedFrom({ facts, action: 'accept', rule: 'allow-partners' });
     assert.deepEqual(got?.row.reasons, [{ type: 'local_policy', comment: 'rule allow-partners' }]);
+  });
+});
+
+describe('override reasons under t=y (RFC 9990 §2.1: compared with the policy published)', () => {
+  // as auth/message.ts builds them: dmarc.policy is what mailauth applies after the t=y
+  // downgrade, dmarc.applied the tag as published
+  const factsFor = (p: 'reject' | 'quarantine' | 'none', result: 'fail' | 'pass' = 'fail') => {
+    const published: DmarcPublished = { domain: 'test.example', p, sp: null, np: null, adkim: 'r', aspf: 'r', testing: true, psd: 'u', fo: null, discovery: 'treewalk', rua: ['mailto:dmarc@test.example'], ruf: [] };
+    const downgraded = ({ reject: 'quarantine', quarantine: 'none', none: 'none' } as const)[p];
+    return {
+      client: { ip: '192.0.2.9', ptr: null, helo: 'mta.example', tls: false, tier: 'neutral' as const },
+      envelope: { sender: 'a@test.example', senderDomain: 'test.example', recipients: ['user@example.net'] },
+      spf: { result: 'fail' as const, domain: 'test.example', identity: 'mailfrom' as const, reason: '' },
+      message: { fromDomain: 'test.example', messageId: null, size: 100, firstSeenSeconds: 0 },
+      dkim: [],
+      arc: { result: 'none' as const, reason: '' },
+      dmarc: { result, domain: 'test.example', policy: downgraded, applied: { tag: 'p' as const, value: p }, spfAligned: result === 'pass', dkimAligned: false, reason: '', published },
+    };
+  };
+  const testMode = (from: string, to: string) => ({ type: 'policy_test_mode', comment: `t=y: ${from} applied as ${to}` });
+
+  it('p=reject t=y, quarantined as the test mode asks: policy_test_mode alone', () => {
+    const got = collectedFrom({ facts: factsFor('reject'), action: 'quarantine', rule: 'dmarc-quarantine' });
+    assert.equal(got?.row.disposition, 'quarantine');
+    assert.deepEqual(got?.row.reasons, [testMode('reject', 'quarantine')]);
+  });
+
+  it('p=quarantine t=y, delivered: policy_test_mode alone', () => {
+    const got = collectedFrom({ facts: factsFor('quarantine'), action: 'accept', rule: '' });
+    assert.equal(got?.row.disposition, 'none');
+    assert.deepEqual(got?.row.reasons, [testMode('quarantine', 'none')]);
+  });
+
+  it('p=reject t=y, delivered by a rule: the test mode and then local_policy', () => {
+    const got = collectedFrom({ facts: factsFor('reject'), action: 'accept', rule: 'allow-partners' });
+    assert.deepEqual(got?.row.reasons, [testMode('reject', 'quarantine'), { type: 'local_policy', comment: 'rule allow-partners' }]);
+  });
+
+  it('p=reject t=y, rejected anyway: the published policy was applied, no reason', () => {
+    const got = collectedFrom({ facts: factsFor('reject'), action: 'reject', rule: 'dmarc-reject' });
+    assert.deepEqual(got?.row.reasons, []);
+  });
+
+  it('p=quarantine t=y, rejected by a rule: local_policy only', () => {
+    const got = collectedFrom({ facts: factsFor('quarantine'), action: 'reject', rule: 'strict' });
+    assert.deepEqual(got?.row.reasons, [{ type: 'local_policy', comment: 'rule strict' }]);
+  });
+
+  it('p=none t=y, delivered, and a DMARC pass: no reason', () => {
+    assert.deepEqual(collectedFrom({ facts: factsFor('none'), action: 'accept', rule: '' })?.row.reasons, []);
+    assert.deepEqual(collectedFrom({ facts: factsFor('reject', 'pass'), action: 'accept', rule: 'dmarc-pass' })?.row.reasons, []);
   });
 });
