@@ -124,7 +124,11 @@ export const dnsServer = refineWith((text) => {
     parseServer(text);
     return null;
   } catch (err) {
-    return `${(err as Error).message}; dns.servers takes resolver IP addresses (Postern does not look up its resolvers' names), e.g. 127.0.0.1:53 or [::1]:53`;
+    const message = (err as Error).message;
+    // the name case gets the why; an unusable address (link-local, broadcast) says its own fix
+    return /not an IP address|bad port|missing "]"|expected ":port"/.test(message)
+      ? `${message}; dns.servers takes resolver IP addresses (Postern does not look up its resolvers' names), e.g. 127.0.0.1:53 or [::1]:53`
+      : message;
   }
 });
 
