@@ -83,6 +83,8 @@ async function brokenCases(): Promise<{ dir: string; cases: Case[] }> {
     { name: 'an unquoted *.example.com in a policy file', yaml: `policies: ${path.join(dir, 'aliaspolicy')}\n`, expect: /10-y\.yaml:4:\d+: .*quote it: "\*\.example\.com"/ },
     { name: 'a missing allow list', yaml: `lists:\n  allow: ${path.join(dir, 'none.txt')}\n`, expect: /lists\.allow: cannot read list/, line: at(2) },
     { name: 'a bad entry in the block list', yaml: `lists:\n  block: ${path.join(dir, 'block.txt')}\n`, expect: /block\.txt:2:1: invalid IP address, CIDR or domain "not"|block\.txt:2:\d+: one entry per line/ },
+    { name: 'decisions.file naming a folder', yaml: `decisions:\n  file: ${path.join(dir, 'adir')}\n`, expect: /decisions\.file: .*adir is a folder: name a file in it/, line: at(2) },
+    { name: 'a garbage report signing key', yaml: `reports:\n  dmarc:\n    email: dmarc@example.net\n    signing:\n      domain: example.net\n      selector: s1\n      keyFile: ${path.join(dir, 'garbage.pem')}\n    failure:\n      enabled: true\n`, expect: /reports\.dmarc\.signing\.keyFile: cannot use .*garbage\.pem/, line: at(7) },
     { name: 'a Redis URL without a host', yaml: 'redis:\n  url: "redis://"\n', expect: /redis\.url: .*(not a valid URL|has no host)/, line: at(2) },
     { name: 'Sentinel without sentinels', yaml: 'redis:\n  sentinel:\n    masterName: mymaster\n', expect: /redis: Sentinel needs a master name and at least one sentinel/ },
     { name: 'a size with an unknown unit', yaml: 'limits:\n  maxMessageSize: 10XB\n', expect: /limits\.maxMessageSize: expected a size/, line: at(2) },
