@@ -19,6 +19,7 @@ import { expiryWarning } from '../tls/credentials.ts';
 import { checkDecisionsFile } from '../observability/decision-file.ts';
 import { workerShare } from '../pipeline/byte-budget.ts';
 import { checkReporting, reportingWarnings } from '../reports/index.ts';
+import { backendLoopProblems } from './backend-loop.ts';
 import { loadStartupResources, type StartupResources } from './resources.ts';
 
 export interface Preflight {
@@ -97,7 +98,8 @@ export function configProblems(config: Config, where: Where): ConfigError[] {
   if (config.domains.length === 0) {
     errors.push(new ConfigError('no recipient domains configured: set `domains` in the config file or POSTERN_DOMAINS=example.com (Postern refuses to run as an open relay)', where('domains')));
   }
-  errors.push(...listenProblems(config, where), ...redisProblems(config, where), ...checkDecisionsFile(config, where), ...reportingProblems(config, where));
+  errors.push(...listenProblems(config, where), ...backendLoopProblems(config, where, localAddresses()), ...redisProblems(config, where),
+    ...checkDecisionsFile(config, where), ...reportingProblems(config, where));
   return errors;
 }
 

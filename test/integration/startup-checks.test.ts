@@ -94,6 +94,7 @@ async function brokenCases(): Promise<{ dir: string; cases: Case[] }> {
     { name: 'a listener by host name', yaml: 'listen: ["localhost:2525"]\ndomains: [example.net]\n', whole: true, expect: /listen\.0: "localhost:2525": the host must be an IP address/, line: 1 },
     { name: 'two listeners on one port', yaml: `listen: ["0.0.0.0:${port}", "127.0.0.1:${port}"]\ndomains: [example.net]\n`, whole: true, expect: new RegExp(`listen\\.1: 127\\.0\\.0\\.1:${port} collides with 0\\.0\\.0\\.0:${port}`), line: 1 },
     { name: 'metrics on the SMTP port', yaml: `listen: ["127.0.0.1:${port}"]\nmetrics:\n  listen: "127.0.0.1:${port}"\ndomains: [example.net]\n`, whole: true, expect: new RegExp(`metrics\\.listen: 127\\.0\\.0\\.1:${port} collides`), line: 3 },
+    { name: 'a backend that is Postern\'s own listener', yaml: `listen: ["0.0.0.0:${port}"]\nmetrics:\n  listen: "127.0.0.1:0"\nbackend:\n  port: ${port}\ndomains: [example.net]\n`, whole: true, expect: new RegExp(`backend\\.port: backend 127\\.0\\.0\\.1:${port} is Postern's own SMTP listener \\(listen: 0\\.0\\.0\\.0:${port}\\)`), line: 5 },
     { name: 'a config file that is a directory', yaml: '', env: { POSTERN_CONFIG: path.join(dir, 'adir') }, expect: /adir: cannot read config file: it is a directory/ },
   ];
   return { dir, cases };
