@@ -9,6 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../../../src/config/load.ts';
+import { getIn } from '../../../src/config/key-path.ts';
+import { configLeaves } from '../../../src/config/leaves.ts';
 import { parseDuration, parseSize } from '../../../src/config/values.ts';
 import { closest } from '../../../src/config/suggest.ts';
 import { ConfigErrors } from '../../../src/core/errors.ts';
@@ -70,6 +72,39 @@ describe('units', () => {
     }
     assert.equal(fromFile('limits:\n  maxMessageSize: 5000000\n').config.limits.maxMessageSize, 5_000_000, 'plain numbers keep working');
     assert.deepEqual(problems(() => fromFile('backend:\n  recipientCacheSeconds: 1500ms\n')), ['expected a whole number of seconds']);
+  });
+});
+
+describe('time keys', () => {
+  const UNIT: Array<[RegExp, string]> = [[/Ms$/, 'ms'], [/Seconds$/, 's'], [/Hours$/, 'h'], [/Days$/, 'd']];
+  const timeKeys = configLeaves().flatMap((leaf) => {
+    const unit = UNIT.find(([suffix]) => suffix.test(leaf.key))?.[1];
+    return unit ? [{ leaf, unit }] : [];
+  });
+
+  it('every key that is a time (…Ms, …Seconds, …Hours, …Days) takes a unit', () => {
+    assert.ok(timeKeys.length >= 20, `${timeKeys.length} time keys`);
+    for (const { leaf, unit } of timeKeys) {
+      // the default, written with the key's own unit: accepted and read as the plain number
+      const c = fromEnv({ [leaf.env]: `${String(leaf.default)}${unit}` }).config;
+      assert.equal(getIn(c, leaf.path), leaf.default, leaf.key);
+    }
+    assert.equal(fromFile('limits:\n  greetingDelayMs: 0.25s\n').config.limits.greetingDelayMs, 250);
+    assert.equal(fromFile('reports:\n  dmarc:\n    periodHours: 1d\n').config.reports.dmarc.periodHours, 24);
+    assert.deepEqual(problems(() => fromFile('limits:\n  greetingDelayMs: 1m\n')), ['at most 30000 milliseconds']);
+    assert.deepEqual(problems(() => fromFile('reports:\n  dmarc:\n    periodHours: 2d\n')), ['one of 1, 2, 3, 4, 6, 8, 12, 24 hours (periods align to UTC days)']);
+  });
+
+  it('a key in milliseconds (a timer) is at most 24 days: Node.js would fire a longer timer at once', () => {
+    const keys = timeKeys.filter((t) => t.unit === 'ms');
+    assert.ok(keys.length >= 10);
+    for (const { leaf } of keys) {
+      const refused = problems(() => fromEnv({ [leaf.env]: '30d' }));
+      assert.ok(Array.isArray(refused) && refused.some((p) => /at most 24d \(2073600000 ms\)|at most \d+ milliseconds/.test(p)), `${leaf.key}: ${String(refused)}`);
+    }
+    assert.deepEqual(problems(() => fromFile('limits:\n  socketTimeoutMs: 30d\n')), ['at most 24d (2073600000 ms): a longer timer cannot be kept']);
+    assert.deepEqual(problems(() => fromFile('limits:\n  socketTimeoutMs: 2147483648\n')), ['at most 24d (2073600000 ms): a longer timer cannot be kept']);
+    assert.equal(fromFile('limits:\n  socketTimeoutMs: 24d\n').config.limits.socketTimeoutMs, 24 * 86_400_000);
   });
 });
 
