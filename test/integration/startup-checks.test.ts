@@ -78,6 +78,7 @@ async function brokenCases(): Promise<{ dir: string; cases: Case[] }> {
     { name: 'a CIDR with a bad prefix', yaml: 'xclient:\n  trusted: [10.0.0.0/33]\n', expect: /xclient\.trusted\.0: invalid IP address or CIDR "10\.0\.0\.0\/33"/, line: at(2) },
     { name: 'a misspelt POSTERN_ variable', yaml: '', env: { POSTERN_DOMIANS: 'example.org' }, expect: /^POSTERN_DOMIANS: unknown environment variable.*did you mean POSTERN_DOMAINS\?/m },
     { name: 'a misspelt key', yaml: 'backend:\n  hots: mail.example\n', expect: /backend\.hots: unknown key \(did you mean host\?\)/, line: at(2) },
+    { name: 'a known key in the wrong place', yaml: 'maxMessageSize: 10MB\n', expect: /maxMessageSize: unknown key \(did you mean limits\.maxMessageSize\?\)/, line: at(1) },
     { name: 'an explicit policy folder that does not exist', yaml: `policies: ${path.join(dir, 'nope')}\n`, expect: /policies: cannot read policy folder/, line: at(1) },
     { name: 'a broken policy file', yaml: `policies: ${path.join(dir, 'badpolicy')}\n`, expect: /10-x\.yaml:4:\d+: .*spf/ },
     { name: 'an unquoted *.example.com in a policy file', yaml: `policies: ${path.join(dir, 'aliaspolicy')}\n`, expect: /10-y\.yaml:4:\d+: .*quote it: "\*\.example\.com"/ },

@@ -165,6 +165,23 @@ describe('unknown names and YAML traps', () => {
     assert.deepEqual(problems(() => fromFile('xclient: yes\n')), ['expected a mapping with the keys trusted (did you mean backend.xclient?)']);
   });
 
+  it('a known key in the wrong place gets the full path of the key of that name', () => {
+    assert.deepEqual(problems(() => fromFile('maxMessageSize: 10MB\n')), ['unknown key (did you mean limits.maxMessageSize?)']);
+    assert.deepEqual(problems(() => fromFile('maxMesageSize: 10MB\n')), ['unknown key (did you mean limits.maxMessageSize?)'], 'misspelt too');
+    assert.deepEqual(problems(() => fromFile('backend:\n  socketTimeoutMs: 5m\n')), ['unknown key (did you mean limits.socketTimeoutMs?)'], 'the same name elsewhere beats a close sibling');
+    assert.deepEqual(problems(() => fromFile('port: 25\n')), ['unknown key (did you mean backend.port or reports.dmarc.relay.port?)']);
+    assert.deepEqual(problems(() => fromFile('relay:\n  host: x\n')), ['unknown key (did you mean reports.dmarc.relay?)'], 'a section too');
+    assert.deepEqual(problems(() => fromFile('limits:\n  max_message_size: 1\n')), ['unknown key (did you mean maxMessageSize?)'], 'a sibling spelt otherwise first');
+  });
+
+  it('a value not among a key\'s options gets the one it resembles', () => {
+    const levels = 'Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"';
+    assert.deepEqual(problems(() => fromFile('log:\n  level: warning\n')), [`${levels} (did you mean warn?)`]);
+    assert.deepEqual(problems(() => fromEnv({ POSTERN_LOG_LEVEL: 'warning' })), [`${levels} (did you mean warn?)`]);
+    assert.deepEqual(problems(() => fromFile('log:\n  level: verbose\n')), [levels]);
+    assert.deepEqual(problems(() => fromFile('backend:\n  tls: STARTTLS\n')), ['Invalid option: expected one of "none"|"starttls" (did you mean starttls?)']);
+  });
+
   it('an unquoted *.example.com says to quote it, at its line', () => {
     assert.throws(() => fromFile('domains:\n  - example.net\n  - *.example.com\n'), (err: ConfigErrors) => {
       assert.equal(err.errors.length, 1);
