@@ -180,7 +180,19 @@ export function redisUrlProblem(url: string): string | null {
   return null;
 }
 
-/** A URL with its password replaced, for logs, errors and `check-config --print`. */
+/**
+ * A URL with its password replaced, for logs, errors and `check-config --print`. The user
+ * information ends at the last '@' (a URL parser reads redis://u:p@ss@host as the password
+ * "p@ss"), and a password may hold a '/' its writer did not encode: everything from the first
+ * ':' after the user name to the last '@' is masked. Masking too much is harmless; too little
+ * leaks.
+ */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1****@');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return url;
+  const start = scheme[0].length;
+  const at = url.lastIndexOf('@');
+  const colon = url.indexOf(':', start);
+  if (at < start || colon < 0 || colon > at) return url;
+  return `${url.slice(0, colon + 1)}****${url.slice(at)}`;
 }

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { loadConfig } from '../../../src/config/load.ts';
 import { getIn } from '../../../src/config/key-path.ts';
 import { configLeaves } from '../../../src/config/leaves.ts';
-import { parseDuration, parseSize } from '../../../src/config/values.ts';
+import { maskUrl, parseDuration, parseSize } from '../../../src/config/values.ts';
 import { closest } from '../../../src/config/suggest.ts';
 import { ConfigErrors } from '../../../src/core/errors.ts';
 
@@ -72,6 +72,26 @@ describe('units', () => {
     }
     assert.equal(fromFile('limits:\n  maxMessageSize: 5000000\n').config.limits.maxMessageSize, 5_000_000, 'plain numbers keep working');
     assert.deepEqual(problems(() => fromFile('backend:\n  recipientCacheSeconds: 1500ms\n')), ['expected a whole number of seconds']);
+  });
+});
+
+describe('passwords in URLs', () => {
+  it('are masked whole, whatever characters they hold', () => {
+    assert.equal(maskUrl('redis://u:secret@cache.example:6379/0'), 'redis://u:****@cache.example:6379/0');
+    assert.equal(maskUrl('redis://u:p@ssw0rd@cache.example:6379'), 'redis://u:****@cache.example:6379', 'an @ in the password');
+    assert.equal(maskUrl('redis://:a@b@c@cache.example'), 'redis://:****@cache.example');
+    assert.equal(maskUrl('rediss://u:pa/ss@cache.example'), 'rediss://u:****@cache.example', 'an unencoded / in the password');
+    assert.equal(maskUrl('redis+sentinel://:p@w@s1:26379,s2:26379/mymaster'), 'redis+sentinel://:****@s1:26379,s2:26379/mymaster');
+    assert.equal(maskUrl('redis://cache.example:6379/0'), 'redis://cache.example:6379/0', 'no password: unchanged');
+    assert.equal(maskUrl('redis://user@cache.example:6379'), 'redis://user@cache.example:6379', 'a user without a password');
+    assert.equal(maskUrl('not a url'), 'not a url');
+  });
+
+  it('are masked in check-config errors', () => {
+    const refused = problems(() => fromFile('redis:\n  url: "redis://u:p@ssw0rd@/0"\n'));
+    assert.ok(Array.isArray(refused) && refused.length === 1, String(refused));
+    assert.doesNotMatch(refused[0]!, /ssw0rd/);
+    assert.match(refused[0]!, /redis:\/\/u:\*\*\*\*@\/0/);
   });
 });
 
