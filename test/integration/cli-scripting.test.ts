@@ -194,6 +194,35 @@ describe('postern verify --json and its exit status', () => {
   });
 });
 
+describe('check-config run as root', () => {
+  const root = process.getuid?.() === 0;
+  const NOTE = /^note: checked as root, who can read every file: .*sudo -u postern postern check-config --config /m;
+
+  it('says the service user may not see what root sees, when the config names files (only as root)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-root-'));
+    try {
+      fs.chmodSync(dir, 0o755);
+      fs.writeFileSync(path.join(dir, 'allow.txt'), '192.0.2.1\n', { mode: 0o644 });
+      const withFiles = path.join(dir, 'files.yaml');
+      fs.writeFileSync(withFiles, `domains: [example.net]\nlists:\n  allow: ${path.join(dir, 'allow.txt')}\n`, { mode: 0o644 });
+      const noFiles = path.join(dir, 'plain.yaml');
+      fs.writeFileSync(noFiles, 'domains: [example.net]\n', { mode: 0o644 });
+      const checked = await runCli(['check-config', '--config', withFiles]);
+      assert.equal(checked.code, 0, checked.stderr);
+      if (root) assert.match(checked.stdout, NOTE);
+      else assert.doesNotMatch(checked.stdout, NOTE);
+      assert.doesNotMatch((await runCli(['check-config', '--config', noFiles])).stdout, NOTE, 'no files named: nothing to say');
+      if (root) {
+        const asUser = await runCli(['check-config', '--config', withFiles], {}, { uid: 65534, gid: 65534 });
+        assert.equal(asUser.code, 0, asUser.stderr);
+        assert.doesNotMatch(asUser.stdout, NOTE);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('check-config --print', () => {
   let dir: string;
   before(() => {
