@@ -3,6 +3,7 @@
  * starting. Exit 0 means serve will start with this configuration (save a port another program
  * holds); every problem is one line naming the key and where it was set, exit 2.
  */
+import type { LoadedConfig } from '../config/load.ts';
 import { printConfig } from '../config/print.ts';
 import { describeRuleSet } from '../policy/load.ts';
 import { policyToolingChecks } from '../policy/cli/check.ts';
@@ -23,6 +24,23 @@ problem (or POSTERN_VAR: problem).
                       defaults, as YAML, each value marked with its origin; passwords masked)
 ${CONFIG_HELP}`;
 
+/**
+ * Run as root, every file is readable and every folder writable: a certificate or list the
+ * service user (systemd's User=postern) cannot read passes here and stops serve. One line
+ * saying so, when the configuration names files.
+ */
+function rootNote(loaded: LoadedConfig): string | null {
+  if (process.getuid?.() !== 0) return null;
+  const { config } = loaded;
+  const files = [
+    config.tls.cert, config.tls.key, config.lists.allow, config.lists.block, config.decisions.file,
+    config.reports.dmarc.signing.keyFile, loaded.policiesFrom === 'shipped' ? '' : config.policies,
+  ].filter(Boolean);
+  if (files.length === 0) return null;
+  const file = loaded.file ? ` --config ${loaded.file}` : '';
+  return `note: checked as root, who can read every file: a file the service user cannot read is not seen here; run it as that user too, e.g. sudo -u postern postern check-config${file}`;
+}
+
 export const command: Command = {
   name: 'check-config',
   synopsis,
@@ -42,6 +60,8 @@ export const command: Command = {
     out.push(`domains: ${config.domains.join(', ')}`);
     if (loaded.policiesFrom === 'shipped') out.push(`policies: none configured and no policies/ beside the config: the shipped default set is used`);
     if (resources.tls) out.push(`tls: ${resources.tls.subject}, valid until ${resources.tls.notAfter.toISOString()}`);
+    const note = rootNote(loaded);
+    if (note) out.push(note);
     out.push(describeRuleSet(resources.ruleSet));
     const reports = checkReporting(config);
     if (reports) out.push(reports);

@@ -41,9 +41,12 @@ export const CONFIG_HELP = `  -c, --config FILE   the config file (else $POSTERN
 
 /**
  * Parses a command's arguments; null when --help was asked for (the help is printed).
- * Unknown options and missing values are UsageErrors naming the command.
+ * Unknown options and missing values are UsageErrors naming the command, and so are
+ * arguments a command does not take (`positionals: false`, the default).
  */
-export function parseCommandArgs<T extends ParseArgsOptionsConfig>(command: Pick<Command, 'name' | 'help'>, argv: readonly string[], options: T) {
+export function parseCommandArgs<T extends ParseArgsOptionsConfig>(
+  command: Pick<Command, 'name' | 'help'>, argv: readonly string[], options: T, opts: { positionals?: boolean } = {},
+) {
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true });
@@ -56,7 +59,18 @@ export function parseCommandArgs<T extends ParseArgsOptionsConfig>(command: Pick
     process.stdout.write(command.help + '\n');
     return null;
   }
+  const [extra] = parsed.positionals;
+  if (!opts.positionals && extra !== undefined) throw new UsageError(unexpectedArgument(command.name, extra), command.help);
   return parsed;
+}
+
+/**
+ * `postern check-config /etc/postern/postern.yaml` must not check the embedded defaults and
+ * say ok: an argument a command does not take is an error, and a file name gets the fix.
+ */
+function unexpectedArgument(name: string, arg: string): string {
+  const fileLike = /[/\\]|\.(ya?ml|json)$/i.test(arg);
+  return `${name} takes no argument "${arg}"${fileLike ? `: did you mean --config ${arg}?` : ' (the config file is given with --config FILE)'}`;
 }
 
 /** The configuration for a command: --config FILE or the usual search (ConfigErrors propagate: exit 2). */

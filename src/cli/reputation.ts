@@ -19,10 +19,10 @@ export const command: Command = {
   summary: 'show or clear a sender\'s score and rate buckets in Redis',
   help,
   async run(argv) {
-    const args = parseCommandArgs(command, argv, { ...CONFIG_OPTION });
+    const args = parseCommandArgs(command, argv, { ...CONFIG_OPTION }, { positionals: true });
     if (!args) return EXIT.ok;
     const [action, target] = args.positionals;
-    if (!action || !target || (action !== 'show' && action !== 'reset')) throw new UsageError('reputation needs show|reset and a target', help);
+    if (!action || !target || args.positionals.length > 2 || (action !== 'show' && action !== 'reset')) throw new UsageError('reputation needs show|reset and a target', help);
     const { config } = loadCommandConfig(args.values.config);
     process.stdout.write(await runReputation(config, action, target));
     return EXIT.ok;

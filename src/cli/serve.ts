@@ -11,7 +11,7 @@ import { VERSION } from '../core/version.ts';
 import { startDevBackend } from '../devtools/dev-backend.ts';
 import { createLogger } from '../observability/logger.ts';
 import { warnIfBackendDown } from '../startup/health.ts';
-import { preflight } from '../startup/preflight.ts';
+import { checkedForReload, preflight } from '../startup/preflight.ts';
 import { CONFIG_HELP, CONFIG_OPTION, EXIT, loadCommandConfig, parseCommandArgs, type Command } from './command.ts';
 
 const synopsis = 'serve [--config FILE] [--dev-backend]';
@@ -78,7 +78,8 @@ async function serve(configFile: string | undefined, devBackend: boolean): Promi
     gateway?.reload().catch(() => undefined); // logged and counted inside
   });
   // loaded after the checks: a refused configuration does not pay for the gateway's libraries
-  const reloadConfig = (): Config => loadConfig({ file: configFile }).config;
+  // checked as at start (file:line in the refusal), short of the files it names: prepare loads those
+  const reloadConfig = (): Config => checkedForReload(loadConfig({ file: configFile }));
   if (config.workers > 1) {
     const { createPrimary } = await import('../cluster/serve.ts');
     gateway = await createPrimary(config, { logger, reloadConfig });

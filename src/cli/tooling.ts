@@ -8,8 +8,9 @@ import { POLICY_HELP, policyCommand } from '../policy/cli/policy.ts';
 import { REPLAY_HELP, replayCommand } from '../policy/cli/replay.ts';
 import type { Command } from './command.ts';
 
+// their help texts end with a newline; `postern help NAME` adds its own (as for the other commands)
 const wrap = (name: string, synopsis: string, summary: string, help: string, run: (argv: string[]) => Promise<number>): Command =>
-  ({ name, synopsis, summary, help, run: (argv) => run([...argv]) });
+  ({ name, synopsis, summary, help: help.trimEnd(), run: (argv) => run([...argv]) });
 
 export const reports = wrap('reports', 'reports aggregate [--out DIR] | reports send [--now] [--config FILE]',
   'DMARC aggregate reports: write the open period\'s XML, or send what is due', REPORTS_HELP, reportsCommand);

@@ -81,7 +81,7 @@ export const command: Command = {
     const args = parseCommandArgs(command, argv, {
       ...CONFIG_OPTION, ip: { type: 'string' }, helo: { type: 'string' }, sender: { type: 'string' }, json: { type: 'boolean' },
       explain: { type: 'boolean' },
-    });
+    }, { positionals: true });
     if (!args) return EXIT.ok;
     const files = args.positionals;
     const { ip, helo = '', sender = '', json = false } = args.values;

@@ -13,7 +13,7 @@ import { fromText, readEnvironment } from './env.ts';
 import { configLeaves, keysUnder } from './leaves.ts';
 import { configSchema, type Config } from './schema.ts';
 import { reportsProblems, resolveReportPaths } from '../reports/config.ts';
-import { didYouMean } from './suggest.ts';
+import { closest, didYouMean } from './suggest.ts';
 import { parseConfigYaml } from './yaml.ts';
 import { getIn, setIn } from './key-path.ts';
 
@@ -120,8 +120,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
       for (const k of keys) {
         const dotted = k.join('.');
         const envVar = envOf(dotted);
-        const problem = unknownKeys.length ? `unknown key${didYouMean(k[k.length - 1]!, keysUnder(keyPath))}`
+        const problem = unknownKeys.length ? unknownKey(k[k.length - 1]!, keyPath)
           : issue.code === 'invalid_type' && issue.expected === 'object' ? notAMapping(keyPath)
+          : issue.code === 'invalid_value' ? issue.message + optionMeant(getIn(raw, keyPath), issue.values)
           : issue.message;
         errors.push(envVar
           ? new ConfigError(`${problem} (from environment)`, { key: envVar })
@@ -165,6 +166,38 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const reportErrors = reportsProblems(config.reports.dmarc).map(([key, problem]) => new ConfigError(problem, locationOf(key)));
   if (reportErrors.length) throw new ConfigErrors(reportErrors);
   return { config: deepFreeze(config), file: where?.file ?? null, where: locationOf, origin, policiesFrom };
+}
+
+/**
+ * An unknown key: a sibling of a close name, else a key of that name elsewhere
+ * (top-level `maxMessageSize: 10MB` → limits.maxMessageSize), else nothing.
+ */
+function unknownKey(name: string, parent: readonly string[]): string {
+  const siblings = keysUnder(parent);
+  // every other key and section by its own name, with the full paths that end in it
+  const elsewhere = new Map<string, Set<string>>();
+  for (const leaf of configLeaves()) {
+    leaf.path.forEach((segment, i) => {
+      const full = leaf.path.slice(0, i + 1);
+      if (full.length === parent.length + 1 && parent.every((p, j) => full[j] === p)) return;
+      elsewhere.set(segment, (elsewhere.get(segment) ?? new Set()).add(full.join('.')));
+    });
+  }
+  const paths = (segment: string | null): string | null => (segment === null ? null : [...elsewhere.get(segment)!].slice(0, 3).join(' or '));
+  // a name one edit from a sibling (domain → domains), the same name elsewhere (backend.socketTimeoutMs
+  // → limits.socketTimeoutMs), then a close name here or elsewhere
+  const meant = closest(name, siblings, 1) ?? paths(closest(name, elsewhere.keys(), 0))
+    ?? closest(name, siblings) ?? paths(closest(name, elsewhere.keys()));
+  return `unknown key${meant ? ` (did you mean ${meant}?)` : ''}`;
+}
+
+/** `log.level: warning`: the allowed value it resembles (warn), as a prefix or by spelling. */
+function optionMeant(value: unknown, options: readonly unknown[]): string {
+  if (typeof value !== 'string' || value.length < 3) return '';
+  const names = options.filter((o): o is string => typeof o === 'string');
+  const lower = value.toLowerCase();
+  const prefix = names.find((o) => lower.startsWith(o.toLowerCase()) || o.toLowerCase().startsWith(lower));
+  return prefix !== undefined ? ` (did you mean ${prefix}?)` : didYouMean(value, names);
 }
 
 /** `xclient: yes`: say which keys go under it, and which key of that name takes a value. */

@@ -59,7 +59,7 @@ const limits = z.strictObject({
   maxBytesInFlightPerClient: size(1_000_000).default(67_108_864).describe('Message bytes one client (IP address, IPv6 network of ipv6PrefixLength) may hold in memory at once, bytes or 64MiB; past it its new messages get 452 4.3.1; with workers, per worker'),
   maxBytesInFlight: size(1_000_000).default(268_435_456).describe('Message bytes held in memory at once, all sessions together (there is no spool), bytes or 256MiB; past it new messages get 452 4.3.1 until bytes drain; with workers each holds max(this / workers, maxMessageSize), so the node holds at most max(this, workers × maxMessageSize)'),
   bareLineEndings: z.enum(['repair', 'reject']).default('repair').describe('Bare CR or LF in a message: `repair` to CRLF (as Postfix\'s normalize) or `reject` with 550 5.6.0'),
-  greetingDelayMs: z.number().int().min(0).max(30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
+  greetingDelayMs: wholeDuration('ms', 0, 30_000).default(100).describe('Pause before the 220 greeting; a client that talks before it gets 421 (early-talker detection). 0 = greet at once'),
 }).prefault({});
 
 const auth = z.strictObject({

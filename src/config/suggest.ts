@@ -19,8 +19,11 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** The closest candidate, if it is close enough to be what was meant (a third of its length, at least 2). */
-export function closest(word: string, candidates: Iterable<string>): string | null {
+/**
+ * The closest candidate, if it is close enough to be what was meant: within `maxDistance`
+ * edits, by default a third of its length, at least 2.
+ */
+export function closest(word: string, candidates: Iterable<string>, maxDistance?: number): string | null {
   const w = fold(word);
   let best: string | null = null;
   let bestDistance = Infinity;
@@ -31,7 +34,7 @@ export function closest(word: string, candidates: Iterable<string>): string | nu
       bestDistance = d;
     }
   }
-  return best !== null && bestDistance <= Math.max(2, Math.floor(w.length / 3)) ? best : null;
+  return best !== null && bestDistance <= (maxDistance ?? Math.max(2, Math.floor(w.length / 3))) ? best : null;
 }
 
 /** " (did you mean X?)" or "". */

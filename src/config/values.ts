@@ -64,6 +64,13 @@ export function parseDuration(value: string, unit: TimeUnit): number | undefined
 }
 
 /**
+ * The longest a key in milliseconds may be: every one is a timer, and Node.js keeps a timer for
+ * at most 2^31-1 ms (24.8 days); a longer one fires at once, with only a TimeoutOverflowWarning
+ * (socketTimeoutMs: 30d would time every session out immediately).
+ */
+export const MAX_TIMER_MS = 24 * MS.d!;
+
+/**
  * A time in `unit` (the unit the key's name ends with), plain or with a unit of its own.
  * `inner` adds the key's bounds (int, min…).
  */
@@ -74,12 +81,14 @@ export function duration(unit: TimeUnit, inner: z.ZodNumber = z.number()) {
     if (n !== undefined) return n;
     ctx.addIssue({ code: 'custom', input: v, message: `expected a duration: ${UNIT_NAME[unit]}, or a number with ms, s, m, h or d, e.g. 30s or 5m; got "${v}"` });
     return z.NEVER;
-  }, inner.refine((n) => Number.isFinite(n), `expected a number of ${UNIT_NAME[unit]}`));
+  }, inner.refine((n) => Number.isFinite(n), `expected a number of ${UNIT_NAME[unit]}`)
+    .refine((n) => unit !== 'ms' || n <= MAX_TIMER_MS, `at most 24d (${MAX_TIMER_MS} ms): a longer timer cannot be kept`));
 }
 
-/** A whole-number time: `1500ms` for a key in seconds is refused instead of rounded. */
-export function wholeDuration(unit: TimeUnit, min: number) {
-  return duration(unit, z.number().int(`expected a whole number of ${UNIT_NAME[unit]}`).min(min));
+/** A whole-number time: `1500ms` for a key in seconds is refused instead of rounded. `max` in `unit`. */
+export function wholeDuration(unit: TimeUnit, min: number, max?: number) {
+  const whole = z.number().int(`expected a whole number of ${UNIT_NAME[unit]}`).min(min);
+  return duration(unit, max === undefined ? whole : whole.max(max, `at most ${max} ${UNIT_NAME[unit]}`));
 }
 
 /** "host:port" or "[v6]:port"; the host part and the port as a number, or the problem. */
@@ -124,7 +133,11 @@ export const dnsServer = refineWith((text) => {
     parseServer(text);
     return null;
   } catch (err) {
-    return `${(err as Error).message}; dns.servers takes resolver IP addresses (Postern does not look up its resolvers' names), e.g. 127.0.0.1:53 or [::1]:53`;
+    const message = (err as Error).message;
+    // the name case gets the why; an unusable address (link-local, broadcast) says its own fix
+    return /not an IP address|bad port|missing "]"|expected ":port"/.test(message)
+      ? `${message}; dns.servers takes resolver IP addresses (Postern does not look up its resolvers' names), e.g. 127.0.0.1:53 or [::1]:53`
+      : message;
   }
 });
 
@@ -167,7 +180,19 @@ export function redisUrlProblem(url: string): string | null {
   return null;
 }
 
-/** A URL with its password replaced, for logs, errors and `check-config --print`. */
+/**
+ * A URL with its password replaced, for logs, errors and `check-config --print`. The user
+ * information ends at the last '@' (a URL parser reads redis://u:p@ss@host as the password
+ * "p@ss"), and a password may hold a '/' its writer did not encode: everything from the first
+ * ':' after the user name to the last '@' is masked. Masking too much is harmless; too little
+ * leaks.
+ */
 export function maskUrl(url: string): string {
-  return url.replace(/^([a-z+]+:\/\/[^:@/]*:)[^@/]*@/i, '$1****@');
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url);
+  if (!scheme) return url;
+  const start = scheme[0].length;
+  const at = url.lastIndexOf('@');
+  const colon = url.indexOf(':', start);
+  if (at < start || colon < 0 || colon > at) return url;
+  return `${url.slice(0, colon + 1)}****${url.slice(at)}`;
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { getServers } from 'node:dns';
 import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { DnsServer } from './types.ts';
 
 const DNS_PORT = 53;
@@ -28,7 +29,26 @@ export function parseServer(s: string): DnsServer {
     portText = colon < 0 ? undefined : text.slice(colon + 1);
   }
   if (isIP(host) === 0) throw new TypeError(`DNS server "${s}": "${host}" is not an IP address`);
+  const unusable = unusableAddress(host);
+  if (unusable) throw new TypeError(`DNS server "${s}": ${unusable}`);
   return { host, port: portText === undefined ? DNS_PORT : parsePort(portText, s) };
+}
+
+/**
+ * Addresses no resolver can be reached at: the host cannot connect a socket to them (an IPv6
+ * link-local address without its interface, the IPv4 broadcast address), or an answer could
+ * never come from them (multicast). Refused here so check-config names the key.
+ */
+function unusableAddress(host: string): string | null {
+  let addr = ipaddr.parse(host);
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
+  const range = addr.range();
+  if (range === 'linkLocal' && addr.kind() === 'ipv6' && !host.includes('%')) {
+    return `"${host}" is an IPv6 link-local address without its interface: write it as [${host}%eth0]:53 with the interface it is on`;
+  }
+  if (range === 'broadcast') return `"${host}" is the broadcast address, not a resolver`;
+  if (range === 'multicast') return `"${host}" is a multicast address, not a resolver`;
+  return null;
 }
 
 function parsePort(text: string, whole: string): number {

@@ -126,8 +126,15 @@ function queryUdp(server: DnsServer, q: WireQuestion, options: ExchangeOptions):
         // anything else may be spoofed: keep waiting for the real answer until the deadline
         if (answersQuestion(p, id, q)) settle(null, p);
       });
-      // connect() also lets the kernel drop datagrams from other peers and report ICMP errors
-      socket.connect(server.port, server.host, () => {
+      // connect() also lets the kernel drop datagrams from other peers and report ICMP errors.
+      // It fails at once when the host has no route to the server (ENETUNREACH, an unscoped
+      // link-local address, a broadcast address): that error reaches only this callback, and
+      // send() on the unconnected socket would throw outside any handler and end the process.
+      socket.connect(server.port, server.host, (connectErr?: Error) => {
+        if (connectErr) {
+          settle(new TransportError('ECONNREFUSED', `UDP to ${server.host}:${server.port}: ${connectErr.message}`, { cause: connectErr }));
+          return;
+        }
         socket.send(query, (err) => {
           if (err) settle(new TransportError('ECONNREFUSED', `UDP to ${server.host}: ${err.message}`, { cause: err }));
         });

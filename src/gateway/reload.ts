@@ -7,6 +7,10 @@
  *
  * A reload is two steps so that a cluster primary can apply one to every worker or to none
  * (src/cluster): prepare (load aside; a failure changes nothing) and commit (swap).
+ *
+ * `readConfig` makes the checks of check-config that need no port (startup/preflight.ts
+ * configProblems: domains, listeners, Redis, decisions.file, reporting) where the file's
+ * line numbers are known; prepare then loads the files the configuration names.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -20,7 +24,7 @@ import type { TlsCredentials } from '../tls/credentials.ts';
 export interface ReloadSteps {
   /** The configuration in force. */
   running(): Config;
-  /** Reads the configuration again (the same file and environment as at start). */
+  /** Reads the configuration again (the same file and environment as at start), checked as at start. */
   readConfig(): Config;
   loadPolicies(folder: string): Promise<RuleSet>;
   loadLists(lists: Config['lists']): Lists;

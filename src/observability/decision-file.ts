@@ -8,6 +8,7 @@
  * does not keep up (more than MAX_PENDING_BYTES waiting) or the file failed, records are
  * dropped and counted (postern_decision_file_records_total{outcome="dropped"}), never waited for.
  */
+import type { Location } from '../config/load.ts';
 import { flag, size } from '../config/values.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,17 +46,27 @@ export interface DecisionFile {
   close(): Promise<void>;
 }
 
-/** serve refuses, and check-config reports, a decisions.file whose folder is not writable. */
-export function checkDecisionsFile(config: { readonly decisions: DecisionsConfig }): ConfigError[] {
+/**
+ * serve refuses, and check-config reports, a decisions.file it could not write: its folder
+ * missing or not writable, or the path itself a folder (the stream would fail at the first
+ * record, and every record after it would be dropped).
+ */
+export function checkDecisionsFile(
+  config: { readonly decisions: DecisionsConfig },
+  where: (key: string) => Location = (key) => ({ key }),
+): ConfigError[] {
   const file = config.decisions.file;
   if (file === undefined) return [];
   const dir = path.dirname(file);
+  const problem = (text: string): ConfigError[] => [new ConfigError(text, where('decisions.file'))];
   try {
-    if (!fs.statSync(dir).isDirectory()) return [new ConfigError(`${dir} is not a folder`, { key: 'decisions.file' })];
+    if (!fs.statSync(dir).isDirectory()) return problem(`${dir} is not a folder`);
     fs.accessSync(dir, fs.constants.W_OK);
-    if (fs.existsSync(file)) fs.accessSync(file, fs.constants.W_OK);
+    const existing = fs.statSync(file, { throwIfNoEntry: false });
+    if (existing?.isDirectory()) return problem(`${file} is a folder: name a file in it, e.g. ${path.join(file, 'decisions.jsonl')}`);
+    if (existing) fs.accessSync(file, fs.constants.W_OK);
   } catch (err) {
-    return [new ConfigError(`cannot write decision records to ${file}: ${(err as Error).message}`, { key: 'decisions.file' })];
+    return problem(`cannot write decision records to ${file}: ${(err as Error).message}`);
   }
   return [];
 }

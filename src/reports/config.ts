@@ -30,7 +30,7 @@ export const dmarcReportsSchema = z.strictObject({
   orgName: z.string().default('').describe('Reporting organisation (report_metadata org_name); required when enabled'),
   email: z.union([address, z.literal('')]).default('').describe('Our reporting address: report_metadata email, the From: and MAIL FROM of aggregate and failure reports; its domain is the Submitter; required when either is enabled'),
   extraContact: z.string().default('').describe('Extra contact information written into each report (optional)'),
-  periodHours: z.number().int().refine((h) => h >= 1 && h <= 24 && 24 % h === 0, 'one of 1, 2, 3, 4, 6, 8, 12, 24 (periods align to UTC days)').default(24)
+  periodHours: wholeDuration('h', 1).refine((h) => h <= 24 && 24 % h === 0, 'one of 1, 2, 3, 4, 6, 8, 12, 24 hours (periods align to UTC days)').default(24)
     .describe('Length of a reporting period in hours; periods start at 00:00 UTC (RFC 9990: one UTC day is the norm)'),
   relay: z.strictObject({
     host: z.string().default('').describe('SMTP relay for reports; empty = backend.host'),

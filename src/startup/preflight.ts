@@ -19,6 +19,7 @@ import { expiryWarning } from '../tls/credentials.ts';
 import { checkDecisionsFile } from '../observability/decision-file.ts';
 import { workerShare } from '../pipeline/byte-budget.ts';
 import { checkReporting, reportingWarnings } from '../reports/index.ts';
+import { backendLoopProblems } from './backend-loop.ts';
 import { loadStartupResources, type StartupResources } from './resources.ts';
 
 export interface Preflight {
@@ -72,24 +73,46 @@ function redisProblems(config: Config, where: Where): ConfigError[] {
   }
 }
 
-/** DMARC reporting as serve builds it: the signing key read and parsed, the state folder writable. */
-function reportingProblems(config: Config): ConfigError[] {
+/**
+ * DMARC reporting as serve builds it: the signing key read and parsed, the state folder
+ * writable. Its errors name only the key: located here at the file:line that set it.
+ */
+function reportingProblems(config: Config, where: Where): ConfigError[] {
   try {
     checkReporting(config);
     return [];
   } catch (err) {
-    if (err instanceof ConfigErrors) return [...err.errors];
-    throw err;
+    if (!(err instanceof ConfigErrors)) throw err;
+    return err.errors.map((e) => (e.file === undefined && e.key !== undefined ? new ConfigError(e.problem, where(e.key)) : e));
   }
 }
 
-export async function preflight(loaded: LoadedConfig, now = Date.now()): Promise<Preflight> {
-  const { config, where } = loaded;
+/**
+ * The checks of the configuration itself, short of reading the files it names (policies,
+ * lists, TLS: resources.ts) and of binding a port. A SIGHUP reload makes them too (serve's
+ * reloadConfig): a file serve would refuse at its next start is refused at reload as well,
+ * and the running configuration stays.
+ */
+export function configProblems(config: Config, where: Where): ConfigError[] {
   const errors: ConfigError[] = [];
   if (config.domains.length === 0) {
     errors.push(new ConfigError('no recipient domains configured: set `domains` in the config file or POSTERN_DOMAINS=example.com (Postern refuses to run as an open relay)', where('domains')));
   }
-  errors.push(...listenProblems(config, where), ...redisProblems(config, where), ...checkDecisionsFile(config), ...reportingProblems(config));
+  errors.push(...listenProblems(config, where), ...backendLoopProblems(config, where, localAddresses()), ...redisProblems(config, where),
+    ...checkDecisionsFile(config, where), ...reportingProblems(config, where));
+  return errors;
+}
+
+/** A configuration read again for a reload, or ConfigErrors naming file:line as check-config does. */
+export function checkedForReload(loaded: LoadedConfig): Config {
+  const errors = configProblems(loaded.config, loaded.where);
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return loaded.config;
+}
+
+export async function preflight(loaded: LoadedConfig, now = Date.now()): Promise<Preflight> {
+  const { config, where } = loaded;
+  const errors = configProblems(config, where);
   let resources: StartupResources | null = null;
   try {
     resources = await loadStartupResources(config, where);

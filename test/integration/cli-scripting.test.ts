@@ -1,7 +1,8 @@
 /**
  * The CLI as scripts use it: --version, --help on every command (exit 0, no parse error),
- * `verify --json` with the documented exit status (0 delivered, 1 reject, 3 tempfail,
- * 2 usage or configuration error), `check-config --print` (the effective configuration as
+ * arguments a command does not take refused (exit 2), `verify --json` with the documented
+ * exit status (0 delivered: accept, tag, quarantine; 1 reject, 3 tempfail, 2 usage or
+ * configuration error), `check-config --print` (the effective configuration as
  * YAML that loads again, secrets masked, origins marked) and the start-up log naming the
  * version and the shipped policy set.
  */
@@ -16,7 +17,15 @@ import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { dkimKey, message, sign } from '../harness/mail.ts';
 
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-const COMMANDS = ['serve', 'check-config', 'verify', 'reputation'];
+
+/** The commands `postern --help` lists, with their synopsis line: every one is covered below. */
+function listedCommands(help: string): Array<{ name: string; synopsis: string }> {
+  const lines = help.split('\n');
+  return lines.flatMap((line, i) => {
+    const m = /^ {2}([a-z-]+) {2,}\S/.exec(line);
+    return m?.[1] ? [{ name: m[1], synopsis: lines[i + 1] ?? '' }] : [];
+  });
+}
 
 /** The shape `verify --json` documents. */
 interface VerifyJson {
@@ -38,20 +47,38 @@ describe('postern --version and --help', () => {
     }
   });
 
-  it('every command answers --help and -h with its usage, exit 0; postern --help lists them all', async () => {
+  it('every command postern --help lists answers --help and -h with its usage, exit 0', async () => {
     const top = await runCli(['--help']);
     assert.equal(top.code, 0);
-    for (const name of COMMANDS) {
-      assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'));
+    const commands = listedCommands(top.stdout);
+    assert.deepEqual(commands.map((c) => c.name), ['serve', 'check-config', 'verify', 'reputation', 'reports', 'replay', 'policy', 'explain']);
+    for (const { name, synopsis } of commands) {
       for (const flag of ['--help', '-h']) {
         const r = await runCli([name, flag]);
         assert.equal(r.code, 0, `${name} ${flag}: ${r.stderr}`);
         assert.equal(r.stderr, '');
         assert.match(r.stdout, new RegExp(`^usage: postern ${name} `));
-        assert.match(r.stdout, /--config FILE/);
+        // a command that reads the configuration says how to name it
+        if (synopsis.includes('--config')) assert.match(r.stdout, /--config FILE/, `${name} ${flag}`);
       }
       assert.equal((await runCli(['help', name])).stdout, (await runCli([name, '--help'])).stdout);
     }
+  });
+
+  it('an argument a command does not take is a usage error: check-config FILE without --config does not check the defaults', async () => {
+    const checked = await runCli(['check-config', '/etc/postern/postern.yaml']);
+    assert.equal(checked.code, 2);
+    assert.match(checked.stderr, /^postern: check-config takes no argument "\/etc\/postern\/postern\.yaml": did you mean --config \/etc\/postern\/postern\.yaml\?\n\nusage: postern check-config /);
+    assert.equal(checked.stdout, '', 'no "ok"');
+    const served = await serveUntil(['postern.yaml'], { POSTERN_DOMAINS: 'example.net', POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '127.0.0.1:0' });
+    assert.equal(served.started, false, 'serve did not start on the embedded defaults');
+    assert.equal(served.code, 2);
+    assert.match(served.stderr, /^postern: serve takes no argument "postern\.yaml": did you mean --config postern\.yaml\?/);
+    const word = await runCli(['check-config', 'now']);
+    assert.equal(word.code, 2);
+    assert.match(word.stderr, /check-config takes no argument "now" \(the config file is given with --config FILE\)/);
+    assert.equal((await runCli(['reputation', 'show', '192.0.2.1', 'extra'])).code, 2);
+    assert.equal((await runCli(['policy', 'schema', 'extra'])).code, 2);
   });
 
   it('a wrong option is a usage error naming the command, exit 2, without node\'s quoting advice', async () => {
@@ -75,6 +102,9 @@ describe('postern verify --json and its exit status', () => {
       'good.example': [{ TXT: 'v=spf1 ip4:192.0.2.1 -all' }],
       '_dmarc.good.example': [{ TXT: 'v=DMARC1; p=reject' }],
       's1._domainkey.good.example': [{ TXT: key.record }],
+      'quar.example': [{ TXT: 'v=spf1 ip4:192.0.2.1 -all' }],
+      '_dmarc.quar.example': [{ TXT: 'v=DMARC1; p=quarantine' }],
+      'soft.example': [{ TXT: 'v=spf1 ~all' }],
       'slow.example': ['TIMEOUT'],
       '_dmarc.slow.example': ['TIMEOUT'],
     });
@@ -85,6 +115,12 @@ describe('postern verify --json and its exit status', () => {
     fs.writeFileSync(path.join(dir, 'no-from.eml'), plain.replace(/^From: .*\r\n/m, ''));
     fs.writeFileSync(path.join(dir, 'two-from.eml'), plain.replace(/^From: .*\r\n/m, 'From: <x@other.example>\r\nFrom: <ceo@good.example>\r\n'));
     fs.writeFileSync(path.join(dir, 'leading-space.eml'), ` x\r\n${message({ from: 'alice@good.example' })}`);
+    fs.writeFileSync(path.join(dir, 'quar.eml'), message({ from: 'ceo@quar.example' }));
+    fs.writeFileSync(path.join(dir, 'soft.eml'), message({ from: 'bob@soft.example' }));
+    // a policy that tags SPF softfail, before the shipped rules
+    fs.mkdirSync(path.join(dir, 'tagging'));
+    fs.copyFileSync(path.join(ROOT, 'policies', '00-defaults.yaml'), path.join(dir, 'tagging', '50-defaults.yaml'));
+    fs.writeFileSync(path.join(dir, 'tagging', '00-tag.yaml'), 'rules:\n  - name: softfail-tag\n    match:\n      spf: softfail\n    action: tag\n    headers:\n      - name: X-Postern-Tag\n        value: spf-softfail\n');
     env = { POSTERN_DNS_SERVERS: `127.0.0.1:${dns.port}`, POSTERN_DNS_TIMEOUT_MS: '200', POSTERN_DNS_ATTEMPTS: '1', POSTERN_HOSTNAME: 'mx.cli.test' };
   });
   after(async () => {
@@ -135,6 +171,19 @@ describe('postern verify --json and its exit status', () => {
     }
   });
 
+  it('quarantine and tag are delivered: exit 0', async () => {
+    const quarantined = await verify('quar.eml', '198.51.100.1', 'x@other.example', ['--json']);
+    assert.equal(quarantined.code, 0, quarantined.stderr);
+    const q = JSON.parse(quarantined.stdout) as VerifyJson;
+    assert.equal(q.dmarc?.result, 'fail');
+    assert.deepEqual([q.verdict.action, q.verdict.rule, q.exitCode], ['quarantine', 'dmarc-quarantine', 0]);
+    const tagged = await runCli(['verify', path.join(dir, 'soft.eml'), '--ip', '198.51.100.1', '--sender', 'bob@soft.example', '--json'],
+      { ...env, POSTERN_POLICIES: path.join(dir, 'tagging') });
+    assert.equal(tagged.code, 0, tagged.stderr);
+    const t = JSON.parse(tagged.stdout) as VerifyJson;
+    assert.deepEqual([t.spf.result, t.verdict.action, t.verdict.rule, t.exitCode], ['softfail', 'tag', 'softfail-tag', 0]);
+  });
+
   it('tempfail: exit 3 (DNS temperror, deferred by the default policy)', async () => {
     const r = await verify('slow.eml', '192.0.2.9', 'bob@slow.example', ['--json']);
     assert.equal(r.code, 3, r.stderr);
@@ -161,6 +210,35 @@ describe('postern verify --json and its exit status', () => {
     const badConfig = await runCli(['verify', path.join(dir, 'signed.eml'), '--ip', '192.0.2.1'], { ...env, POSTERN_DNS_SERVERS: 'resolver.example' });
     assert.equal(badConfig.code, 2);
     assert.match(badConfig.stderr, /^POSTERN_DNS_SERVERS: /m);
+  });
+});
+
+describe('check-config run as root', () => {
+  const root = process.getuid?.() === 0;
+  const NOTE = /^note: checked as root, who can read every file: .*sudo -u postern postern check-config --config /m;
+
+  it('says the service user may not see what root sees, when the config names files (only as root)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-root-'));
+    try {
+      fs.chmodSync(dir, 0o755);
+      fs.writeFileSync(path.join(dir, 'allow.txt'), '192.0.2.1\n', { mode: 0o644 });
+      const withFiles = path.join(dir, 'files.yaml');
+      fs.writeFileSync(withFiles, `domains: [example.net]\nlists:\n  allow: ${path.join(dir, 'allow.txt')}\n`, { mode: 0o644 });
+      const noFiles = path.join(dir, 'plain.yaml');
+      fs.writeFileSync(noFiles, 'domains: [example.net]\n', { mode: 0o644 });
+      const checked = await runCli(['check-config', '--config', withFiles]);
+      assert.equal(checked.code, 0, checked.stderr);
+      if (root) assert.match(checked.stdout, NOTE);
+      else assert.doesNotMatch(checked.stdout, NOTE);
+      assert.doesNotMatch((await runCli(['check-config', '--config', noFiles])).stdout, NOTE, 'no files named: nothing to say');
+      if (root) {
+        const asUser = await runCli(['check-config', '--config', withFiles], {}, { uid: 65534, gid: 65534 });
+        assert.equal(asUser.code, 0, asUser.stderr);
+        assert.doesNotMatch(asUser.stdout, NOTE);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,8 @@
  * A resolver that stops answering shows within seconds: /readyz turns 503 and says why,
  * postern_dns_up drops to 0, and one warning line is written per state change (not per
  * failed lookup); when it answers again the same happens in reverse. Covered for every
- * failing outcome: REFUSED, SERVFAIL, silence (timeout) and nothing listening (unreachable).
+ * failing outcome: REFUSED, SERVFAIL, silence (timeout), nothing listening and no route
+ * (unreachable).
  */
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
@@ -98,6 +99,22 @@ describe('DNS resolver health', () => {
       await eventually(async () => /unreachable/.test((await readyz(gw.httpPort!)).body.checks.dns?.error ?? ''), 'unreachable reported');
       assert.equal(await dnsUp(gw.httpPort!), 0);
       assert.equal(downLines(gw).length, 2, 'a second outage, a second warning');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('a resolver the host has no route to: unreachable in /readyz and in the lookup metric, the process keeps running', async () => {
+    // an IPv6 link-local address on the loopback interface: connect(2) fails at once (ENETUNREACH)
+    const gw = await startGateway({ dnsPort: 53, backendPort: w.sink.port, config: { dns: { servers: ['[fe80::1%lo]:53'], timeoutMs: 2_000, attempts: 1, probeIntervalMs: 0 } } });
+    try {
+      await eventually(async () => (await readyz(gw.httpPort!)).status === 503, '/readyz not ready');
+      assert.match((await readyz(gw.httpPort!)).body.checks.dns?.error ?? '', /^no DNS resolver answers: fe80::1%lo:53 unreachable/);
+      assert.equal(downLines(gw).length, 1);
+      const r = await sendMail(gw.port, { from: 'bob@lookup.example', to: ['user@example.net'], message: message({ from: 'bob@lookup.example' }) });
+      assert.equal(r.data?.code, 451, 'SPF/DMARC temperror: deferred by the default policy');
+      const text = await (await fetch(`http://127.0.0.1:${gw.httpPort!}/metrics`)).text();
+      assert.match(text, /^postern_dns_lookups_total\{type="\w+",outcome="unreachable"\} [1-9]/m);
     } finally {
       await gw.close();
     }

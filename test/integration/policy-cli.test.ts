@@ -219,9 +219,10 @@ describe('policy commands', () => {
     const env = { POSTERN_DECISIONS_FILE: path.join(dir, 'no-such-dir', 'decisions.jsonl'), POSTERN_DOMAINS: 'example.net', POSTERN_LISTEN: '127.0.0.1:0', POSTERN_METRICS_LISTEN: '' };
     const check = await postern(['check-config'], env);
     assert.equal(check.code, 2);
-    assert.match(check.stderr, /decisions\.file: cannot write decision records to .*no-such-dir\/decisions\.jsonl: ENOENT/m);
+    // named where it was set: the variable
+    assert.match(check.stderr, /^POSTERN_DECISIONS_FILE: cannot write decision records to .*no-such-dir\/decisions\.jsonl: ENOENT/m);
     const serve = await postern(['serve'], env);
     assert.equal(serve.code, 2);
-    assert.match(serve.stderr, /decisions\.file: cannot write decision records/);
+    assert.match(serve.stderr, /^POSTERN_DECISIONS_FILE: cannot write decision records/m);
   });
 });

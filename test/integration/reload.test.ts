@@ -1,6 +1,7 @@
 /**
  * SIGHUP on a real gateway process: the config file, the policies and the allow/block lists
- * are re-read; hot settings apply to the next transaction, restart-only ones are named.
+ * are re-read; hot settings apply to the next transaction, restart-only ones are named; a
+ * file check-config would refuse is refused and the running configuration stays.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,7 +13,9 @@ import { startDnsServer, type DnsTestServer } from '../harness/dns-server.ts';
 import { SmtpTestClient } from '../harness/smtp-client.ts';
 import { startSink, type Sink } from '../harness/sink.ts';
 import { SHIPPED_POLICIES } from '../harness/gateway.ts';
-import { startChildGateway, type ChildGateway } from '../harness/child-gateway.ts';
+import { startChildGateway, type ChildGateway, type LogLine } from '../harness/child-gateway.ts';
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('SIGHUP reload of config and lists', () => {
   let dir: string;
@@ -64,6 +67,28 @@ describe('SIGHUP reload of config and lists', () => {
     assert.equal(await rcpt('user@b.example'), 250);
     const warning = await gw.waitForLog((l) => /take effect only after a restart/.test(String(l.msg)));
     assert.deepEqual(warning.keys, ['listen']);
+  });
+
+  it('a reload check-config would refuse (no domains, a public suffix) is refused: the running config stays, logged with file:line and counted', async () => {
+    const failures = (): LogLine[] => gw.logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('reload failed'));
+    const refused = async (n: number): Promise<string> => {
+      gw.signal('SIGHUP');
+      await gw.waitForLog(() => failures().length >= n);
+      return String(failures()[n - 1]?.err);
+    };
+    writeConfig([]);
+    assert.match(await refused(1), new RegExp(`^${escape(configFile())}:\\d+:\\d+: domains: no recipient domains configured`));
+    assert.equal(await rcpt('user@a.example'), 250, 'the running domains stay');
+
+    writeConfig(['a.example', '.com']);
+    assert.match(await refused(2), new RegExp(`^${escape(configFile())}:\\d+:\\d+: domains\\.1: "\\.com" covers the public suffix "com"`));
+    assert.equal(await rcpt('user@gmail.com'), 550, 'never an open relay');
+    assert.equal(await rcpt('user@b.example'), 250);
+
+    const metrics = await (await fetch(`http://127.0.0.1:${gw.httpPort}/metrics`)).text();
+    assert.match(metrics, /^postern_policy_reloads_total\{outcome="failed"\} 2$/m);
+    assert.equal(gw.logs.filter((l) => l.msg === 'configuration and policies reloaded').length, 1, 'no reload applied');
+    writeConfig(['a.example', 'b.example'], '127.0.0.1:1'); // as the first test left it
   });
 
   it('an address added to the block list is refused at the greeting after SIGHUP', async () => {

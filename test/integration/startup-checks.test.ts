@@ -70,17 +70,22 @@ async function brokenCases(): Promise<{ dir: string; cases: Case[] }> {
     { name: 'an unreadable TLS key (EACCES)', yaml: tls(a.cert, secret), expect: /tls\.key: cannot read .*secret\.key: permission denied/, line: at(3), asUser: true },
     { name: 'tls.cert without tls.key', yaml: `tls:\n  cert: ${a.cert}\n`, expect: /tls\.cert: tls\.cert and tls\.key go together/, line: at(2) },
     { name: 'a DNS server by name', yaml: 'dns:\n  servers: ["localhost:53"]\n', expect: /dns\.servers\.0: .*"localhost" is not an IP address; dns\.servers takes resolver IP addresses/, line: at(2) },
+    { name: 'an IPv6 link-local DNS server without its interface', yaml: 'dns:\n  servers: ["fe80::1"]\n', expect: /dns\.servers\.0: DNS server "fe80::1": .*link-local address without its interface: write it as \[fe80::1%eth0\]:53/, line: at(2) },
+    { name: 'the broadcast address as DNS server', yaml: 'dns:\n  servers: ["127.0.0.1:53", "255.255.255.255:53"]\n', expect: /dns\.servers\.1: .*"255\.255\.255\.255" is the broadcast address/, line: at(2) },
     { name: 'a DNS server by name from the environment', yaml: '', env: { POSTERN_DNS_SERVERS: 'dns.example:53' }, expect: /^POSTERN_DNS_SERVERS: .*not an IP address/m },
     { name: 'a listen port out of range from the environment', yaml: '', env: { POSTERN_LISTEN: '127.0.0.1:99999' }, expect: /^POSTERN_LISTEN: port 99999 .* out of range/m },
     { name: 'garbage in POSTERN_PROXY_PROTOCOL_TRUSTED', yaml: '', env: { POSTERN_PROXY_PROTOCOL_TRUSTED: '10.0.0.0/8,garbage' }, expect: /^POSTERN_PROXY_PROTOCOL_TRUSTED: invalid IP address or CIDR "garbage"/m },
     { name: 'a CIDR with a bad prefix', yaml: 'xclient:\n  trusted: [10.0.0.0/33]\n', expect: /xclient\.trusted\.0: invalid IP address or CIDR "10\.0\.0\.0\/33"/, line: at(2) },
     { name: 'a misspelt POSTERN_ variable', yaml: '', env: { POSTERN_DOMIANS: 'example.org' }, expect: /^POSTERN_DOMIANS: unknown environment variable.*did you mean POSTERN_DOMAINS\?/m },
     { name: 'a misspelt key', yaml: 'backend:\n  hots: mail.example\n', expect: /backend\.hots: unknown key \(did you mean host\?\)/, line: at(2) },
+    { name: 'a known key in the wrong place', yaml: 'maxMessageSize: 10MB\n', expect: /maxMessageSize: unknown key \(did you mean limits\.maxMessageSize\?\)/, line: at(1) },
     { name: 'an explicit policy folder that does not exist', yaml: `policies: ${path.join(dir, 'nope')}\n`, expect: /policies: cannot read policy folder/, line: at(1) },
     { name: 'a broken policy file', yaml: `policies: ${path.join(dir, 'badpolicy')}\n`, expect: /10-x\.yaml:4:\d+: .*spf/ },
     { name: 'an unquoted *.example.com in a policy file', yaml: `policies: ${path.join(dir, 'aliaspolicy')}\n`, expect: /10-y\.yaml:4:\d+: .*quote it: "\*\.example\.com"/ },
     { name: 'a missing allow list', yaml: `lists:\n  allow: ${path.join(dir, 'none.txt')}\n`, expect: /lists\.allow: cannot read list/, line: at(2) },
     { name: 'a bad entry in the block list', yaml: `lists:\n  block: ${path.join(dir, 'block.txt')}\n`, expect: /block\.txt:2:1: invalid IP address, CIDR or domain "not"|block\.txt:2:\d+: one entry per line/ },
+    { name: 'decisions.file naming a folder', yaml: `decisions:\n  file: ${path.join(dir, 'adir')}\n`, expect: /decisions\.file: .*adir is a folder: name a file in it/, line: at(2) },
+    { name: 'a garbage report signing key', yaml: `reports:\n  dmarc:\n    email: dmarc@example.net\n    signing:\n      domain: example.net\n      selector: s1\n      keyFile: ${path.join(dir, 'garbage.pem')}\n    failure:\n      enabled: true\n`, expect: /reports\.dmarc\.signing\.keyFile: cannot use .*garbage\.pem/, line: at(7) },
     { name: 'a Redis URL without a host', yaml: 'redis:\n  url: "redis://"\n', expect: /redis\.url: .*(not a valid URL|has no host)/, line: at(2) },
     { name: 'Sentinel without sentinels', yaml: 'redis:\n  sentinel:\n    masterName: mymaster\n', expect: /redis: Sentinel needs a master name and at least one sentinel/ },
     { name: 'a size with an unknown unit', yaml: 'limits:\n  maxMessageSize: 10XB\n', expect: /limits\.maxMessageSize: expected a size/, line: at(2) },
@@ -90,6 +95,7 @@ async function brokenCases(): Promise<{ dir: string; cases: Case[] }> {
     { name: 'a listener by host name', yaml: 'listen: ["localhost:2525"]\ndomains: [example.net]\n', whole: true, expect: /listen\.0: "localhost:2525": the host must be an IP address/, line: 1 },
     { name: 'two listeners on one port', yaml: `listen: ["0.0.0.0:${port}", "127.0.0.1:${port}"]\ndomains: [example.net]\n`, whole: true, expect: new RegExp(`listen\\.1: 127\\.0\\.0\\.1:${port} collides with 0\\.0\\.0\\.0:${port}`), line: 1 },
     { name: 'metrics on the SMTP port', yaml: `listen: ["127.0.0.1:${port}"]\nmetrics:\n  listen: "127.0.0.1:${port}"\ndomains: [example.net]\n`, whole: true, expect: new RegExp(`metrics\\.listen: 127\\.0\\.0\\.1:${port} collides`), line: 3 },
+    { name: 'a backend that is Postern\'s own listener', yaml: `listen: ["0.0.0.0:${port}"]\nmetrics:\n  listen: "127.0.0.1:0"\nbackend:\n  port: ${port}\ndomains: [example.net]\n`, whole: true, expect: new RegExp(`backend\\.port: backend 127\\.0\\.0\\.1:${port} is Postern's own SMTP listener \\(listen: 0\\.0\\.0\\.0:${port}\\)`), line: 5 },
     { name: 'a config file that is a directory', yaml: '', env: { POSTERN_CONFIG: path.join(dir, 'adir') }, expect: /adir: cannot read config file: it is a directory/ },
   ];
   return { dir, cases };
@@ -132,14 +138,17 @@ describe('what check-config accepts, serve starts', { concurrency: 2 }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-startup-ok-'));
   selfSignedPair(dir, 'ok'); // ok.crt, ok.key: named relative to the TLS config below
   const hasV6 = Object.values(os.networkInterfaces()).some((l) => l?.some((a) => a.address === '::1'));
-  const configs: Array<[string, (port: number) => string]> = [
+  // the third element: what serve must warn about once it listens
+  const configs: Array<[string, (port: number) => string, RegExp?]> = [
     ['wildcards and IDN in domains', () => 'listen: ["127.0.0.1:0"]\ndomains:\n  - example.net\n  - ".sub.example.net"\n  - "*.wild.example"\n  - bücher.example\n  - foo.github.io\n'],
     ['units and yes/no words', () => `listen: ["127.0.0.1:0"]\ndomains: [example.net]\nbackend:\n  xclient: yes\n  rejectUnauthorized: off\n  idleTimeoutMs: 30s\n  recipientCacheSeconds: 5m\nlimits:\n  maxMessageSize: 10MB\n  maxHeaderBytes: 512KiB\n  socketTimeoutMs: 5m\nreputation:\n  halfLifeHours: 3d\nlog:\n  pretty: no\n`],
     ['TLS named relative to the config, no policy folder beside it', () => `listen: ["127.0.0.1:0"]\ndomains: [example.net]\ntls:\n  cert: ok.crt\n  key: ok.key\n`],
     ['both families on one port', (port) => `listen: ["0.0.0.0:${port}"${hasV6 ? `, "[::]:${port}"` : ''}]\ndomains: [example.net]\n`],
+    // a valid address the host has no route to: it starts (workers, so the primary too) and says so
+    ['a DNS server the host cannot reach', () => 'listen: ["127.0.0.1:0"]\ndomains: [example.net]\nworkers: 2\ndns:\n  servers: ["[fe80::1%lo]:53"]\n', /no DNS resolver answers: fe80::1%lo:53 unreachable/],
   ];
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  for (const [name, text] of configs) {
+  for (const [name, text, warns] of configs) {
     it(`${name}: check-config says ok and serve starts`, async () => {
       const file = path.join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
       fs.writeFileSync(file, text(await freePort()) + 'metrics:\n  listen: "127.0.0.1:0"\n');
@@ -149,6 +158,7 @@ describe('what check-config accepts, serve starts', { concurrency: 2 }, () => {
       assert.ok(served.started, `${name}: serve did not start: ${served.stderr}`);
       assert.equal(served.code, 0, `${name}: drained and exited 0`);
       assert.doesNotMatch(served.stderr, STACK);
+      if (warns) assert.match(served.stdout, warns);
     });
   }
 });

@@ -38,6 +38,7 @@ export async function policyCommand(argv: string[], io: Io = processIo): Promise
         if (rest.length > 1) throw new UsageError('policy test takes one folder');
         return runTests(rest[0], stringOption(values, 'config'), io);
       case 'schema':
+        if (rest.length > 0) throw new UsageError(`policy schema takes no argument "${rest[0]}"`);
         io.out(JSON.stringify(values.tests === true ? policyTestJsonSchema() : policyFileJsonSchema(), null, 2) + '\n');
         return EXIT.ok;
       default:

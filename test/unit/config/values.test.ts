@@ -9,7 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../../../src/config/load.ts';
-import { parseDuration, parseSize } from '../../../src/config/values.ts';
+import { getIn } from '../../../src/config/key-path.ts';
+import { configLeaves } from '../../../src/config/leaves.ts';
+import { maskUrl, parseDuration, parseSize } from '../../../src/config/values.ts';
 import { closest } from '../../../src/config/suggest.ts';
 import { ConfigErrors } from '../../../src/core/errors.ts';
 
@@ -73,6 +75,59 @@ describe('units', () => {
   });
 });
 
+describe('passwords in URLs', () => {
+  it('are masked whole, whatever characters they hold', () => {
+    assert.equal(maskUrl('redis://u:secret@cache.example:6379/0'), 'redis://u:****@cache.example:6379/0');
+    assert.equal(maskUrl('redis://u:p@ssw0rd@cache.example:6379'), 'redis://u:****@cache.example:6379', 'an @ in the password');
+    assert.equal(maskUrl('redis://:a@b@c@cache.example'), 'redis://:****@cache.example');
+    assert.equal(maskUrl('rediss://u:pa/ss@cache.example'), 'rediss://u:****@cache.example', 'an unencoded / in the password');
+    assert.equal(maskUrl('redis+sentinel://:p@w@s1:26379,s2:26379/mymaster'), 'redis+sentinel://:****@s1:26379,s2:26379/mymaster');
+    assert.equal(maskUrl('redis://cache.example:6379/0'), 'redis://cache.example:6379/0', 'no password: unchanged');
+    assert.equal(maskUrl('redis://user@cache.example:6379'), 'redis://user@cache.example:6379', 'a user without a password');
+    assert.equal(maskUrl('not a url'), 'not a url');
+  });
+
+  it('are masked in check-config errors', () => {
+    const refused = problems(() => fromFile('redis:\n  url: "redis://u:p@ssw0rd@/0"\n'));
+    assert.ok(Array.isArray(refused) && refused.length === 1, String(refused));
+    assert.doesNotMatch(refused[0]!, /ssw0rd/);
+    assert.match(refused[0]!, /redis:\/\/u:\*\*\*\*@\/0/);
+  });
+});
+
+describe('time keys', () => {
+  const UNIT: Array<[RegExp, string]> = [[/Ms$/, 'ms'], [/Seconds$/, 's'], [/Hours$/, 'h'], [/Days$/, 'd']];
+  const timeKeys = configLeaves().flatMap((leaf) => {
+    const unit = UNIT.find(([suffix]) => suffix.test(leaf.key))?.[1];
+    return unit ? [{ leaf, unit }] : [];
+  });
+
+  it('every key that is a time (…Ms, …Seconds, …Hours, …Days) takes a unit', () => {
+    assert.ok(timeKeys.length >= 20, `${timeKeys.length} time keys`);
+    for (const { leaf, unit } of timeKeys) {
+      // the default, written with the key's own unit: accepted and read as the plain number
+      const c = fromEnv({ [leaf.env]: `${String(leaf.default)}${unit}` }).config;
+      assert.equal(getIn(c, leaf.path), leaf.default, leaf.key);
+    }
+    assert.equal(fromFile('limits:\n  greetingDelayMs: 0.25s\n').config.limits.greetingDelayMs, 250);
+    assert.equal(fromFile('reports:\n  dmarc:\n    periodHours: 1d\n').config.reports.dmarc.periodHours, 24);
+    assert.deepEqual(problems(() => fromFile('limits:\n  greetingDelayMs: 1m\n')), ['at most 30000 milliseconds']);
+    assert.deepEqual(problems(() => fromFile('reports:\n  dmarc:\n    periodHours: 2d\n')), ['one of 1, 2, 3, 4, 6, 8, 12, 24 hours (periods align to UTC days)']);
+  });
+
+  it('a key in milliseconds (a timer) is at most 24 days: Node.js would fire a longer timer at once', () => {
+    const keys = timeKeys.filter((t) => t.unit === 'ms');
+    assert.ok(keys.length >= 10);
+    for (const { leaf } of keys) {
+      const refused = problems(() => fromEnv({ [leaf.env]: '30d' }));
+      assert.ok(Array.isArray(refused) && refused.some((p) => /at most 24d \(2073600000 ms\)|at most \d+ milliseconds/.test(p)), `${leaf.key}: ${String(refused)}`);
+    }
+    assert.deepEqual(problems(() => fromFile('limits:\n  socketTimeoutMs: 30d\n')), ['at most 24d (2073600000 ms): a longer timer cannot be kept']);
+    assert.deepEqual(problems(() => fromFile('limits:\n  socketTimeoutMs: 2147483648\n')), ['at most 24d (2073600000 ms): a longer timer cannot be kept']);
+    assert.equal(fromFile('limits:\n  socketTimeoutMs: 24d\n').config.limits.socketTimeoutMs, 24 * 86_400_000);
+  });
+});
+
 describe('the file and the environment give the same verdict', () => {
   // [key path, env var, text]: each text alone, in the YAML file and in the variable.
   const table: Array<[string, string, string, 'ok' | RegExp]> = [
@@ -128,6 +183,23 @@ describe('unknown names and YAML traps', () => {
     assert.deepEqual(problems(() => fromFile('zzzz: 1\n')), ['unknown key']);
     assert.equal(closest('bakend', ['backend', 'dns']), 'backend');
     assert.deepEqual(problems(() => fromFile('xclient: yes\n')), ['expected a mapping with the keys trusted (did you mean backend.xclient?)']);
+  });
+
+  it('a known key in the wrong place gets the full path of the key of that name', () => {
+    assert.deepEqual(problems(() => fromFile('maxMessageSize: 10MB\n')), ['unknown key (did you mean limits.maxMessageSize?)']);
+    assert.deepEqual(problems(() => fromFile('maxMesageSize: 10MB\n')), ['unknown key (did you mean limits.maxMessageSize?)'], 'misspelt too');
+    assert.deepEqual(problems(() => fromFile('backend:\n  socketTimeoutMs: 5m\n')), ['unknown key (did you mean limits.socketTimeoutMs?)'], 'the same name elsewhere beats a close sibling');
+    assert.deepEqual(problems(() => fromFile('port: 25\n')), ['unknown key (did you mean backend.port or reports.dmarc.relay.port?)']);
+    assert.deepEqual(problems(() => fromFile('relay:\n  host: x\n')), ['unknown key (did you mean reports.dmarc.relay?)'], 'a section too');
+    assert.deepEqual(problems(() => fromFile('limits:\n  max_message_size: 1\n')), ['unknown key (did you mean maxMessageSize?)'], 'a sibling spelt otherwise first');
+  });
+
+  it('a value not among a key\'s options gets the one it resembles', () => {
+    const levels = 'Invalid option: expected one of "fatal"|"error"|"warn"|"info"|"debug"|"trace"|"silent"';
+    assert.deepEqual(problems(() => fromFile('log:\n  level: warning\n')), [`${levels} (did you mean warn?)`]);
+    assert.deepEqual(problems(() => fromEnv({ POSTERN_LOG_LEVEL: 'warning' })), [`${levels} (did you mean warn?)`]);
+    assert.deepEqual(problems(() => fromFile('log:\n  level: verbose\n')), [levels]);
+    assert.deepEqual(problems(() => fromFile('backend:\n  tls: STARTTLS\n')), ['Invalid option: expected one of "none"|"starttls" (did you mean starttls?)']);
   });
 
   it('an unquoted *.example.com says to quote it, at its line', () => {

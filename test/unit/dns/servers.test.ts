@@ -21,6 +21,18 @@ void describe('dns server addresses', () => {
     assert.throws(() => parseServer('[2001:db8::53]53'), /expected ":port"/);
   });
 
+  void it('refuses addresses no resolver can be reached at: unscoped IPv6 link-local, broadcast, multicast', () => {
+    assert.throws(() => parseServer('fe80::1'), /link-local address without its interface: write it as \[fe80::1%eth0\]:53/);
+    assert.throws(() => parseServer('[fe80::53]:53'), /link-local/);
+    assert.throws(() => parseServer('255.255.255.255:53'), /broadcast address/);
+    assert.throws(() => parseServer('[::ffff:255.255.255.255]:53'), /broadcast address/);
+    assert.throws(() => parseServer('224.0.0.251:5353'), /multicast address/);
+    assert.throws(() => parseServer('[ff02::1]:53'), /multicast address/);
+    // with its interface a link-local resolver is fine (a router's), as is IPv4 link-local (cloud resolvers)
+    assert.deepEqual(parseServer('[fe80::1%eth0]:53'), { host: 'fe80::1%eth0', port: 53 });
+    assert.deepEqual(parseServer('169.254.169.253'), { host: '169.254.169.253', port: 53 });
+  });
+
   void it('reads nameserver lines from resolv.conf', () => {
     const conf = '# comment\nsearch example.com\nnameserver 192.0.2.1\nnameserver  2001:db8::1\nnameserver bogus\noptions ndots:2\n';
     assert.deepEqual(parseResolvConf(conf), [{ host: '192.0.2.1', port: 53 }, { host: '2001:db8::1', port: 53 }]);

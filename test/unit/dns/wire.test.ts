@@ -133,6 +133,26 @@ void describe('dns wire transport', () => {
     }
   });
 
+  void it('a server the host cannot connect to fails the lookup as unreachable at once, without crashing the process', async () => {
+    // connect(2) to the IPv4 broadcast address without SO_BROADCAST fails with EACCES: the error
+    // reaches only the connect callback (a send() after it threw outside any handler)
+    const outcomes: string[] = [];
+    const r = createResolver({
+      servers: [{ host: '255.255.255.255', port: 53 }], timeoutMs: 30_000, attempts: 2, cacheSize: 0,
+      observer: { lookup: (_type, outcome) => outcomes.push(outcome), cacheHit: () => undefined },
+    });
+    try {
+      await assert.rejects(r.resolve('q.example', 'TXT'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ECONNREFUSED');
+        assert.match(err.message, /connect EACCES/, 'the connect error, not the 30 s timeout');
+        return true;
+      });
+      assert.deepEqual(outcomes, ['unreachable'], 'the metric label');
+    } finally {
+      r.close();
+    }
+  });
+
   void it('refuses a DNS server that is not an IP address', () => {
     assert.throws(() => createResolver({ servers: [{ host: 'dns.example', port: 53 }] }), TypeError);
     assert.throws(() => createResolver({ servers: [{ host: '127.0.0.1', port: 0 }] }), TypeError);

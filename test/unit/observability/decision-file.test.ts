@@ -148,6 +148,8 @@ describe('decisions.file', () => {
     assert.deepEqual(checkDecisionsFile(config({ file: path.join(root, 'ok.jsonl') })), []);
     const [missing] = checkDecisionsFile(config({ file: path.join(root, 'no-such-dir', 'd.jsonl') }));
     assert.match(missing?.message ?? '', /^decisions\.file: cannot write decision records to .*no-such-dir\/d\.jsonl: ENOENT/);
+    const [folder] = checkDecisionsFile(config({ file: root }), (key) => ({ file: 'postern.yaml', line: 7, column: 9, key }));
+    assert.equal(folder?.message, `postern.yaml:7:9: decisions.file: ${root} is a folder: name a file in it, e.g. ${path.join(root, 'decisions.jsonl')}`);
     assert.throws(() => config({ file: 'd.jsonl', maxBytes: 0, daily: false }), /decisions\.file would grow without bound/);
     assert.throws(() => config({ maxBytes: 100 }), /0 \(no size limit\) or at least 4096/);
   });
