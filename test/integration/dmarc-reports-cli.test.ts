@@ -53,7 +53,7 @@ describe('postern reports CLI and check-config', () => {
     const key = await runCli(['check-config'], { ...enabled, POSTERN_REPORTS_DMARC_STATE_DIR: dir, POSTERN_REPORTS_DMARC_SIGNING_DOMAIN: 'example.net',
       POSTERN_REPORTS_DMARC_SIGNING_SELECTOR: 's', POSTERN_REPORTS_DMARC_SIGNING_KEY_FILE: badKey });
     assert.notEqual(key.code, 0);
-    assert.match(key.stderr, /reports\.dmarc\.signing\.keyFile: cannot use .*bad\.pem/);
+    assert.match(key.stderr, /^POSTERN_REPORTS_DMARC_SIGNING_KEY_FILE: cannot use .*bad\.pem/m, 'named where it was set: the variable');
     assert.doesNotMatch(key.stderr, /\n\s+at /);
     const ok = await runCli(['check-config'], { ...enabled, POSTERN_REPORTS_DMARC_STATE_DIR: dir });
     assert.equal(ok.code, 0, ok.stderr);
