@@ -55,7 +55,9 @@ export function selectSignatures(fields: readonly (readonly Buffer[])[], limits:
     const tags = signatureTags(field);
     if (tags.names > limits.maxHeaderNames) {
       withheld.add(index);
-      overHeaderNames++;
+      // only DKIM-Signatures are DKIM results; a withheld ARC-Message-Signature breaks its
+      // chain, and ARC says so (arc=fail), not a dkim=policy entry for a signature never there
+      if (key === 'dkim-signature') overHeaderNames++;
     } else if (key === 'dkim-signature') {
       dkim.push({ index, ...tags });
     }
@@ -63,9 +65,9 @@ export function selectSignatures(fields: readonly (readonly Buffer[])[], limits:
   const overCount = Math.max(0, dkim.length - limits.maxDkimSignatures);
   if (overCount > 0) {
     const from = fromField ? authorOrgDomain(fromField) : null;
-    const aligned = (s: Signature): boolean => from !== null && s.domain !== '' && registrableDomainOf(s.domain) === from;
+    const isAligned = new Set(dkim.filter((s) => from !== null && s.domain !== '' && registrableDomainOf(s.domain) === from));
     // stable: aligned signatures first, each group in header order (top down)
-    const ranked = [...dkim.filter(aligned), ...dkim.filter((s) => !aligned(s))];
+    const ranked = [...dkim.filter((s) => isAligned.has(s)), ...dkim.filter((s) => !isAligned.has(s))];
     for (const s of ranked.slice(limits.maxDkimSignatures)) withheld.add(s.index);
   }
   return { withheld, overCount, overHeaderNames };

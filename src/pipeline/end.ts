@@ -67,8 +67,14 @@ export function endTransaction(deps: EndDeps, state: SessionState, tx: Transacti
       stage,
       timing: { totalMs, ...detail.timing },
     };
-    countMessage(deps.metrics, record);
-    logDecision(state, tx, record, deps.decisionFile);
+    try {
+      countMessage(deps.metrics, record);
+      logDecision(state, tx, record, deps.decisionFile);
+    } catch (err) {
+      // bookkeeping must never change the answer: a 451 after the backend's 250 would make the
+      // sender retry a delivered message (a duplicate)
+      state.log.error({ err }, 'recording the decision failed');
+    }
     // DMARC aggregate reports count what finally happened to each message (src/reports)
     const would = decision?.wouldHave;
     if (stage === 'data') {
