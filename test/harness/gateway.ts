@@ -17,6 +17,18 @@ import type { StartupResources } from '../../src/startup/resources.ts';
 
 export const SHIPPED_POLICIES = path.resolve(import.meta.dirname, '../../policies');
 
+/**
+ * A temporary copy of the shipped policy folder with one of its samples turned on (`NAME.sample`
+ * copied to NAME) and an entry added to one of its lists: how an admin follows a sample's recipe.
+ */
+export function shippedWithSample(prefix: string, sample: string, list: string, entry: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  fs.cpSync(SHIPPED_POLICIES, dir, { recursive: true });
+  fs.copyFileSync(path.join(dir, `${sample}.sample`), path.join(dir, sample));
+  fs.appendFileSync(path.join(dir, 'lists', list), `${entry}\n`);
+  return dir;
+}
+
 export interface TestGateway {
   readonly port: number;
   readonly httpPort: number | null;

@@ -9,11 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { forwardThroughList, loopbackResolver } from '../harness/arc.ts';
-import { SHIPPED_POLICIES } from '../harness/gateway.ts';
+import { shippedWithSample } from '../harness/gateway.ts';
 import { dkimKey, message, sign, type DkimKey } from '../harness/mail.ts';
 import { changes, scrape } from '../harness/metrics.ts';
 import { sendMail } from '../harness/smtp-client.ts';
@@ -25,10 +23,7 @@ describe('ARC trusted sealers through the gateway', () => {
   const lists = { trusted: dkimKey('rsa'), other: dkimKey('ed25519') } satisfies Record<string, DkimKey>;
 
   before(async () => {
-    policies = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-arc-'));
-    fs.cpSync(SHIPPED_POLICIES, policies, { recursive: true });
-    fs.copyFileSync(path.join(policies, '00-a-forwarders.yaml.sample'), path.join(policies, '00-a-forwarders.yaml'));
-    fs.appendFileSync(path.join(policies, 'lists/trusted-sealers.txt'), 'lists.example\n');
+    policies = shippedWithSample('postern-arc-', '00-a-forwarders.yaml', 'trusted-sealers.txt', 'lists.example');
     w = await startWorld({
       policies,
       zone: {
@@ -120,11 +115,8 @@ describe('a trusted forwarder by IP through the gateway', () => {
   let policies: string;
 
   before(async () => {
-    policies = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-fwd-'));
-    fs.cpSync(SHIPPED_POLICIES, policies, { recursive: true });
-    fs.copyFileSync(path.join(policies, '00-a-forwarders.yaml.sample'), path.join(policies, '00-a-forwarders.yaml'));
     // the test client connects from 127.0.0.1: it is the forwarder
-    fs.appendFileSync(path.join(policies, 'lists/trusted-forwarders.txt'), '127.0.0.1\n');
+    policies = shippedWithSample('postern-fwd-', '00-a-forwarders.yaml', 'trusted-forwarders.txt', '127.0.0.1');
     w = await startWorld({ policies });
   });
   after(async () => {

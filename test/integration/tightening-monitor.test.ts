@@ -8,10 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SHIPPED_POLICIES } from '../harness/gateway.ts';
+import { shippedWithSample } from '../harness/gateway.ts';
 import { message } from '../harness/mail.ts';
 import { changes, scrape } from '../harness/metrics.ts';
 import { sendMail } from '../harness/smtp-client.ts';
@@ -23,10 +22,7 @@ describe('tightening a p=none domain: monitor mode through the gateway, then enf
   const METRICS = ['postern_monitor_would_have_total'];
 
   before(async () => {
-    policies = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-tighten-'));
-    fs.cpSync(SHIPPED_POLICIES, policies, { recursive: true });
-    fs.copyFileSync(path.join(policies, '60-tighten-weak-domains.yaml.sample'), path.join(policies, '60-tighten-weak-domains.yaml'));
-    fs.appendFileSync(path.join(policies, 'lists/tighten-reject.txt'), 'weak.example\n');
+    policies = shippedWithSample('postern-tighten-', '60-tighten-weak-domains.yaml', 'tighten-reject.txt', 'weak.example');
     w = await startWorld({
       policies,
       zone: {
