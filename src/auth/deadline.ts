@@ -9,9 +9,15 @@ import type { DNSResolver } from 'mailauth';
  * any DNS timeout (RFC 7208 §4.6.4 and §5: SPF; RFC 6376 §6.1.2: DKIM key lookups), so the
  * check ends promptly with a temperror and no work of it stays queued behind a slow server.
  * The query itself ends by its own timeout (dns.timeoutMs); nobody waits for it.
+ *
+ * Passed means the time is up by the clock, not only once the timer has run: on a busy event
+ * loop the timer runs late, while mailauth's own limit (SPF's maxElapsedTime, read from
+ * Date.now()) has already ended the check, and that temperror is still the deadline's.
  */
 export class Deadline {
   #timer: NodeJS.Timeout | null = null;
+  /** Date.now() at which the time is up; null before start() and after cancel(). */
+  #endsAt: number | null = null;
   #passed = false;
   #onPass: Array<() => void> = [];
   /** Resolves when the deadline passes (never, if it is cancelled first). */
@@ -24,23 +30,28 @@ export class Deadline {
   /** Starts the clock: the deadline passes `ms` from now. Only the first call counts. */
   start(ms: number): void {
     if (this.#timer || this.#passed) return;
+    this.#endsAt = Date.now() + ms;
     this.#timer = setTimeout(() => this.#pass(), ms);
     this.#timer.unref();
   }
 
   get hasPassed(): boolean {
+    if (!this.#passed && this.#endsAt !== null && Date.now() >= this.#endsAt) this.#pass();
     return this.#passed;
   }
 
-  /** The check finished in time: no timer left behind. */
+  /** The check finished: no timer left behind, and the deadline no longer passes. */
   cancel(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#endsAt = null;
   }
 
   #pass(): void {
+    if (this.#timer) clearTimeout(this.#timer);
     this.#passed = true;
     this.#timer = null;
+    this.#endsAt = null;
     for (const f of this.#onPass.splice(0)) f();
   }
 }

@@ -15,10 +15,10 @@ export interface FuzzResult {
   readonly problems: string[];
 }
 
-export async function runFuzz(opts: { runs: number; workers: number; seed: number; progress?: (stats: FuzzStats, elapsedMs: number) => void }): Promise<FuzzResult> {
+export async function runFuzz(opts: { runs: number; workers: number; seed: number; progress?: (stats: FuzzStats, elapsedMs: number) => void; progressEveryMs?: number }): Promise<FuzzResult> {
   const world = await startFuzzWorld();
   const started = Date.now();
-  const ticker = opts.progress ? setInterval(() => opts.progress!(world.stats, Date.now() - started), 10_000) : null;
+  const ticker = opts.progress ? setInterval(() => opts.progress!(world.stats, Date.now() - started), opts.progressEveryMs ?? 10_000) : null;
   const problems: string[] = [];
   try {
     const property = fc.asyncProperty(fuzzInput, async (input) => {
